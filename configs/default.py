@@ -1,0 +1,79 @@
+"""Every configuration key, with its default, grouped by the component that reads it.
+
+Experiment files start from ``get_default_configs()`` and change what differs. Nothing here is
+derived from another key: schedules and other derived values are computed in code, so a command
+line override such as ``--config.model.K=50`` always takes effect.
+"""
+import ml_collections
+
+
+def get_default_configs():
+    config = ml_collections.ConfigDict()
+    config.seed = 42  # training seed (data order, levels, noise, dropout); recorded in the run
+
+    # --- training loop (scripts/trainer.py)
+    config.training = training = ml_collections.ConfigDict()
+    training.batch_size = 128
+    training.n_iters = 1_300_001
+    training.snapshot_freq = 50_000  # numbered snapshots checkpoints/checkpoint_{step // snapshot_freq}.pth
+    training.snapshot_freq_for_preemption = 5_000  # checkpoints-meta/checkpoint.pth (resume point)
+    training.sampling_freq = 10_000  # sample grid into samples/ and TensorBoard
+    training.log_freq = 50  # TensorBoard scalars
+    training.num_samples = 36  # images in each periodic sample grid
+    training.mixed_precision = "bf16"  # on CUDA: 'bf16' | 'fp16' (with loss scaling) | 'no'; CPU always float32
+    training.num_workers = 0  # DataLoader workers (image folders benefit from 4-8)
+
+    # --- data (scripts/datasets.py)
+    config.data = data = ml_collections.ConfigDict()
+    data.dataset = "mnist5k"  # mnist5k | mnist | cifar10 | image_folder | afhq | ffhq | lsun_church
+    data.image_size = 28  # int, or a pair (H, W) for rectangular images
+    data.num_channels = 1
+    data.root = "data/mnist5k"  # where the dataset lives (downloads go here; folder or .zip for image sets)
+    data.random_flip = False  # random horizontal flips during training
+    data.uniform_dequantization = False  # (255 x + u) / 256 during training
+
+    # --- forward process (model_code/operators.py, model_code/processes.py)
+    config.model = model = ml_collections.ConfigDict()
+    model.process = "ihdm"  # ihdm | gaussian
+    model.forward = "heat"  # operator: heat | blur | identity | random_matrix | random_matrix_product | constant_velocity | constant_deceleration
+    model.K = 100  # number of levels
+    model.sigma = 0.01  # ihdm: training noise std (data in [0, 1])
+    model.delta = ml_collections.config_dict.placeholder(float)  # ihdm: sampling noise std; None: 1.25 sigma (--delta overrides)
+    model.blur_sigma_min = 0.5  # heat: sigma_B at level 1
+    model.blur_sigma_max = 20.0  # heat: sigma_B at level K; blur: sigma_B at t = 1
+    model.min_scale = 0.001  # blur: d_min, the floor of every frequency's scale
+    model.operator_seed = 0  # random_matrix*: seed of the matrices (stored in checkpoints too)
+    model.prior = "kde"  # kde (training images at level K + noise) | fitted_gaussian | standard_normal
+    # gaussian process
+    model.continuous_time = True  # t ~ U(0, 1) during training; False: t = k / K, k ~ U{1..K}
+    model.logsnr_min = -10.0  # cosine log-SNR schedule clipped to [logsnr_min, logsnr_max]
+    model.logsnr_max = 10.0
+    model.clip_denoised = True  # clip the estimate of x0 to the data range while sampling
+
+    # --- network (model_code/unet.py)
+    model.network = "unet"
+    model.model_channels = 128
+    model.channel_mult = (1, 2, 2)
+    model.num_res_blocks = 4
+    model.attention_levels = (2,)  # indices into channel_mult (level i works at image_size / 2^i)
+    model.dropout = 0.1
+    model.ema_rate = 0.999
+
+    # --- optimiser (scripts/trainer.py)
+    config.optim = optim = ml_collections.ConfigDict()
+    optim.optimizer = "Adam"
+    optim.lr = 2e-4
+    optim.beta1 = 0.9
+    optim.beta2 = 0.999
+    optim.eps = 1e-8
+    optim.weight_decay = 0.0
+    optim.warmup = 5_000  # linear learning-rate warm-up steps
+    optim.grad_clip = 1.0  # clip the global gradient norm (<= 0 disables)
+
+    # --- sampling and evaluation (sample.py, evaluate.py)
+    config.eval = evaluation = ml_collections.ConfigDict()
+    evaluation.batch_size = 128
+    evaluation.seed = 0  # base seed of sampling and evaluation: image i uses a seed derived from (seed, i)
+    evaluation.elbo_passes = 1  # Monte-Carlo passes over the test set for the ELBO
+    evaluation.num_test = 0  # test images used by the ELBO (0: all)
+    return config

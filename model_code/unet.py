@@ -1,0 +1,182 @@
+"""A U-Net of the improved-diffusion kind: ``net(x, time) -> tensor`` shaped like x.
+
+GroupNorm + SiLU residual blocks conditioned on a sinusoidal embedding of a scalar time,
+single-head self-attention at chosen levels, stride-2 convolutions down, nearest-neighbour
+upsampling + convolution up, and a zero-initialised output convolution (so an untrained
+network outputs 0). It knows nothing about the process: ``time`` is whatever scalar the
+process feeds it (the IHDM level k, or 1000 t for the Gaussian objective).
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def timestep_embedding(time: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of time [B] -> [B, dim]: cos and sin of time / max_period^(i / half)."""
+    half = dim // 2
+    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, device=time.device, dtype=torch.float32) / half)
+    angles = time.float()[:, None] * frequencies[None]
+    embedding = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+    if dim % 2:
+        embedding = F.pad(embedding, (0, 1))
+    return embedding
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with 32 groups, or the largest divisor of ``channels`` below that (tiny test nets)."""
+    return nn.GroupNorm(math.gcd(32, channels), channels)
+
+
+def zero_module(module: nn.Module) -> nn.Module:
+    for parameter in module.parameters():
+        nn.init.zeros_(parameter)
+    return module
+
+
+class ResBlock(nn.Module):
+    """h = conv(SiLU(GN(x))) + W emb; out = skip(x) + zero_conv(dropout(SiLU(GN(h))))."""
+
+    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int, dropout: float):
+        super().__init__()
+        self.in_layers = nn.Sequential(group_norm(in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1))
+        self.embedding = nn.Sequential(nn.SiLU(), nn.Linear(embedding_dim, out_channels))
+        self.out_layers = nn.Sequential(
+            group_norm(out_channels), nn.SiLU(), nn.Dropout(dropout), zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        )
+        self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        h = self.in_layers(x) + self.embedding(embedding)[:, :, None, None].to(x.dtype)
+        return self.skip(x) + self.out_layers(h)
+
+
+class AttentionBlock(nn.Module):
+    """Single-head self-attention over the H*W positions, with a residual connection."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = group_norm(channels)
+        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
+        self.proj = zero_module(nn.Conv1d(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor, embedding: torch.Tensor = None) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        qkv = self.qkv(self.norm(x).reshape(batch, channels, height * width))
+        q, k, v = (t.transpose(1, 2)[:, None] for t in qkv.chunk(3, dim=1))  # [B, 1, HW, C]
+        attended = F.scaled_dot_product_attention(q, k, v)[:, 0].transpose(1, 2)
+        return x + self.proj(attended).reshape(batch, channels, height, width)
+
+
+class Downsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor, embedding: torch.Tensor = None) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour upsampling to the skip connection's size, then a 3x3 convolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        return self.conv(F.interpolate(x, size=tuple(size), mode="nearest"))
+
+
+class Stage(nn.ModuleList):
+    """A residual block optionally followed by attention, applied in order."""
+
+    def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, embedding)
+        return x
+
+
+class UNet(nn.Module):
+    """The shared denoiser network.
+
+    Args:
+        in_channels / out_channels: image channels C in and out.
+        model_channels: base width; level i has model_channels * channel_mult[i] channels.
+        channel_mult: one entry per resolution level (level i works at size / 2^i).
+        num_res_blocks: residual blocks per level on the way down (one more on the way up).
+        attention_levels: indices of the levels that get self-attention.
+        dropout: dropout rate inside residual blocks.
+    Shapes: x [B, C, H, W], time [B] -> [B, out_channels, H, W].
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        out_channels: int,
+        model_channels: int,
+        channel_mult: Sequence[int],
+        num_res_blocks: int,
+        attention_levels: Sequence[int] = (),
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        bad_levels = [level for level in attention_levels if not 0 <= level < len(channel_mult)]
+        if bad_levels:
+            raise ValueError(f"attention_levels {list(attention_levels)} must index channel_mult (0..{len(channel_mult) - 1})")
+        self.model_channels = model_channels
+        embedding_dim = 4 * model_channels
+        self.time_mlp = nn.Sequential(nn.Linear(model_channels, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim))
+        self.input_conv = nn.Conv2d(in_channels, model_channels, 3, padding=1)
+
+        def stage(channels_in: int, channels_out: int, level: int) -> Stage:
+            layers: List[nn.Module] = [ResBlock(channels_in, channels_out, embedding_dim, dropout)]
+            if level in attention_levels:
+                layers.append(AttentionBlock(channels_out))
+            return Stage(layers)
+
+        self.down = nn.ModuleList()
+        skip_channels = [model_channels]
+        channels = model_channels
+        for level, mult in enumerate(channel_mult):
+            for _ in range(num_res_blocks):
+                self.down.append(stage(channels, model_channels * mult, level))
+                channels = model_channels * mult
+                skip_channels.append(channels)
+            if level != len(channel_mult) - 1:
+                self.down.append(Downsample(channels))
+                skip_channels.append(channels)
+
+        self.middle = Stage(
+            [ResBlock(channels, channels, embedding_dim, dropout), AttentionBlock(channels), ResBlock(channels, channels, embedding_dim, dropout)]
+        )
+
+        self.up = nn.ModuleList()
+        self.upsamplers = nn.ModuleDict()
+        for level, mult in reversed(list(enumerate(channel_mult))):
+            for _ in range(num_res_blocks + 1):
+                self.up.append(stage(channels + skip_channels.pop(), model_channels * mult, level))
+                channels = model_channels * mult
+            if level:
+                self.upsamplers[str(len(self.up) - 1)] = Upsample(channels)
+
+        self.output = nn.Sequential(group_norm(channels), nn.SiLU(), zero_module(nn.Conv2d(channels, out_channels, 3, padding=1)))
+
+    def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        embedding = self.time_mlp(timestep_embedding(time, self.model_channels))
+        h = self.input_conv(x)
+        skips = [h]
+        for layer in self.down:
+            h = layer(h, embedding)
+            skips.append(h)
+        h = self.middle(h, embedding)
+        for index, layer in enumerate(self.up):
+            h = layer(torch.cat([h, skips.pop()], dim=1), embedding)
+            if str(index) in self.upsamplers:
+                h = self.upsamplers[str(index)](h, skips[-1].shape[-2:])
+        return self.output(h)

@@ -1,0 +1,78 @@
+"""Draw samples from a trained run.
+
+    python sample.py --config CONFIG --workdir WORKDIR --checkpoint 0 --batch_size=9
+                     [--same_init | --share_noise | --interpolate --num_points=20] [--delta=D]
+
+--config may be left out: the run's saved config is used. Writes a grid of the samples, a grid
+of the initial states u_K, a GIF of the reverse process and the raw arrays (.npz) under
+WORKDIR/sample_outputs/ and prints the paths.
+"""
+import os
+
+from absl import app, flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Configuration file; default: WORKDIR/config.json.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Run directory of a training run.")
+flags.DEFINE_integer("checkpoint", 0, "0: the latest checkpoint (checkpoints-meta); N: checkpoints/checkpoint_N.pth.")
+flags.DEFINE_integer("batch_size", 9, "Number of samples.")
+flags.DEFINE_bool("same_init", False, "All samples start from the same u_K; the step noise differs.")
+flags.DEFINE_bool("share_noise", False, "All samples share the step noise; u_K differs.")
+flags.DEFINE_bool("interpolate", False, "Interpolate u_K linearly between two prior draws (shared noise).")
+flags.DEFINE_integer("num_points", 20, "Number of points along the interpolation.")
+flags.DEFINE_float("delta", None, "Sampling noise std (ihdm); default: the config's (1.25 sigma).")
+flags.DEFINE_integer("seed", None, "Base seed; default: config.eval.seed.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def chosen_mode() -> str:
+    chosen = [name for name in ("same_init", "share_noise", "interpolate") if getattr(FLAGS, name)]
+    if len(chosen) > 1:
+        raise ValueError(f"choose at most one of --same_init, --share_noise, --interpolate (got {', '.join(chosen)})")
+    return chosen[0] if chosen else "random"
+
+
+def run():
+    import numpy as np
+    import torch
+
+    from scripts.cli import load_trained, resolve_config
+    from scripts.imaging import save_gif, save_png
+    from scripts.sampler import sample
+    from scripts.trainer import pick_device
+
+    mode = chosen_mode()
+    count = FLAGS.num_points if mode == "interpolate" else FLAGS.batch_size
+    if count < 1:
+        raise ValueError(f"--batch_size / --num_points must be >= 1, got {count}")
+    config = resolve_config(FLAGS.config, FLAGS.workdir)
+    device = pick_device()
+    model = load_trained(config, FLAGS.workdir, FLAGS.checkpoint, device, delta=FLAGS.delta)
+    seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
+    out = sample(model.process, model.net, model.prior, mode=mode, count=count, seed=seed, shape=model.shape, device=device, record=True, progress=True)
+
+    to_unit = lambda x: model.data.to_unit(x).clamp(0, 1)
+    nrow = count if mode == "interpolate" else None
+    folder = os.path.join(FLAGS.workdir, "sample_outputs", f"{mode}_checkpoint{FLAGS.checkpoint}_step{model.step}_seed{seed}")
+    written = [
+        save_png(os.path.join(folder, "samples.png"), to_unit(out["samples"]), nrow),
+        save_png(os.path.join(folder, "initial.png"), to_unit(out["initial"]), nrow),
+        save_gif(os.path.join(folder, "process.gif"), [to_unit(u) for u in out["trajectory"]], nrow),
+    ]
+    npz = os.path.join(folder, "samples.npz")
+    np.savez_compressed(npz, samples=out["samples"].cpu().numpy(), initial=out["initial"].cpu().numpy(), data_range=np.array(model.process.data_range))
+    written.append(npz)
+    print(f"{count} samples ({mode}) from {model.checkpoint_path} (step {model.step}):")
+    for path in written:
+        print(f"  {path}")
+
+
+def main(argv):
+    from scripts.cli import run_cli
+
+    run_cli(run)
+
+
+if __name__ == "__main__":
+    app.run(main)

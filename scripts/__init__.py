@@ -1,0 +1,1 @@
+"""Runtime machinery: config handling, data, training, sampling, evaluation, checkpoints."""

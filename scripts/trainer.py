@@ -1,0 +1,268 @@
+"""The one trainer: every process and operator is trained by this loop.
+
+Resuming is exact: the checkpoint holds the network, EMA, optimiser, loss scaler, step, the
+training generator (levels, noise, flips, dequantisation) and the global RNG (dropout), and the
+data order is a function of the step (``EpochBatches``). A run stopped at step n and resumed
+reaches bit-for-bit the same weights on CPU as one that was never stopped.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+import ml_collections
+import torch
+from tqdm import tqdm
+
+from scripts import build
+from scripts.datasets import EpochBatches, batch_loader
+from scripts.imaging import save_png
+from scripts.rundir import RunDir, load_checkpoint, load_module_state, save_checkpoint
+from scripts.sampler import sample
+from model_code.ema import EMA
+
+LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is untouched."""
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_settings(mode: str, device: torch.device) -> Dict[str, Any]:
+    """torch.autocast kwargs for training.mixed_precision; mixed precision runs on CUDA only."""
+    allowed = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": None}
+    if mode not in allowed:
+        raise ValueError(f"training.mixed_precision={mode!r}; allowed: {', '.join(allowed)}")
+    enabled = device.type == "cuda" and allowed[mode] is not None
+    return {"device_type": device.type, "dtype": allowed[mode] if enabled else None, "enabled": enabled}
+
+
+@dataclass
+class TrainState:
+    net: torch.nn.Module
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator
+    step: int = 0
+
+    def state_dict(self) -> Dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "step": self.step,
+            "net": self.net.state_dict(),
+            "ema": self.ema.shadow.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+        }
+
+    def load_state_dict(self, state: Dict[str, Any], path: str) -> None:
+        load_module_state(self.net, state["net"], "network weights", path)
+        load_module_state(self.ema.shadow, state["ema"], "EMA weights", path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["generator"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+class StopRequest:
+    """Turns SIGTERM / SIGINT into a flag the loop checks after each step."""
+
+    def __init__(self):
+        self.signal_name: Optional[str] = None
+
+    def __enter__(self) -> "StopRequest":
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _handle(self, number, frame) -> None:
+        self.signal_name = signal.Signals(number).name
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+class Trainer:
+    """Builds everything from the config, resumes from WORKDIR if it holds a checkpoint, trains."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, device: Optional[torch.device] = None):
+        self.config = config
+        self.run_dir = RunDir(workdir)
+        self.device = device or pick_device()
+        torch.manual_seed(config.seed)
+        self.process = build.build_process(config).to(self.device)
+        self.data = build.build_data(config, "train", self.process)
+        self.prior = build.build_prior(config, self.process, self.data).to(self.device)
+        self.shape = build.data_shape(config)
+        net = build.build_network(config).to(self.device)
+        self.state = TrainState(
+            net=net,
+            ema=EMA(net, config.model.ema_rate),
+            optimizer=self._optimizer(net),
+            scaler=torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and config.training.mixed_precision == "fp16"),
+            generator=torch.Generator(self.device).manual_seed(config.seed),
+        )
+        self.autocast = autocast_settings(config.training.mixed_precision, self.device)
+
+    def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
+        optim = self.config.optim
+        if optim.optimizer != "Adam":
+            raise ValueError(f"optim.optimizer={optim.optimizer!r}; allowed: Adam")
+        return torch.optim.Adam(net.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps, weight_decay=optim.weight_decay)
+
+    def resume(self) -> bool:
+        """Load checkpoints-meta/checkpoint.pth if the workdir has one."""
+        path = self.run_dir.meta_checkpoint
+        if not os.path.isfile(path):
+            return False
+        checkpoint = load_checkpoint(path, self.device)
+        self.state.load_state_dict(checkpoint, path)
+        load_module_state(self.process, checkpoint["process"], "process buffers", path)
+        load_module_state(self.prior, checkpoint["prior"], "prior", path)
+        return True
+
+    def learning_rate(self, step: int) -> float:
+        """Linear warm-up to optim.lr over optim.warmup steps (step counts from 1)."""
+        optim = self.config.optim
+        return optim.lr * min(1.0, step / optim.warmup) if optim.warmup > 0 else optim.lr
+
+    def train_step(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """One optimiser step on a uint8 batch. Returns detached per-example losses, levels, grad norm."""
+        state = self.state
+        x0 = self.data.prepare(batch.to(self.device, non_blocking=True), state.generator)
+        with torch.autocast(**self.autocast):
+            losses, levels = self.process.loss(state.net, x0, state.generator)
+        loss = losses.float().mean()
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        state.scaler.unscale_(state.optimizer)
+        clip = self.config.optim.grad_clip if self.config.optim.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(state.net.parameters(), clip)
+        for group in state.optimizer.param_groups:
+            group["lr"] = self.learning_rate(state.step + 1)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.ema.update(state.net)
+        state.step += 1
+        return {"losses": losses.detach().float(), "levels": levels.detach(), "grad_norm": grad_norm.detach()}
+
+    def save(self, snapshot: bool = False) -> None:
+        state = self.state.state_dict()
+        state["process"] = self.process.state_dict()
+        state["prior"] = self.prior.state_dict()
+        save_checkpoint(self.run_dir.meta_checkpoint, state)
+        if snapshot:
+            save_checkpoint(self.run_dir.snapshot(self.state.step // self.config.training.snapshot_freq), state)
+
+    def sample_grid(self, writer) -> None:
+        """EMA samples with fixed seeds into samples/iter_STEP.png and TensorBoard."""
+        count = self.config.training.num_samples
+        out = sample(self.process, self.state.ema.shadow, self.prior, mode="random", count=count, seed=self.config.eval.seed, shape=self.shape, device=self.device)
+        images = self.data.to_unit(out["samples"]).clamp(0, 1)
+        path = save_png(self.run_dir.path("samples", f"iter_{self.state.step:07d}.png"), images)
+        writer.add_images("samples", images, self.state.step)
+        tqdm.write(f"step {self.state.step}: samples in {path}")
+
+    def run(self) -> TrainState:
+        from torch.utils.tensorboard import SummaryWriter
+
+        training = self.config.training
+        self.run_dir.save_config(self.config)
+        resumed = self.resume()
+        if resumed:
+            print(f"resuming from {self.run_dir.meta_checkpoint} at step {self.state.step}")
+        batches = EpochBatches(len(self.data), training.batch_size, self.config.seed, start_step=self.state.step)
+        loader = iter(batch_loader(self.data.dataset, batches, training.num_workers))
+        writer = SummaryWriter(self.run_dir.path("tensorboard"))
+        log = LogAccumulator(self.device)
+        bar = tqdm(total=training.n_iters, initial=self.state.step, desc="training", dynamic_ncols=True)
+        self.state.net.train()
+        try:
+            with StopRequest() as stop:
+                while self.state.step < training.n_iters:
+                    log.add(self.train_step(next(loader)))
+                    step = self.state.step
+                    bar.update(1)
+                    at_checkpoint = step % training.snapshot_freq_for_preemption == 0 or step % training.snapshot_freq == 0
+                    if step % training.log_freq == 0 or at_checkpoint or stop.signal_name or step == training.n_iters:
+                        log.flush(writer, bar, step, self.learning_rate(step), training.batch_size)
+                    if at_checkpoint:
+                        self.save(snapshot=step % training.snapshot_freq == 0)
+                    if step % training.sampling_freq == 0:
+                        self.state.net.eval()
+                        self.sample_grid(writer)
+                        self.state.net.train()
+                    if stop.signal_name:
+                        self.save()
+                        bar.close()
+                        print(f"stopped by {stop.signal_name} at step {step}; state saved to {self.run_dir.meta_checkpoint}; run the same command to resume")
+                        return self.state
+                if self.state.step % training.snapshot_freq_for_preemption:
+                    self.save()
+        finally:
+            bar.close()
+            writer.close()
+        return self.state
+
+
+class LogAccumulator:
+    """Sums losses on the device between logging steps (no per-step host sync) and checks finiteness."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.bin_sums = torch.zeros(LEVEL_BINS, device=self.device)
+        self.bin_counts = torch.zeros(LEVEL_BINS, device=self.device)
+        self.grad_norm_sum = torch.zeros((), device=self.device)
+        self.steps = 0
+        self.started = time.perf_counter()
+        self.first_bad_step: Optional[int] = None
+
+    def add(self, out: Dict[str, torch.Tensor]) -> None:
+        losses = out["losses"]
+        bins = (out["levels"].float() * LEVEL_BINS).long().clamp(0, LEVEL_BINS - 1)
+        self.loss_sum += losses.mean()
+        self.bin_sums.index_add_(0, bins, losses)
+        self.bin_counts.index_add_(0, bins, torch.ones_like(losses))
+        self.grad_norm_sum += out["grad_norm"]
+        self.steps += 1
+
+    def flush(self, writer, bar, step: int, lr: float, batch_size: int) -> None:
+        if self.steps == 0:
+            return
+        mean_loss = (self.loss_sum / self.steps).item()
+        if not math.isfinite(mean_loss):
+            raise TrainingDiverged(
+                f"the training loss became {mean_loss} between steps {step - self.steps + 1} and {step}; "
+                "stopped without saving, the last checkpoint is intact (lower optim.lr or use bf16)"
+            )
+        seconds = time.perf_counter() - self.started
+        images_per_second = self.steps * batch_size / max(seconds, 1e-9)
+        writer.add_scalar("loss", mean_loss, step)
+        for index, (total, count) in enumerate(zip(self.bin_sums.tolist(), self.bin_counts.tolist())):
+            if count:
+                writer.add_scalar(f"loss_by_level/{index / LEVEL_BINS:.2f}-{(index + 1) / LEVEL_BINS:.2f}", total / count, step)
+        writer.add_scalar("learning_rate", lr, step)
+        writer.add_scalar("grad_norm", (self.grad_norm_sum / self.steps).item(), step)
+        writer.add_scalar("images_per_second", images_per_second, step)
+        bar.set_postfix(loss=f"{mean_loss:.4g}", img_s=f"{images_per_second:.0f}")
+        self.reset()
