@@ -28,7 +28,7 @@ def get_default_configs():
     data.dataset = "mnist5k"  # mnist5k | mnist | cifar10 | image_folder | afhq | ffhq | lsun_church
     data.image_size = 28  # int, or a pair (H, W) for rectangular images
     data.num_channels = 1
-    data.root = "data/mnist5k"  # where the dataset lives (downloads go here; folder or .zip for image sets)
+    data.root = ""  # where the dataset lives (downloads go here; a folder or .zip for image sets); '' means data/<dataset>
     data.random_flip = False  # random horizontal flips during training
     data.uniform_dequantization = False  # (255 x + u) / 256 during training
 

@@ -7,6 +7,7 @@ parameters needs a config key, not a new branch here.
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import ml_collections
@@ -95,7 +96,8 @@ def build_network(config: ml_collections.ConfigDict) -> torch.nn.Module:
 
 def build_data(config: ml_collections.ConfigDict, split: str, process: Process) -> ImageData:
     data = config.data
-    dataset = build_dataset(data.dataset, split=split, image_size=image_size(config), num_channels=data.num_channels, root=data.root)
+    root = data.root or os.path.join("data", data.dataset)
+    dataset = build_dataset(data.dataset, split=split, image_size=image_size(config), num_channels=data.num_channels, root=root)
     return ImageData(dataset, data_range=process.data_range, random_flip=data.random_flip, uniform_dequantization=data.uniform_dequantization)
 
 

@@ -5,7 +5,6 @@ from configs.default import get_default_configs
 def get_config():
     config = get_default_configs()
     config.data.dataset = "lsun_church"
-    config.data.root = "data/lsun_church"
     config.data.image_size = 128
     config.data.num_channels = 3
     config.data.random_flip = True

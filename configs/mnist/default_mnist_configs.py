@@ -5,7 +5,6 @@ from configs.default import get_default_configs
 def get_config():
     config = get_default_configs()
     config.data.dataset = "mnist"
-    config.data.root = "data/mnist"
     config.data.image_size = 28
     config.data.num_channels = 1
     config.model.K = 100

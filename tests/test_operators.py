@@ -1,0 +1,155 @@
+"""Operator identities: A_0 = I, linearity, purity, agreement with independent float64 computations."""
+import math
+
+import numpy as np
+import pytest
+import scipy.fft
+import scipy.ndimage
+import torch
+
+from model_code.dct import dct_matrix
+from model_code.operators import OPERATORS, build_operator, heat_blur_schedule
+
+SIZE = (12, 10)
+
+
+def make(name, K=6, image_size=SIZE, **overrides):
+    kwargs = dict(image_size=image_size, K=K)
+    kwargs.update({"heat": dict(blur_sigma_min=0.5, blur_sigma_max=6.0), "blur": dict(blur_sigma_max=6.0)}.get(name, {}))
+    if name.startswith("random"):
+        kwargs["seed"] = 3
+    kwargs.update(overrides)
+    return build_operator(name, **kwargs)
+
+
+def all_levels(op, batch):
+    return torch.arange(op.K + 1).repeat_interleave(batch)
+
+
+def upstream_heat_blur(x, sigma):
+    """The upstream IHDM blur, computed independently: float64 orthonormal DCT via scipy, decay, inverse."""
+    height, width = x.shape[-2:]
+    freqs = (np.pi * np.arange(height) / height)[:, None] ** 2 + (np.pi * np.arange(width) / width)[None, :] ** 2
+    coefficients = scipy.fft.dctn(x, axes=(-2, -1), norm="ortho")
+    return scipy.fft.idctn(coefficients * np.exp(-freqs * sigma**2 / 2), axes=(-2, -1), norm="ortho")
+
+
+def test_dct_matrix_is_orthonormal_and_matches_scipy():
+    c = dct_matrix(7, torch.float64)
+    assert torch.allclose(c @ c.T, torch.eye(7, dtype=torch.float64), atol=1e-12)
+    x = np.random.default_rng(0).normal(size=7)
+    np.testing.assert_allclose(c.numpy() @ x, scipy.fft.dct(x, norm="ortho"), atol=1e-12)
+
+
+def test_heat_schedule_is_log_spaced_with_zero_first():
+    sigmas = heat_blur_schedule(5, 0.5, 8.0)
+    assert sigmas[0] == 0 and sigmas.shape == (6,)
+    np.testing.assert_allclose(sigmas[1:].numpy(), np.geomspace(0.5, 8.0, 5), rtol=1e-12)
+
+
+def test_heat_matches_upstream_blur_at_every_level():
+    op = make("heat", K=20, blur_sigma_max=16.0)
+    x = torch.rand(op.K + 1, 3, *SIZE)
+    y = op(x, torch.arange(op.K + 1))
+    for k in range(op.K + 1):
+        reference = upstream_heat_blur(x[k].double().numpy(), float(heat_blur_schedule(20, 0.5, 16.0)[k]))
+        assert np.abs(y[k].numpy() - reference).max() < 1e-5, k
+    assert y.dtype == torch.float32
+
+
+def test_heat_is_reflecting_gaussian_blur_for_sigma_at_least_one():
+    """Equal up to the aliasing of the sampled Gaussian, which is below 1e-3 at sigma = 1 and
+    vanishes fast (exp(-pi^2 sigma^2 / 2) at the Nyquist frequency)."""
+    op = make("heat", K=8, image_size=(16, 16), blur_sigma_min=1.0, blur_sigma_max=5.0)
+    x = torch.rand(1, 1, 16, 16)
+    for k in range(1, op.K + 1):
+        sigma = float(op.blur_sigmas[k])
+        blurred = scipy.ndimage.gaussian_filter(x[0, 0].double().numpy(), sigma, mode="reflect", truncate=12)
+        error = np.abs(op(x, torch.tensor([k]))[0, 0].numpy() - blurred).max()
+        assert error < (1e-3 if sigma < 1.5 else 2e-6), (sigma, error)
+
+
+def test_heat_semigroup_in_tau():
+    """Blurring by sigma_a then sigma_b equals blurring once by sqrt(sigma_a^2 + sigma_b^2)."""
+    a, b = 1.5, 2.5
+
+    def once(sigma):
+        return make("heat", K=1, blur_sigma_min=sigma, blur_sigma_max=sigma)
+
+    x, one = torch.rand(2, 2, *SIZE), torch.ones(2, dtype=torch.long)
+    composed = once(b)(once(a)(x, one), one)
+    torch.testing.assert_close(composed, once(math.hypot(a, b))(x, one), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", OPERATORS.names())
+def test_identity_at_level_zero_linear_and_pure(name):
+    op = make(name)
+    x, y = torch.randn(op.K + 1, 2, *SIZE), torch.randn(op.K + 1, 2, *SIZE)
+    x_copy = x.clone()
+    levels = torch.arange(op.K + 1)
+    out = op(x, levels)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    torch.testing.assert_close(out[0], x[0], atol=2e-6, rtol=0)
+    torch.testing.assert_close(op(2.0 * x - 3.0 * y, levels), 2.0 * out - 3.0 * op(y, levels), atol=2e-5, rtol=1e-5)
+    assert torch.equal(x, x_copy), "operators must not modify their input"
+
+
+@pytest.mark.parametrize("name", [n for n in OPERATORS.names() if make(n).diagonal])
+def test_diagonal_operators_are_diagonal_in_their_basis(name):
+    op = make(name)
+    x = torch.randn(op.K + 1, 1, *SIZE)
+    levels = torch.arange(op.K + 1)
+    torch.testing.assert_close(op.from_basis(op.to_basis(x)), x, atol=1e-5, rtol=0)
+    direct = op.from_basis(op.spectrum(levels) * op.to_basis(x))
+    torch.testing.assert_close(op(x, levels), direct, atol=1e-5, rtol=0)
+
+
+def test_scalar_maps_follow_their_formulas():
+    x = torch.randn(1, 1, *SIZE)
+    for name, formula in [("constant_velocity", lambda t: 1 - t), ("constant_deceleration", lambda t: (1 - t) ** 2), ("identity", lambda t: 1.0)]:
+        op = make(name, K=10)
+        for k in (0, 3, 10):
+            torch.testing.assert_close(op(x, torch.tensor([k])), formula(k / 10) * x)
+
+
+def test_random_product_stays_finite_at_K_400_and_is_seeded():
+    op = make("random_matrix_product", K=400, image_size=(16, 16))
+    x = torch.rand(3, 1, 16, 16)
+    y = op(x, torch.tensor([1, 200, 400]))
+    assert torch.isfinite(y).all() and y.abs().max() < 1e3
+    assert torch.equal(op.left, make("random_matrix_product", K=400, image_size=(16, 16)).left)
+    assert not torch.equal(op.left, make("random_matrix_product", K=400, image_size=(16, 16), seed=4).left)
+
+
+def test_random_matrix_preserves_norm_on_average():
+    op = make("random_matrix", K=50, image_size=(16, 16))
+    x = torch.randn(51, 1, 16, 16)
+    ratios = op(x, torch.arange(51))[1:].flatten(1).norm(dim=1) / x[1:].flatten(1).norm(dim=1)
+    assert 0.7 < ratios.pow(2).mean() < 1.3
+
+
+def test_blur_without_blur_is_identity_and_continuous():
+    op = make("blur", blur_sigma_max=0.0)
+    x = torch.randn(3, 2, *SIZE)
+    torch.testing.assert_close(op(x, torch.tensor([0.5, 2.7, 6.0])), x, atol=1e-5, rtol=0)
+    blurred = make("blur")
+    spectrum = blurred.spectrum(torch.tensor([6]))
+    assert spectrum.min() >= 0.001 - 1e-7 and spectrum.max() <= 1 + 1e-6
+
+
+def test_level_errors():
+    heat = make("heat")
+    with pytest.raises(ValueError, match="integer levels"):
+        heat(torch.zeros(1, 1, *SIZE), torch.tensor([0.5]))
+    with pytest.raises(ValueError, match=r"\[0, 6\]"):
+        heat(torch.zeros(1, 1, *SIZE), torch.tensor([7]))
+
+
+def test_unknown_operator_lists_known_names():
+    with pytest.raises(ValueError, match="unknown operator 'sharpen'; known: blur, constant_deceleration"):
+        build_operator("sharpen", image_size=8, K=3)
+
+
+def test_build_spec_is_recorded():
+    op = make("heat")
+    assert op.build_spec == {"name": "heat", "kwargs": dict(image_size=SIZE, K=6, blur_sigma_min=0.5, blur_sigma_max=6.0)}
