@@ -257,4 +257,8 @@ class EpochBatches(torch.utils.data.Sampler):
 
 
 def batch_loader(dataset: Dataset, batches: EpochBatches, num_workers: int) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, persistent_workers=num_workers > 0)
+    """A DataLoader over ``batches``. It gets its own generator: the default one draws its worker
+    seed from the global RNG, which would shift the dropout stream of a resumed run."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=batches, num_workers=num_workers, persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(batches.seed)
+    )

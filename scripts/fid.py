@@ -72,12 +72,14 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     ``d^2 = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))``. With S1 = V W V^T (eigh)
     and R = V W^(1/2), S1 S2 is similar to the symmetric PSD matrix ``M = R^T S2 R``, so
     ``tr((S1 S2)^(1/2)) = sum_i sqrt(lambda_i(M))``: two symmetric eigendecompositions instead
-    of scipy's general ``sqrtm`` (same value to ~1e-12, ~6x faster at D = 2048).
+    of scipy's general ``sqrtm`` (same value, several times faster at D = 2048).
 
-    Singular covariances (fewer images than features): eigenvalues of S1 and of M below the
-    float64 noise floor ``D * eps * largest`` are set to zero (and S1's null directions dropped).
-    Without this, the square root lifts rounding noise of ~eps * largest to ~1e-8 * largest per
-    null direction, and the FID of a few images against themselves is ~1e-5 instead of 0.
+    Singular covariances (fewer images than features): eigenvalues of S1 below the float64
+    noise floor ``D * eps * largest`` are set to zero and their directions dropped (M is then
+    r x r, r = rank S1). Without this, the square root lifts eigh's rounding noise
+    (~eps * largest) to ~1e-8 * largest per null direction, and the FID of a few images
+    against themselves comes out ~1e-5 instead of ~1e-12. Negative eigenvalues of M (rounding)
+    are clamped to zero. Accuracy against an exact oracle: ~1e-8 relative or better.
     """
     mu1, sigma1 = _check_gaussian(mu1, sigma1, "1")
     mu2, sigma2 = _check_gaussian(mu2, sigma2, "2")
@@ -88,8 +90,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     root = eigvecs[:, keep] * np.sqrt(eigvals[keep])  # [D, r]; root @ root.T = S1
     middle = root.T @ sigma2 @ root  # [r, r]
     middle_eigvals = np.linalg.eigvalsh(0.5 * (middle + middle.T))
-    middle_eigvals = middle_eigvals[middle_eigvals > _noise_floor(middle_eigvals)]
-    tr_covmean = np.sqrt(middle_eigvals).sum()
+    tr_covmean = np.sqrt(np.clip(middle_eigvals, 0.0, None)).sum()
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
 

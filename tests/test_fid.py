@@ -93,17 +93,19 @@ def test_frechet_of_identical_rank_deficient_gaussians_is_zero():
     assert abs(fidlib.frechet_distance(mu, sigma, mu, sigma)) < 1e-8
 
 
-def test_frechet_rank_deficient_matches_factor_oracle():
+@pytest.mark.parametrize("n1,n2", [(12, 20), (600, 20)])
+def test_frechet_rank_deficient_matches_factor_oracle(n1, n2):
     # S_k = F_k F_k^T with F_k [D, n_k] => tr((S1 S2)^(1/2)) = nuclear norm of F1^T F2 (exact,
     # no square root of a singular matrix; scipy's sqrtm is unreliable here).
-    rng = np.random.default_rng(1)
-    f1, f2 = rng.standard_normal((300, 12)), rng.standard_normal((300, 20)) * 0.5
+    rng = np.random.default_rng(n1)
+    f1 = rng.standard_normal((300, n1)) / np.sqrt(n1)
+    f2 = rng.standard_normal((300, n2)) * rng.uniform(0.01, 2.0, size=(300, 1)) / np.sqrt(n2)
     s1, s2 = f1 @ f1.T, f2 @ f2.T
     mu1, mu2 = rng.standard_normal(300), rng.standard_normal(300)
     nuclear = np.linalg.svd(f1.T @ f2, compute_uv=False).sum()
     expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * nuclear
-    assert fidlib.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
-    assert fidlib.frechet_distance(mu2, s2, mu1, s1) == pytest.approx(expected, rel=1e-9)
+    assert fidlib.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-7)
+    assert fidlib.frechet_distance(mu2, s2, mu1, s1) == pytest.approx(expected, rel=1e-7)
 
 
 def test_frechet_rejects_mismatched_or_bad_inputs():
@@ -204,7 +206,9 @@ PINNED_FAST_FEATURES = [0.00277808, 0.0287913, 0.0771955, 0.022787, 0.0463672, 0
 
 def test_fast_net_fid_zero_on_itself_and_grows_with_perturbation(fast_net):
     base = smooth_images(256)
-    assert abs(fidlib.fid_between(batches(base, 64), batches(base, 100), fast_net)) < 1e-6
+    assert abs(fidlib.fid_between(batches(base, 64), batches(base, 64), fast_net)) < 1e-6
+    # float32 conv kernels differ slightly with the batch size (~1e-7 relative features).
+    assert abs(fidlib.fid_between(batches(base, 64), batches(base, 100), fast_net)) < 1e-4
     noise_fids = [fidlib.fid_between(batches(base, 64), batches(add_noise(base, s), 64),
                                      fast_net) for s in (0.02, 0.05, 0.1, 0.2)]
     shift_fids = [fidlib.fid_between(batches(base, 64), batches((base + d).clamp(0, 1), 64),
@@ -227,8 +231,9 @@ def test_fid_from_generator_is_batch_size_independent(fast_net):
     generated = add_noise(smooth_images(50, seed=4), 0.05)
     fids = [fidlib.fid_from_generator(generator_from(generated), 50, bs, fast_net, ref,
                                       progress=False) for bs in (7, 16, 50)]
-    assert fids[0] > 0
-    assert fids == pytest.approx([fids[0]] * 3, rel=1e-9)
+    assert fids[0] > 0.1
+    # Same images whatever the batch size; only float32 kernel rounding differs (~1e-8).
+    assert fids == pytest.approx([fids[0]] * 3, rel=1e-6)
     record = fidlib.fid_record(fids[0], ref, 50)
     assert record["fid_fast_random_conv"] == fids[0]
     assert record["feature_network"] == "fast_random_conv"
