@@ -62,6 +62,11 @@ class Operator(nn.Module):
         self.height, self.width = _image_hw(image_size)
         self.K = K
 
+    @property
+    def name(self) -> str:
+        """The registry name this operator was built under (the class name otherwise)."""
+        return getattr(self, "build_spec", {}).get("name", type(self).__name__)
+
     def check_levels(self, k: torch.Tensor) -> torch.Tensor:
         """Validate levels k [B]: integer unless the operator is continuous, within [0, K]."""
         if k.is_floating_point() and not self.continuous:

@@ -134,3 +134,141 @@ class IHDMProcess(Process):
             "transitions": torch.stack(transitions, dim=1) if transitions else empty,
             "reconstruction": reconstruction,
         }
+
+
+def cosine_logsnr(t: torch.Tensor, logsnr_min: float, logsnr_max: float) -> torch.Tensor:
+    """logsnr(t) = -2 log tan(a t + b), b = arctan(e^{-max/2}), a = arctan(e^{-min/2}) - b.
+
+    Decreases from logsnr_max at t = 0 to logsnr_min at t = 1 (the cosine schedule, clipped).
+    """
+    b = math.atan(math.exp(-logsnr_max / 2))
+    a = math.atan(math.exp(-logsnr_min / 2)) - b
+    return -2 * torch.log(torch.tan(a * t + b))
+
+
+def cosine_time(logsnr: torch.Tensor, logsnr_min: float, logsnr_max: float) -> torch.Tensor:
+    """The inverse of ``cosine_logsnr``: t(a) = (arctan(e^{-a/2}) - b) / a (any real log SNR)."""
+    b = math.atan(math.exp(-logsnr_max / 2))
+    a = math.atan(math.exp(-logsnr_min / 2)) - b
+    return (torch.atan(torch.exp(-logsnr / 2)) - b) / a
+
+
+def _expand(values: torch.Tensor) -> torch.Tensor:
+    return values[:, None, None, None]
+
+
+@PROCESSES.register("gaussian")
+class GaussianProcess(Process):
+    """Epsilon prediction with the exact Gaussian posterior, per coefficient of the operator's basis.
+
+    Forward (in the basis, per frequency): u_t = alpha_t x + sigma_t eps with alpha_t = a_t d_t,
+    a_t^2 = sigmoid(logsnr(t)), sigma_t^2 = sigmoid(-logsnr(t)), d_t the operator's spectrum at t.
+    With the DCT ``blur`` operator this is blurring diffusion (Hoogeboom & Salimans 2023); with
+    ``identity`` (or blur_sigma_max = 0) it is DDPM with the cosine schedule. Data in [-1, 1].
+
+    Reverse step t -> s (Eq. of the Gaussian posterior q(u_s | u_t, x)):
+        alpha_{t|s} = alpha_t / alpha_s,  sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2,
+        sigma_{t->s}^2 = sigma_{t|s}^2 sigma_s^2 / sigma_t^2,
+        mu = sigma_{t->s}^2 (alpha_{t|s} / sigma_{t|s}^2 u_t + alpha_s / sigma_s^2 x_hat),
+        x_hat = (u_t - sigma_t eps_hat) / alpha_t.
+    eps is white in both bases, so the noise is drawn directly in the basis.
+    """
+
+    data_range = (-1.0, 1.0)
+
+    def __init__(
+        self,
+        *,
+        operator: Operator,
+        continuous_time: bool = True,
+        logsnr_min: float = -10.0,
+        logsnr_max: float = 10.0,
+        clip_denoised: bool = True,
+    ):
+        super().__init__(operator=operator)
+        if not isinstance(operator, DiagonalOperator):
+            raise ValueError(
+                f"the gaussian process needs an operator that is diagonal in an orthonormal basis "
+                f"(heat, blur, identity, constant_velocity, constant_deceleration); {operator.name!r} is not, "
+                "so its posterior is not per-coefficient: use the ihdm process with it"
+            )
+        if continuous_time and not operator.continuous:
+            raise ValueError(f"the {operator.name!r} operator takes integer levels only; set model.continuous_time=False to train on t = k / K")
+        if not logsnr_min < logsnr_max:
+            raise ValueError(f"need logsnr_min < logsnr_max, got {logsnr_min} and {logsnr_max}")
+        final_scale = operator.spectrum(torch.tensor([self.K])).min().item()
+        if final_scale <= 0:
+            raise ValueError(f"the {operator.name!r} operator's spectrum reaches {final_scale:g} at level K; the gaussian posterior divides by it, so it must stay positive (use the ihdm process)")
+        self.continuous_time = continuous_time
+        self.logsnr_min = float(logsnr_min)
+        self.logsnr_max = float(logsnr_max)
+        self.clip_denoised = clip_denoised
+
+    def logsnr(self, t: torch.Tensor) -> torch.Tensor:
+        return cosine_logsnr(t, self.logsnr_min, self.logsnr_max)
+
+    def model_time(self, logsnr: torch.Tensor) -> torch.Tensor:
+        """The network sees 1000 t(logsnr)."""
+        return 1000 * cosine_time(logsnr, self.logsnr_min, self.logsnr_max)
+
+    def marginal(self, k: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(alpha_t per coefficient [B, 1, H, W], sigma_t [B, 1, 1, 1], logsnr [B]) at levels k [B]."""
+        logsnr = self.logsnr(k.float() / self.K)
+        alpha = _expand(torch.sigmoid(logsnr).sqrt()) * self.operator.spectrum(k)
+        return alpha, _expand(torch.sigmoid(-logsnr).sqrt()), logsnr
+
+    def diffuse(self, x0: torch.Tensor, k: torch.Tensor, eps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """u_t = B^T(alpha_t B x0) + sigma_t eps; returns (u_t, logsnr)."""
+        alpha, sigma, logsnr = self.marginal(k)
+        return self.operator.from_basis(alpha * self.operator.to_basis(x0)) + sigma * eps, logsnr
+
+    def training_levels(self, batch: int, device, generator: Optional[torch.Generator]) -> torch.Tensor:
+        if self.continuous_time:
+            return torch.rand(batch, device=device, generator=generator) * self.K
+        return torch.randint(1, self.K + 1, (batch,), device=device, generator=generator)
+
+    def loss(self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Mean over pixels of (eps - eps_hat(u_t, t))^2, t ~ U(0, 1] (or k / K). x0 [B, ...] -> ([B], t [B])."""
+        k = self.training_levels(x0.shape[0], x0.device, generator)
+        eps = _randn_like(x0, generator)
+        u, logsnr = self.diffuse(x0, k, eps)
+        eps_hat = net(u, self.model_time(logsnr)).to(x0.dtype)
+        return (eps - eps_hat).pow(2).flatten(1).mean(1), k.float() / self.K
+
+    def terminal_std(self) -> float:
+        return float(torch.sigmoid(torch.tensor(-self.logsnr(torch.tensor(1.0)).item())).sqrt())
+
+    def terminal(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+        """The marginal of u_K given x0: mean B^T(alpha_1 B x0), std sigma_1."""
+        k = torch.full((x0.shape[0],), self.K, device=x0.device, dtype=torch.long)
+        alpha, _, _ = self.marginal(k)
+        return self.operator.from_basis(alpha * self.operator.to_basis(x0)), self.terminal_std()
+
+    def denoised(self, net: Net, u: torch.Tensor, k: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(x_hat in the basis, eps_hat in the basis) from u_t; x_hat clipped to the data range if asked."""
+        alpha, sigma, logsnr = self.marginal(k)
+        eps_hat = self.operator.to_basis(net(u, self.model_time(logsnr)).to(u.dtype))
+        x_hat = (self.operator.to_basis(u) - sigma * eps_hat) / alpha
+        if self.clip_denoised:
+            x_hat = self.operator.to_basis(self.operator.from_basis(x_hat).clamp(*self.data_range))
+        return x_hat, eps_hat
+
+    def posterior(self, u: torch.Tensor, x_hat: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance of q(u_{k-1} | u_k, x = x_hat), in the basis. u in pixels, x_hat in the basis."""
+        levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
+        alpha_t, sigma_t, _ = self.marginal(levels)
+        alpha_s, sigma_s, _ = self.marginal(levels - 1)
+        alpha_ts = alpha_t / alpha_s
+        var_ts = sigma_t**2 - alpha_ts**2 * sigma_s**2
+        var = var_ts * sigma_s**2 / sigma_t**2
+        mean = var * (alpha_ts / var_ts * self.operator.to_basis(u) + alpha_s / sigma_s**2 * x_hat)
+        return mean, var
+
+    def reverse_step(self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor) -> torch.Tensor:
+        """Ancestral step k -> k-1 with the posterior at x = x_hat; the last step returns x_hat."""
+        levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
+        x_hat, _ = self.denoised(net, u, levels)
+        if k == 1:
+            return self.operator.from_basis(x_hat)
+        mean, var = self.posterior(u, x_hat, k)
+        return self.operator.from_basis(mean + var.sqrt() * noise)

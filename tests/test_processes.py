@@ -1,0 +1,188 @@
+"""The contract every (process, operator) pair keeps, and oracle checks of the reverse steps."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from model_code.operators import OPERATORS, build_operator
+from model_code.processes import PROCESSES, cosine_logsnr, cosine_time
+from model_code.unet import UNet
+
+SIZE = 8
+K = 6
+
+
+def operator(name, **overrides):
+    kwargs = dict(image_size=SIZE, K=K)
+    kwargs.update({"heat": dict(blur_sigma_min=0.5, blur_sigma_max=4.0), "blur": dict(blur_sigma_max=4.0)}.get(name, {}))
+    if name.startswith("random"):
+        kwargs["seed"] = 1
+    kwargs.update(overrides)
+    return build_operator(name, **kwargs)
+
+
+def process(process_name, operator_name, **overrides):
+    op = operator(operator_name, **overrides)
+    if process_name == "ihdm":
+        return PROCESSES.build("ihdm", operator=op, sigma=0.02)
+    return PROCESSES.build("gaussian", operator=op, continuous_time=op.continuous)
+
+
+def supported(process_name, operator_name):
+    try:
+        process(process_name, operator_name)
+        return True
+    except ValueError:
+        return False
+
+
+PAIRS = [(p, o) for p in PROCESSES.names() for o in OPERATORS.names() if supported(p, o)]
+
+
+def tiny_net():
+    return UNet(in_channels=1, out_channels=1, model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), dropout=0.0)
+
+
+def test_every_operator_works_with_ihdm_and_the_gaussian_refusals_say_why():
+    assert {o for p, o in PAIRS if p == "ihdm"} == set(OPERATORS.names())
+    assert {o for p, o in PAIRS if p == "gaussian"} == {"blur", "identity"}
+    with pytest.raises(ValueError, match="diagonal in an orthonormal basis.*'random_matrix' is not"):
+        process("gaussian", "random_matrix")
+    with pytest.raises(ValueError, match="'constant_velocity' operator's spectrum reaches 0 at level K"):
+        process("gaussian", "constant_velocity")
+    with pytest.raises(ValueError, match="'heat' operator's spectrum reaches 0"):  # no floor: use blur
+        process("gaussian", "heat")
+    with pytest.raises(ValueError, match="integer levels only"):
+        PROCESSES.build("gaussian", operator=operator("heat"), continuous_time=True)
+
+
+@pytest.mark.parametrize("process_name, operator_name", PAIRS)
+def test_contract(process_name, operator_name):
+    proc = process(process_name, operator_name)
+    net = tiny_net()
+    x0 = torch.rand(4, 1, SIZE, SIZE) * 2 - 1
+    x_copy = x0.clone()
+
+    losses, t = proc.loss(net, x0, torch.Generator().manual_seed(0))
+    again, _ = proc.loss(net, x0, torch.Generator().manual_seed(0))
+    assert losses.shape == (4,) and t.shape == (4,) and torch.isfinite(losses).all()
+    assert torch.equal(losses, again), "the same generator seed must give the same loss"
+    assert ((t > 0) & (t <= 1)).all()
+    losses.mean().backward()
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+    assert torch.equal(x0, x_copy), "the loss must not modify the data"
+
+    mean, std = proc.terminal(x0)
+    assert mean.shape == x0.shape and std > 0
+    u = mean + std * torch.randn_like(x0)
+    with torch.no_grad():
+        for k in proc.sampling_levels():
+            u = proc.reverse_step(net, u, k, torch.randn_like(u))
+    assert u.shape == x0.shape and torch.isfinite(u).all()
+
+
+class IHDMOracle(torch.nn.Module):
+    def __init__(self, proc, x0):
+        super().__init__()
+        self.proc, self.x0 = proc, x0
+
+    def forward(self, u, time):
+        return self.proc.operator(self.x0, time.round().long() - 1) - u
+
+
+@pytest.mark.parametrize("operator_name", OPERATORS.names())
+def test_ihdm_oracle_reverse_step_gives_the_forward_quantity(operator_name):
+    proc = process("ihdm", operator_name)
+    x0 = torch.rand(3, 1, SIZE, SIZE)
+    oracle = IHDMOracle(proc, x0)
+    for k in range(1, K + 1):
+        levels = torch.full((3,), k)
+        u = proc.operator(x0, levels) + proc.sigma * torch.randn_like(x0)
+        out = proc.reverse_step(oracle, u, k, torch.zeros_like(x0))
+        torch.testing.assert_close(out, proc.operator(x0, levels - 1), atol=1e-5, rtol=1e-5)
+
+
+class EpsOracle(torch.nn.Module):
+    """Returns the true noise of u_t: knows x0 and the level (from the model time)."""
+
+    def __init__(self, proc, x0):
+        super().__init__()
+        self.proc, self.x0 = proc, x0
+
+    def forward(self, u, time):
+        levels = (cosine_time(cosine_logsnr(time / 1000, -10, 10), -10, 10) * K).round().long()
+        alpha, sigma, _ = self.proc.marginal(levels)
+        return (u - self.proc.operator.from_basis(alpha * self.proc.operator.to_basis(self.x0))) / sigma
+
+
+def test_gaussian_identity_oracle_matches_the_closed_form_ddpm_posterior():
+    proc = process("gaussian", "identity")
+    proc.clip_denoised = False
+    x0 = torch.rand(2, 1, SIZE, SIZE, dtype=torch.float64).float() * 2 - 1
+    oracle = EpsOracle(proc, x0)
+    for k in range(2, K + 1):
+        # DDPM in its own notation: abar = sigmoid(logsnr), alpha_step = abar_t / abar_s, beta = 1 - alpha_step
+        abar_t = 1 / (1 + math.exp(-float(cosine_logsnr(torch.tensor(k / K, dtype=torch.float64), -10, 10))))
+        abar_s = 1 / (1 + math.exp(-float(cosine_logsnr(torch.tensor((k - 1) / K, dtype=torch.float64), -10, 10))))
+        alpha_step, beta = abar_t / abar_s, 1 - abar_t / abar_s
+        eps = torch.randn_like(x0)
+        u = math.sqrt(abar_t) * x0 + math.sqrt(1 - abar_t) * eps
+        mean = math.sqrt(abar_s) * beta / (1 - abar_t) * x0 + math.sqrt(alpha_step) * (1 - abar_s) / (1 - abar_t) * u
+        variance = (1 - abar_s) / (1 - abar_t) * beta
+        noise = torch.randn_like(x0)
+        out = proc.reverse_step(oracle, u, k, noise)
+        torch.testing.assert_close(out, mean + math.sqrt(variance) * noise, atol=2e-4, rtol=1e-4)
+    torch.testing.assert_close(proc.reverse_step(oracle, math.sqrt(0.9) * x0, 1, noise), x0, atol=1e-3, rtol=0)
+
+
+def test_gaussian_blur_posterior_matches_a_per_frequency_float64_computation():
+    proc = process("gaussian", "blur")
+    proc.clip_denoised = False
+    x0 = torch.rand(1, 1, SIZE, SIZE) * 2 - 1
+    k = 4
+    eps = torch.randn_like(x0)
+    u, _ = proc.diffuse(x0, torch.tensor([k]), eps)
+    noise = torch.randn_like(x0)
+    out = proc.reverse_step(EpsOracle(proc, x0), u, k, noise)
+
+    def per_frequency(level):
+        t = level / K
+        logsnr = float(cosine_logsnr(torch.tensor(t, dtype=torch.float64), -10, 10))
+        freqs = (np.pi * np.arange(SIZE) / SIZE) ** 2
+        lam = freqs[:, None] + freqs[None, :]
+        tau = (4.0 * np.sin(np.pi * t / 2) ** 2) ** 2 / 2
+        d = 0.999 * np.exp(-lam * tau) + 0.001
+        return np.sqrt(1 / (1 + np.exp(-logsnr))) * d, np.sqrt(1 / (1 + np.exp(logsnr)))
+
+    import scipy.fft
+
+    (a_t, s_t), (a_s, s_s) = per_frequency(k), per_frequency(k - 1)
+    x_c = scipy.fft.dctn(x0[0, 0].double().numpy(), norm="ortho")
+    u_c = scipy.fft.dctn(u[0, 0].double().numpy(), norm="ortho")
+    a_ts = a_t / a_s
+    v_ts = s_t**2 - a_ts**2 * s_s**2
+    var = v_ts * s_s**2 / s_t**2
+    mean = var * (a_ts / v_ts * u_c + a_s / s_s**2 * x_c)
+    expected = scipy.fft.idctn(mean + np.sqrt(var) * noise[0, 0].double().numpy(), norm="ortho")
+    np.testing.assert_allclose(out[0, 0].numpy(), expected, atol=5e-4)
+
+
+def test_blur_without_blur_gives_exactly_the_ddpm_marginals():
+    blur = process("gaussian", "blur", blur_sigma_max=0.0)
+    identity = process("gaussian", "identity")
+    x0, eps = torch.rand(3, 1, SIZE, SIZE), torch.randn(3, 1, SIZE, SIZE)
+    levels = torch.tensor([0.5, 2.0, 6.0])
+    u_blur, logsnr = blur.diffuse(x0, levels, eps)
+    u_identity, _ = identity.diffuse(x0, levels, eps)
+    expected = torch.sigmoid(logsnr).sqrt()[:, None, None, None] * x0 + torch.sigmoid(-logsnr).sqrt()[:, None, None, None] * eps
+    torch.testing.assert_close(u_blur, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(u_identity, expected, atol=1e-6, rtol=0)
+
+
+def test_cosine_schedule_endpoints_and_inverse():
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    logsnr = cosine_logsnr(t, -10, 10)
+    assert logsnr[0].item() == pytest.approx(10) and logsnr[-1].item() == pytest.approx(-10)
+    torch.testing.assert_close(cosine_time(logsnr, -10, 10), t)
