@@ -38,7 +38,7 @@ def run():
     import torch
 
     from scripts.cli import load_trained, resolve_config
-    from scripts.imaging import save_gif, save_png
+    from scripts.imaging import save_gif, save_png, to_unit
     from scripts.sampler import sample
     from scripts.trainer import pick_device
 
@@ -52,13 +52,12 @@ def run():
     seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
     out = sample(model.process, model.net, model.prior, mode=mode, count=count, seed=seed, shape=model.shape, device=device, record=True, progress=True)
 
-    to_unit = lambda x: model.data.to_unit(x).clamp(0, 1)
     nrow = count if mode == "interpolate" else None
     folder = os.path.join(FLAGS.workdir, "sample_outputs", f"{mode}_checkpoint{FLAGS.checkpoint}_step{model.step}_seed{seed}")
     written = [
-        save_png(os.path.join(folder, "samples.png"), to_unit(out["samples"]), nrow),
-        save_png(os.path.join(folder, "initial.png"), to_unit(out["initial"]), nrow),
-        save_gif(os.path.join(folder, "process.gif"), [to_unit(u) for u in out["trajectory"]], nrow),
+        save_png(os.path.join(folder, "samples.png"), to_unit(out["samples"], model.process.data_range), nrow),
+        save_png(os.path.join(folder, "initial.png"), to_unit(out["initial"], model.process.data_range), nrow),
+        save_gif(os.path.join(folder, "process.gif"), [to_unit(u, model.process.data_range) for u in out["trajectory"]], nrow),
     ]
     npz = os.path.join(folder, "samples.npz")
     np.savez_compressed(npz, samples=out["samples"].cpu().numpy(), initial=out["initial"].cpu().numpy(), data_range=np.array(model.process.data_range))

@@ -2,17 +2,21 @@
 
 Each prior draws image i of a batch from its own ``torch.Generator`` (``sample(generators)``),
 so a sample depends on its seed only, never on the batch it was drawn in, and two images with
-equal seeds get the same initial state.
+equal seeds get the same initial state. All priors build on ``process.terminal(x0) -> (m, s)``,
+the marginal of u_K given a training image.
 
-- ``KernelDensityPrior``: the paper's prior, a Gaussian kernel density over the training images
-  taken to level K: p(u_K) = 1/N sum_n N(u_K; m_n, s^2 I) with (m_n, s) = process.terminal(x_n).
-- ``StandardNormalPrior``: N(0, s^2 I) with s the process's terminal std (DDPM's prior).
-- ``FittedGaussianPrior``: a Gaussian fitted to the terminal means in the operator's basis,
-  stored in the checkpoint, so sampling needs no training data.
+- ``kde``: the paper's prior, a Gaussian kernel density over the training images taken to level K:
+  p(u_K) = 1/N sum_n N(u_K; m_n, s^2 I). Needs the training set when sampling.
+- ``fitted_gaussian``: a Gaussian fitted to the m_n in the operator's orthonormal basis (a C x C
+  covariance per coefficient), plus s^2 I; stored in the checkpoint, so sampling needs no data.
+- ``standard_normal``: N(0, s^2 I) (DDPM's prior, where m_n is close to 0).
+
+Training data reaches a prior through ``load_data() -> (num_items, fetch)``, called only when the
+prior needs the images; ``fetch(indices [n]) -> [n, C, H, W]`` in the process's data range.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -22,6 +26,7 @@ from model_code.registry import Registry
 PRIORS = Registry("prior")
 
 FetchImages = Callable[[torch.Tensor], torch.Tensor]
+LoadData = Callable[[], Tuple[int, FetchImages]]
 
 
 def randn_per_generator(generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
@@ -29,36 +34,50 @@ def randn_per_generator(generators: List[torch.Generator], shape: Sequence[int],
     return torch.stack([torch.randn(tuple(shape), generator=g) for g in generators]).to(device)
 
 
-@PRIORS.register("kde")
-class KernelDensityPrior(nn.Module):
-    """Kernel density over the training set taken to level K (Rissanen et al., Sec. 3).
+def terminal_means(process, num_items: int, fetch: FetchImages, device, chunk_size: int = 1024) -> Iterator[torch.Tensor]:
+    """m_n = process.terminal(x_n)[0] for every training image, in chunks [<= chunk_size, C, H, W]."""
+    for start in range(0, num_items, chunk_size):
+        indices = torch.arange(start, min(start + chunk_size, num_items))
+        yield process.terminal(fetch(indices).to(device))[0]
 
-    Args:
-        process: gives ``terminal(x0) -> (m = mean of u_K, bandwidth s)``.
-        num_items: N, the number of training images.
-        fetch: maps indices [n] (long) to training images [n, C, H, W] in the process's range.
-    """
 
-    def __init__(self, *, process, num_items: int, fetch: FetchImages, chunk_size: int = 1024):
+class Prior(nn.Module):
+    """Shared plumbing: the process (not registered as a submodule) and lazy access to the data."""
+
+    def __init__(self, *, process, load_data: Optional[LoadData] = None):
         super().__init__()
-        if num_items < 1:
-            raise ValueError("the kernel-density prior needs at least one training image")
-        self.process = [process]  # a list, so the prior does not register the process as a submodule
-        self.num_items = num_items
-        self.fetch = fetch
-        self.chunk_size = chunk_size
+        self._process = [process]
+        self._load_data = load_data
+        self._data: Optional[Tuple[int, FetchImages]] = None
+
+    @property
+    def process(self):
+        return self._process[0]
+
+    def data(self) -> Tuple[int, FetchImages]:
+        if self._data is None:
+            if self._load_data is None:
+                raise ValueError(f"the {self.build_spec['name']!r} prior needs the training images, and none were given")
+            self._data = self._load_data()
+        return self._data
+
+    def fit(self, device) -> None:
+        """Called once when training starts; priors with parameters estimate them here."""
+
+    def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@PRIORS.register("kde")
+class KernelDensityPrior(Prior):
+    """Kernel density over the training set taken to level K (Rissanen et al. 2023, Sec. 3)."""
 
     def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
         """u_K = m_n + s eps, with n ~ U{0..N-1} and eps from generator i. Returns [len(generators), *shape]."""
-        indices = torch.stack([torch.randint(self.num_items, (), generator=g) for g in generators])
-        mean, std = self.process[0].terminal(self.fetch(indices).to(device))
+        num_items, fetch = self.data()
+        indices = torch.stack([torch.randint(num_items, (), generator=g) for g in generators])
+        mean, std = self.process.terminal(fetch(indices).to(device))
         return mean + std * randn_per_generator(generators, shape, device)
-
-    def component_means(self, device) -> torch.Iterator:
-        """Yields the component means m_n in chunks [<=chunk_size, C, H, W]."""
-        for start in range(0, self.num_items, self.chunk_size):
-            indices = torch.arange(start, min(start + self.chunk_size, self.num_items))
-            yield self.process[0].terminal(self.fetch(indices).to(device))[0]
 
     def kl_bound(self, x0: torch.Tensor, process, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Upper bound of KL(q(u_K | x0) || p(u_K)) for q = N(A_K x0, sigma^2 I), in nats, [B].
@@ -73,22 +92,65 @@ class KernelDensityPrior(nn.Module):
         dim = x0[0].numel()
         constant = dim * sigma**2 / delta**2 - dim + 2 * dim * torch.log(torch.tensor(delta / sigma)).item()
         flat = mean.flatten(1).double()
+        num_items, fetch = self.data()
         running = torch.full((x0.shape[0],), -float("inf"), dtype=torch.float64, device=x0.device)
-        for components in self.component_means(x0.device):
+        for components in terminal_means(process, num_items, fetch, x0.device):
             components = components.flatten(1).double()
             distances = (flat.pow(2).sum(1, keepdim=True) + components.pow(2).sum(1)[None] - 2 * flat @ components.T).clamp_min(0)
-            log_terms = -0.5 * (distances / delta**2 + constant)
-            running = torch.logaddexp(running, torch.logsumexp(log_terms, dim=1))
-        return (torch.log(torch.tensor(float(self.num_items), dtype=torch.float64)) - running).float()
+            running = torch.logaddexp(running, torch.logsumexp(-0.5 * (distances / delta**2 + constant), dim=1))
+        return (torch.log(torch.tensor(float(num_items), dtype=torch.float64)) - running).float()
 
 
 @PRIORS.register("standard_normal")
-class StandardNormalPrior(nn.Module):
+class StandardNormalPrior(Prior):
     """u_K ~ N(0, s^2 I) with s the process's terminal standard deviation."""
 
-    def __init__(self, *, process):
-        super().__init__()
-        self.std = process.terminal_std()
+    def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
+        return self.process.terminal_std() * randn_per_generator(generators, shape, device)
+
+
+@PRIORS.register("fitted_gaussian")
+class FittedGaussianPrior(Prior):
+    """u_K = B^T c + s eps with c ~ N(mean, Sigma) fitted to the basis coefficients c_n = B m_n.
+
+    For heat dissipation only the low frequencies survive at level K; their mean and C x C colour
+    covariance (per coefficient) are all that is stored: buffers ``mean`` [C, H, W] and
+    ``scale_tril`` [H, W, C, C] (Cholesky factor of Sigma), saved in checkpoints.
+    """
+
+    def __init__(self, *, process, shape: Sequence[int], load_data: Optional[LoadData] = None):
+        super().__init__(process=process, load_data=load_data)
+        operator = process.operator
+        if not operator.diagonal:
+            raise ValueError(f"the fitted_gaussian prior needs an operator with an orthonormal basis; {operator.name!r} has none (use prior=kde)")
+        channels, height, width = shape
+        self.register_buffer("mean", torch.zeros(channels, height, width))
+        self.register_buffer("scale_tril", torch.zeros(height, width, channels, channels))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit(self, device) -> None:
+        """Mean and per-coefficient channel covariance of B m_n over the training set (float64 sums)."""
+        num_items, fetch = self.data()
+        total = outer = None
+        for means in terminal_means(self.process, num_items, fetch, device):
+            coefficients = self.process.operator.to_basis(means).double().permute(0, 2, 3, 1)  # [n, H, W, C]
+            chunk_total = coefficients.sum(0)
+            chunk_outer = torch.einsum("nhwc,nhwd->hwcd", coefficients, coefficients)
+            total = chunk_total if total is None else total + chunk_total
+            outer = chunk_outer if outer is None else outer + chunk_outer
+        mean = total / num_items
+        covariance = outer / num_items - torch.einsum("hwc,hwd->hwcd", mean, mean)
+        jitter = 1e-10 * torch.eye(covariance.shape[-1], dtype=torch.float64, device=covariance.device)
+        self.mean.copy_(mean.permute(2, 0, 1).float())
+        self.scale_tril.copy_(torch.linalg.cholesky(covariance + jitter).float())
+        self.fitted.fill_(True)
 
     def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
-        return self.std * randn_per_generator(generators, shape, device)
+        if not bool(self.fitted):
+            raise ValueError("the fitted_gaussian prior has not been fitted (it is fitted when training starts)")
+        z = randn_per_generator(generators, shape, device)
+        eps = randn_per_generator(generators, shape, device)
+        correlated = torch.einsum("hwcd,nhwd->nhwc", self.scale_tril, z.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        coefficients = self.mean + correlated
+        return self.process.operator.from_basis(coefficients) + self.process.terminal_std() * eps

@@ -8,6 +8,7 @@ same methods on every process and never branch on which one it is:
   each example was trained at (for logging the loss by level).
 - ``model_time(...)``: what the network sees as its time input.
 - ``sampling_levels()``: the levels K, K-1, ..., 1 the sampler steps through.
+- ``diffuse(x0, k, eps) -> u_k``: a draw from the forward process q(u_k | x0).
 - ``terminal(x0) -> (mean, std)``: the marginal of u_K given x0 (priors are built on it).
 - ``reverse_step(net, u, k, noise) -> u_{k-1}``: one ancestral step; stateless, the caller
   passes the standard normal ``noise`` so it controls seeds and noise sharing.
@@ -77,6 +78,10 @@ class IHDMProcess(Process):
     def model_time(self, k: torch.Tensor) -> torch.Tensor:
         return k.float()
 
+    def diffuse(self, x0: torch.Tensor, k: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """u_k = A_k x0 + sigma eps. x0, eps [B, C, H, W], k [B]."""
+        return self.operator(x0, k) + self.sigma * eps
+
     def denoise(self, net: Net, u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """mu(u_k, k) = u_k + f(u_k, k): the estimate of A_{k-1} u_0. u [B, C, H, W], k [B]."""
         return u + net(u, self.model_time(k)).to(u.dtype)
@@ -87,7 +92,7 @@ class IHDMProcess(Process):
         x0 [B, C, H, W] -> (loss [B], t = k / K [B]).
         """
         k = torch.randint(1, self.K + 1, (x0.shape[0],), device=x0.device, generator=generator)
-        u = self.operator(x0, k) + self.sigma * _randn_like(x0, generator)
+        u = self.diffuse(x0, k, _randn_like(x0, generator))
         target = self.operator(x0, k - 1)
         return _per_example_sum((self.denoise(net, u, k) - target) ** 2), k.float() / self.K
 
@@ -121,11 +126,11 @@ class IHDMProcess(Process):
         transitions = []
         for k in range(2, self.K + 1):
             levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
-            u = self.operator(x0, levels) + sigma * _randn_like(x0, generator)
+            u = self.diffuse(x0, levels, _randn_like(x0, generator))
             error = _per_example_sum((self.operator(x0, levels - 1) - self.denoise(net, u, levels)) ** 2)
             transitions.append(0.5 * (error / delta**2 + constant))
         ones = torch.ones(x0.shape[0], device=x0.device, dtype=torch.long)
-        u1 = self.operator(x0, ones) + sigma * _randn_like(x0, generator)
+        u1 = self.diffuse(x0, ones, _randn_like(x0, generator))
         reconstruction = 0.5 * _per_example_sum((x0 - self.denoise(net, u1, ones)) ** 2) / delta**2
         reconstruction = reconstruction + dim * math.log(delta * math.sqrt(2 * math.pi))
         empty = torch.zeros(x0.shape[0], 0, device=x0.device)
@@ -217,10 +222,10 @@ class GaussianProcess(Process):
         alpha = _expand(torch.sigmoid(logsnr).sqrt()) * self.operator.spectrum(k)
         return alpha, _expand(torch.sigmoid(-logsnr).sqrt()), logsnr
 
-    def diffuse(self, x0: torch.Tensor, k: torch.Tensor, eps: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """u_t = B^T(alpha_t B x0) + sigma_t eps; returns (u_t, logsnr)."""
-        alpha, sigma, logsnr = self.marginal(k)
-        return self.operator.from_basis(alpha * self.operator.to_basis(x0)) + sigma * eps, logsnr
+    def diffuse(self, x0: torch.Tensor, k: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """u_t = B^T(alpha_t B x0) + sigma_t eps, t = k / K. x0, eps [B, C, H, W], k [B]."""
+        alpha, sigma, _ = self.marginal(k)
+        return self.operator.from_basis(alpha * self.operator.to_basis(x0)) + sigma * eps
 
     def training_levels(self, batch: int, device, generator: Optional[torch.Generator]) -> torch.Tensor:
         if self.continuous_time:
@@ -231,8 +236,8 @@ class GaussianProcess(Process):
         """Mean over pixels of (eps - eps_hat(u_t, t))^2, t ~ U(0, 1] (or k / K). x0 [B, ...] -> ([B], t [B])."""
         k = self.training_levels(x0.shape[0], x0.device, generator)
         eps = _randn_like(x0, generator)
-        u, logsnr = self.diffuse(x0, k, eps)
-        eps_hat = net(u, self.model_time(logsnr)).to(x0.dtype)
+        u = self.diffuse(x0, k, eps)
+        eps_hat = net(u, self.model_time(self.logsnr(k.float() / self.K))).to(x0.dtype)
         return (eps - eps_hat).pow(2).flatten(1).mean(1), k.float() / self.K
 
     def terminal_std(self) -> float:

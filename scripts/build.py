@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import ml_collections
 import torch
@@ -101,6 +101,12 @@ def build_data(config: ml_collections.ConfigDict, split: str, process: Process) 
     return ImageData(dataset, data_range=process.data_range, random_flip=data.random_flip, uniform_dequantization=data.uniform_dequantization)
 
 
-def build_prior(config: ml_collections.ConfigDict, process: Process, data: ImageData) -> torch.nn.Module:
-    pool: Dict[str, Any] = dict(process=process, num_items=len(data), fetch=data.fetch)
+def build_prior(config: ml_collections.ConfigDict, process: Process, load_data: Callable[[], ImageData]) -> torch.nn.Module:
+    """The configured prior; ``load_data`` is called only if the prior needs the training images."""
+
+    def num_items_and_fetch():
+        data = load_data()
+        return len(data), data.fetch
+
+    pool: Dict[str, Any] = dict(process=process, shape=data_shape(config), load_data=num_items_and_fetch)
     return build_from_pool(PRIORS, config.model.prior, pool)

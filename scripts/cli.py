@@ -85,7 +85,6 @@ class TrainedModel:
     process: torch.nn.Module
     net: torch.nn.Module
     prior: torch.nn.Module
-    data: object
     shape: tuple
     checkpoint_path: str
     step: int
@@ -99,7 +98,6 @@ def load_trained(config: ml_collections.ConfigDict, workdir: str, checkpoint: in
     load_module_state(process, state["process"], "process buffers", path)
     net = build.build_network(config).to(device)
     load_module_state(net, state["ema"], "EMA weights", path)
-    data = build.build_data(config, "train", process)
-    prior = build.build_prior(config, process, data).to(device)
+    prior = build.build_prior(config, process, lambda: build.build_data(config, "train", process)).to(device)
     load_module_state(prior, state["prior"], "prior", path)
-    return TrainedModel(process, net.eval(), prior, data, build.data_shape(config), path, int(state["step"]))
+    return TrainedModel(process, net.eval(), prior, build.data_shape(config), path, int(state["step"]))

@@ -209,9 +209,6 @@ class ImageData:
     def from_unit(self, x: torch.Tensor) -> torch.Tensor:
         return self.low + (self.high - self.low) * x
 
-    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.low) / (self.high - self.low)
-
     def prepare(self, batch: torch.Tensor, generator: Optional[torch.Generator] = None, *, augment: bool = True) -> torch.Tensor:
         x = batch.float()
         if augment and self.random_flip:

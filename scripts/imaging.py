@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import math
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from PIL import Image
+
+
+def to_unit(x: torch.Tensor, data_range: Tuple[float, float]) -> torch.Tensor:
+    """Map x from data_range = (low, high) to [0, 1] and clip, for display."""
+    low, high = data_range
+    return ((x - low) / (high - low)).clamp(0, 1)
 
 
 def make_grid(images: torch.Tensor, nrow: Optional[int] = None, padding: int = 2) -> np.ndarray:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from scripts import build
 from scripts.datasets import EpochBatches, batch_loader
-from scripts.imaging import save_png
+from scripts.imaging import save_png, to_unit
 from scripts.rundir import RunDir, load_checkpoint, load_module_state, save_checkpoint
 from scripts.sampler import sample
 from model_code.ema import EMA
@@ -112,7 +112,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.process = build.build_process(config).to(self.device)
         self.data = build.build_data(config, "train", self.process)
-        self.prior = build.build_prior(config, self.process, self.data).to(self.device)
+        self.prior = build.build_prior(config, self.process, lambda: self.data).to(self.device)
         self.shape = build.data_shape(config)
         net = build.build_network(config).to(self.device)
         self.state = TrainState(
@@ -178,7 +178,7 @@ class Trainer:
         """EMA samples with fixed seeds into samples/iter_STEP.png and TensorBoard."""
         count = self.config.training.num_samples
         out = sample(self.process, self.state.ema.shadow, self.prior, mode="random", count=count, seed=self.config.eval.seed, shape=self.shape, device=self.device)
-        images = self.data.to_unit(out["samples"]).clamp(0, 1)
+        images = to_unit(out["samples"], self.process.data_range)
         path = save_png(self.run_dir.path("samples", f"iter_{self.state.step:07d}.png"), images)
         writer.add_images("samples", images, self.state.step)
         tqdm.write(f"step {self.state.step}: samples in {path}")
@@ -191,6 +191,8 @@ class Trainer:
         resumed = self.resume()
         if resumed:
             print(f"resuming from {self.run_dir.meta_checkpoint} at step {self.state.step}")
+        else:
+            self.prior.fit(self.device)
         batches = EpochBatches(len(self.data), training.batch_size, self.config.seed, start_step=self.state.step)
         loader = iter(batch_loader(self.data.dataset, batches, training.num_workers))
         writer = SummaryWriter(self.run_dir.path("tensorboard"))

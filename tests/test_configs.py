@@ -3,13 +3,16 @@ import glob
 import importlib.util
 import os
 
+import numpy as np
 import pytest
 import torch
 
 from scripts import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*", "*.py")) if not p.endswith("__init__.py"))
+CONFIG_FILES = sorted(
+    p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True) if os.path.basename(p) not in ("__init__.py", "default.py")
+)
 UPSTREAM_KEYS = [
     "training.batch_size", "training.n_iters", "training.snapshot_freq", "training.snapshot_freq_for_preemption",
     "training.sampling_freq", "data.dataset", "data.image_size", "data.num_channels", "model.K", "model.sigma",
@@ -31,6 +34,9 @@ def test_the_paper_configs_are_shipped():
         "configs/mnist/default_mnist_configs.py", "configs/mnist/small_mnist.py", "configs/mnist/quickstart.py",
         "configs/cifar10/default_cifar10_configs.py", "configs/afhq/default_afhq_configs.py", "configs/afhq/img_size_64.py",
         "configs/ffhq/default_ffhq_configs.py", "configs/ffhq/img_size_128_maxblur128.py", "configs/lsun_church/default_lsun_configs.py",
+        "configs/cifar10/default_cifar10_configs_bd.py", "configs/cifar10/default_cifar10_configs_bd_noblur.py",
+        "configs/mnist/linear_maps/identity.py", "configs/mnist/linear_maps/random_matrix.py", "configs/mnist/linear_maps/random_matrix_product.py",
+        "configs/mnist/linear_maps/constant_velocity.py", "configs/mnist/linear_maps/constant_deceleration.py",
     ]:
         assert expected in names
 
@@ -43,7 +49,8 @@ def test_config_loads_and_builds(path):
         for part in key.split("."):
             node = node[part]
     process = build.build_process(config)
-    net = build.build_network(config)
+    with torch.device("meta"):  # the structure only: paper-sized networks, no memory
+        net = build.build_network(config)
     shape = build.data_shape(config)
     assert process.K == config.model.K
     small = torch.zeros(1, *shape)
@@ -67,3 +74,36 @@ def test_paper_settings():
     assert (cifar.model.K, cifar.model.blur_sigma_max, tuple(cifar.model.channel_mult)) == (200, 24.0, (1, 2, 2, 2))
     lsun = load(os.path.join(ROOT, "configs", "lsun_church", "default_lsun_configs.py"))
     assert (lsun.model.K, lsun.model.blur_sigma_max, lsun.data.image_size, lsun.optim.lr) == (400, 64.0, 128, 2e-5)
+
+
+@pytest.fixture(scope="module")
+def image_folders(tmp_path_factory):
+    """Tiny generated image folders, one gray and one colour, standing in for every dataset."""
+    from PIL import Image
+
+    folders = {}
+    generator = np.random.default_rng(0)
+    for channels, mode in [(1, "L"), (3, "RGB")]:
+        folder = tmp_path_factory.mktemp(f"images{channels}")
+        for i in range(8):
+            array = generator.integers(0, 256, size=(12, 12, channels), dtype=np.uint8)
+            Image.fromarray(array[:, :, 0] if channels == 1 else array, mode).save(folder / f"{i}.png")
+        folders[channels] = str(folder)
+    return folders
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_tiny_training_run_of_every_config(path, image_folders, tmp_path):
+    """The config's process, operator and prior, shrunk: 8x8 images, a tiny U-Net, K <= 8, 3 steps, then samples."""
+    from scripts.sampler import sample
+    from scripts.trainer import Trainer
+
+    config = load(path)
+    config.data.dataset, config.data.root, config.data.image_size = "image_folder", image_folders[config.data.num_channels], 8
+    config.model.update(dict(K=min(config.model.K, 8), model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,)))
+    config.training.update(dict(batch_size=4, n_iters=3, snapshot_freq=3, snapshot_freq_for_preemption=3, sampling_freq=100, log_freq=1, num_workers=0))
+    trainer = Trainer(config, str(tmp_path), torch.device("cpu"))
+    state = trainer.run()
+    assert state.step == 3
+    out = sample(trainer.process, state.ema.shadow, trainer.prior, mode="random", count=2, seed=0, shape=trainer.shape, device="cpu")
+    assert out["samples"].shape == (2, config.data.num_channels, 8, 8) and torch.isfinite(out["samples"]).all()

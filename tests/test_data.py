@@ -10,6 +10,7 @@ from PIL import Image
 
 from scripts import datasets
 from scripts.datasets import DatasetUnavailable, EpochBatches, ImageData, build_dataset
+from scripts.imaging import to_unit
 
 
 def test_mnist5k_splits():
@@ -30,9 +31,9 @@ def test_prepare_maps_range_dequantises_and_flips():
     data = ImageData(datasets.TensorImages(images), data_range=(-1.0, 1.0), random_flip=False, uniform_dequantization=False)
     x = data.prepare(images)
     assert x.min() == -1.0 and x.max() == 1.0
-    torch.testing.assert_close(data.to_unit(x), images.float() / 255)
+    torch.testing.assert_close(to_unit(x, (-1.0, 1.0)), images.float() / 255)
     data.uniform_dequantization = True
-    x01 = data.to_unit(data.prepare(images, torch.Generator().manual_seed(0)))
+    x01 = to_unit(data.prepare(images, torch.Generator().manual_seed(0)), (-1.0, 1.0))
     lower = images.float() / 256
     assert (x01 >= lower).all() and (x01 < lower + 1 / 256).all()
     data.uniform_dequantization, data.random_flip = False, True

@@ -16,7 +16,7 @@ def setup(K=4):
     op = build_operator("heat", image_size=8, K=K, blur_sigma_min=0.5, blur_sigma_max=3.0)
     process = PROCESSES.build("ihdm", operator=op, sigma=0.05)
     images = torch.rand(10, 1, 8, 8)
-    prior = KernelDensityPrior(process=process, num_items=10, fetch=lambda idx: images[idx])
+    prior = KernelDensityPrior(process=process, load_data=lambda: (10, lambda idx: images[idx]))
     return process, prior, images
 
 
