@@ -1,6 +1,72 @@
-"""Evaluate a trained run (FID, ELBO): not implemented yet."""
-import sys
+"""Evaluate a trained run: FID (clean-fid), the ELBO breakdown, or the information-theoretic NLL.
+
+    python evaluate.py --config CONFIG --workdir WORKDIR --checkpoint 0 --dataset_name=cifar10
+        --experiment_name=experiment1 --param_name=default --mode=fid --delta=0.013
+        --dataset_name_cleanfid=cifar10 --dataset_split=train --batch_size=128 --num_gen=50000
+    python evaluate.py ... --mode=elbo --delta=0.013
+
+--config may be left out (the run's saved config is used). Results are appended to
+WORKDIR/evaluation_results/EXPERIMENT_NAME/log.txt and stored in results.json there, keyed by
+--param_name; the final number is the last line printed.
+"""
+from absl import app, flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Configuration file; default: WORKDIR/config.json.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Run directory of a training run.")
+flags.DEFINE_integer("checkpoint", 0, "0: the latest checkpoint (checkpoints-meta); N: checkpoints/checkpoint_N.pth.")
+flags.DEFINE_string("mode", "fid", "fid | elbo | nll_itd")
+flags.DEFINE_string("experiment_name", "default", "Folder under WORKDIR/evaluation_results/.")
+flags.DEFINE_string("param_name", "default", "Key of this result within the experiment (e.g. delta0.013).")
+flags.DEFINE_float("delta", None, "Sampling / reverse-step noise std (ihdm); default: the config's.")
+flags.DEFINE_integer("batch_size", None, "Batch size; default: config.eval.batch_size.")
+flags.DEFINE_integer("seed", None, "Base seed; default: config.eval.seed.")
+flags.DEFINE_string("dataset_name", None, "Name of the dataset in the results (default: config.data.dataset).")
+# fid
+flags.DEFINE_integer("num_gen", 50000, "fid: number of generated images (image i uses seed i).")
+flags.DEFINE_string("dataset_name_cleanfid", None, "fid: reference statistics name (default: config.data.dataset).")
+flags.DEFINE_string("dataset_split", "train", "fid: split of the reference statistics (train | test).")
+flags.DEFINE_string("feature_net", "inception", "fid: inception (standard) | fast_random_conv (quick checks, not comparable).")
+flags.DEFINE_string("stats_dir", "data/fid_stats", "fid: cache of reference statistics.")
+# elbo
+flags.DEFINE_integer("elbo_passes", None, "elbo: Monte-Carlo passes over the test set (default: config.eval.elbo_passes).")
+flags.DEFINE_integer("num_test", None, "elbo / nll_itd: test images to use, 0 = all (default: config.eval.num_test).")
+flags.mark_flags_as_required(["workdir"])
+
+
+def run() -> None:
+    from scripts.evaluator import EvaluationRequest, evaluate
+
+    request = EvaluationRequest(
+        config=FLAGS.config,
+        workdir=FLAGS.workdir,
+        checkpoint=FLAGS.checkpoint,
+        mode=FLAGS.mode,
+        experiment_name=FLAGS.experiment_name,
+        param_name=FLAGS.param_name,
+        delta=FLAGS.delta,
+        batch_size=FLAGS.batch_size,
+        seed=FLAGS.seed,
+        dataset_name=FLAGS.dataset_name,
+        num_gen=FLAGS.num_gen,
+        dataset_name_cleanfid=FLAGS.dataset_name_cleanfid,
+        dataset_split=FLAGS.dataset_split,
+        feature_net=FLAGS.feature_net,
+        stats_dir=FLAGS.stats_dir,
+        elbo_passes=FLAGS.elbo_passes,
+        num_test=FLAGS.num_test,
+    )
+    evaluate(request)
+
+
+def main(argv) -> None:
+    from scripts.cli import run_cli
+
+    run_cli(run)
+
 
 if __name__ == "__main__":
-    print("error: evaluate.py is not implemented yet", file=sys.stderr)
-    sys.exit(1)
+    from scripts.cli import parse_flags
+
+    app.run(main, flags_parser=parse_flags)

@@ -70,7 +70,14 @@ class Prior(nn.Module):
 
 @PRIORS.register("kde")
 class KernelDensityPrior(Prior):
-    """Kernel density over the training set taken to level K (Rissanen et al. 2023, Sec. 3)."""
+    """Kernel density over the training set taken to level K (Rissanen et al. 2023, Sec. 3).
+
+    ``chunk_size`` bounds the components held at once by ``kl_bound``.
+    """
+
+    def __init__(self, *, process, load_data: Optional[LoadData] = None, chunk_size: int = 1024):
+        super().__init__(process=process, load_data=load_data)
+        self.chunk_size = chunk_size
 
     def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
         """u_K = m_n + s eps, with n ~ U{0..N-1} and eps from generator i. Returns [len(generators), *shape]."""
@@ -94,7 +101,7 @@ class KernelDensityPrior(Prior):
         flat = mean.flatten(1).double()
         num_items, fetch = self.data()
         running = torch.full((x0.shape[0],), -float("inf"), dtype=torch.float64, device=x0.device)
-        for components in terminal_means(process, num_items, fetch, x0.device):
+        for components in terminal_means(process, num_items, fetch, x0.device, self.chunk_size):
             components = components.flatten(1).double()
             distances = (flat.pow(2).sum(1, keepdim=True) + components.pow(2).sum(1)[None] - 2 * flat @ components.T).clamp_min(0)
             running = torch.logaddexp(running, torch.logsumexp(-0.5 * (distances / delta**2 + constant), dim=1))

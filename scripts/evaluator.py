@@ -1,0 +1,108 @@
+"""The one evaluator: load a trained run, compute the requested measure, record it.
+
+Each mode is a function ``(request, config, model, device) -> result dict`` with at least
+``headline`` (the final line printed). Results go to WORKDIR/evaluation_results/EXPERIMENT/:
+``results.json`` ({param_name: {mode: result}}, rewritten atomically) and ``log.txt`` (appended).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional
+
+import ml_collections
+import torch
+
+from scripts import build
+from scripts.cli import TrainedModel, load_trained, resolve_config
+from scripts.rundir import write_atomic
+from scripts.trainer import pick_device
+
+
+@dataclass
+class EvaluationRequest:
+    config: Optional[ml_collections.ConfigDict]
+    workdir: str
+    checkpoint: int = 0
+    mode: str = "fid"
+    experiment_name: str = "default"
+    param_name: str = "default"
+    delta: Optional[float] = None
+    batch_size: Optional[int] = None
+    seed: Optional[int] = None
+    dataset_name: Optional[str] = None
+    num_gen: int = 50000
+    dataset_name_cleanfid: Optional[str] = None
+    dataset_split: str = "train"
+    feature_net: str = "inception"
+    stats_dir: str = "data/fid_stats"
+    elbo_passes: Optional[int] = None
+    num_test: Optional[int] = None
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def run_elbo(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device) -> Dict[str, Any]:
+    from scripts.elbo import evaluate_elbo, plot_terms
+
+    test_data = build.build_data(config, "test", model.process)
+    test_data.uniform_dequantization = True
+    result = evaluate_elbo(
+        model.process,
+        model.net,
+        model.prior,
+        test_data,
+        batch_size=_or(request.batch_size, config.eval.batch_size),
+        passes=_or(request.elbo_passes, config.eval.elbo_passes),
+        num_test=_or(request.num_test, config.eval.num_test),
+        seed=_or(request.seed, config.eval.seed),
+        device=device,
+    )
+    folder = results_folder(request)
+    result["plot"] = plot_terms(result, os.path.join(folder, f"elbo_terms_{request.param_name}.png"))
+    result["headline"] = (
+        f"ELBO: {result['nats_per_image']:.2f} nats/image, {result['bits_per_dim']:.4f} bits/dim "
+        f"(8-bit discrete: {result['discrete_bits_per_dim']:.4f} bits/dim)"
+    )
+    return result
+
+
+EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {"elbo": run_elbo}
+
+
+def results_folder(request: EvaluationRequest) -> str:
+    folder = os.path.join(request.workdir, "evaluation_results", request.experiment_name)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def record(request: EvaluationRequest, result: Dict[str, Any], model: TrainedModel) -> str:
+    """Store ``result`` under results.json[param_name][mode] and append the headline to log.txt."""
+    folder = results_folder(request)
+    path = os.path.join(folder, "results.json")
+    results = json.load(open(path)) if os.path.isfile(path) else {}
+    entry = dict(result, checkpoint=model.checkpoint_path, step=model.step, delta=getattr(model.process, "delta", None))
+    results.setdefault(request.param_name, {})[request.mode] = entry
+    write_atomic(path, json.dumps(results, indent=2, sort_keys=True).encode())
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    with open(os.path.join(folder, "log.txt"), "a") as log:
+        log.write(f"{stamp} {request.param_name} {request.mode} step={model.step}: {result['headline']}\n")
+    return path
+
+
+def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
+    if request.mode not in EVALUATIONS:
+        raise ValueError(f"unknown --mode {request.mode!r}; allowed: {', '.join(EVALUATIONS)}")
+    config = resolve_config(request.config, request.workdir)
+    device = pick_device()
+    model = load_trained(config, request.workdir, request.checkpoint, device, delta=request.delta)
+    with torch.no_grad():
+        result = EVALUATIONS[request.mode](request, config, model, device)
+    path = record(request, result, model)
+    print(f"results: {path}")
+    print(result["headline"])
+    return result

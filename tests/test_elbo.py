@@ -1,0 +1,112 @@
+"""ELBO terms: closed forms with an oracle, the kernel-density prior bound, and a Gaussian whose NLL is known."""
+import math
+
+import pytest
+import torch
+
+from model_code.operators import build_operator
+from model_code.priors import KernelDensityPrior
+from model_code.processes import PROCESSES
+
+
+def ihdm(name="heat", K=4, size=4, sigma=0.05, delta=0.08):
+    kwargs = dict(blur_sigma_min=0.5, blur_sigma_max=3.0) if name == "heat" else {}
+    return PROCESSES.build("ihdm", operator=build_operator(name, image_size=size, K=K, **kwargs), sigma=sigma, delta=delta)
+
+
+def gaussian_kl(mean_q, var_q, mean_p, var_p):
+    """KL(N(mean_q, var_q I) || N(mean_p, var_p I)) summed over dims, per example."""
+    dim = mean_q[0].numel()
+    return 0.5 * (dim * var_q / var_p + ((mean_q - mean_p) ** 2).flatten(1).sum(1) / var_p - dim + dim * math.log(var_p / var_q))
+
+
+class Oracle(torch.nn.Module):
+    def __init__(self, process, x0):
+        super().__init__()
+        self.process, self.x0 = process, x0
+
+    def forward(self, u, time):
+        return self.process.operator(self.x0, time.round().long() - 1) - u
+
+
+def test_oracle_transitions_reduce_to_the_gaussian_kl():
+    process = ihdm()
+    x0 = torch.rand(3, 1, 4, 4)
+    prior = KernelDensityPrior(process=process, load_data=lambda: (3, lambda idx: x0[idx]))
+    terms = process.elbo_terms(Oracle(process, x0), x0, prior)
+    closed = gaussian_kl(x0, process.sigma**2, x0, process.delta**2)  # q and p share their mean
+    assert terms["transitions"].shape == (3, 3)  # levels 2..K
+    torch.testing.assert_close(terms["transitions"], closed[:, None].expand(3, 3), atol=1e-4, rtol=1e-5)
+    # reconstruction: -log N(x0; x0, delta^2) = D log(delta sqrt(2 pi))
+    torch.testing.assert_close(terms["reconstruction"], torch.full((3,), 16 * math.log(0.08 * math.sqrt(2 * math.pi))))
+
+
+def test_kde_bound_is_exact_for_one_component_and_independent_of_chunking():
+    process = ihdm()
+    images = torch.rand(7, 1, 4, 4)
+    x0 = torch.rand(2, 1, 4, 4)
+    k = torch.full((1,), 4)
+    single = KernelDensityPrior(process=process, load_data=lambda: (1, lambda idx: images[idx]))
+    exact = gaussian_kl(process.operator(x0, k.expand(2)), process.sigma**2, process.operator(images[:1], k), process.delta**2)
+    torch.testing.assert_close(single.kl_bound(x0, process), exact.float(), atol=1e-3, rtol=1e-5)
+    duplicated = KernelDensityPrior(process=process, load_data=lambda: (5, lambda idx: images[:1].expand(len(idx), -1, -1, -1)))
+    torch.testing.assert_close(duplicated.kl_bound(x0, process), exact.float(), atol=1e-3, rtol=1e-5)
+    whole = KernelDensityPrior(process=process, load_data=lambda: (7, lambda idx: images[idx]))
+    chunked = KernelDensityPrior(process=process, load_data=lambda: (7, lambda idx: images[idx]), chunk_size=2)
+    torch.testing.assert_close(chunked.kl_bound(x0, process), whole.kl_bound(x0, process), atol=1e-4, rtol=1e-6)
+
+
+def test_kde_bound_is_above_a_monte_carlo_kl():
+    process = ihdm(sigma=0.2, delta=0.25, size=2)
+    images = torch.rand(5, 1, 2, 2) * 0.3
+    x0 = torch.rand(1, 1, 2, 2) * 0.3
+    prior = KernelDensityPrior(process=process, load_data=lambda: (5, lambda idx: images[idx]))
+    bound = prior.kl_bound(x0, process).item()
+    k = torch.full((1,), 4)
+    mean_q = process.operator(x0, k).flatten()
+    components = process.operator(images, k.expand(5)).flatten(1)
+    samples = mean_q + 0.2 * torch.randn(200000, 4, dtype=torch.float64)
+    log_q = torch.distributions.Normal(mean_q.double(), 0.2).log_prob(samples).sum(1)
+    log_p = torch.logsumexp(torch.distributions.Normal(components.double()[None], 0.25).log_prob(samples[:, None]).sum(2), dim=1) - math.log(5)
+    monte_carlo = (log_q - log_p).mean().item()
+    assert bound >= monte_carlo - 0.01 and bound - monte_carlo < 1.0
+
+
+class ExactGaussianPrior:
+    """p(u_K) = N(0, (s^2 + sigma^2) I): the true marginal of u_K = x + sigma eps for x ~ N(0, s^2 I)."""
+
+    def __init__(self, variance):
+        self.variance = variance
+
+    def kl_bound(self, x0, process, generator=None):
+        return gaussian_kl(x0, process.sigma**2, torch.zeros_like(x0), self.variance)
+
+
+class OptimalLinear(torch.nn.Module):
+    """mu(u) = E[x | u] = s^2 / (s^2 + sigma^2) u, written as the residual f = mu - u."""
+
+    def __init__(self, shrink):
+        super().__init__()
+        self.shrink = shrink
+
+    def forward(self, u, time):
+        return (self.shrink - 1) * u
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_elbo_of_gaussian_data_bounds_the_exact_nll(K):
+    """x ~ N(0, s^2 I) through the identity map: with the Bayes-optimal reverse model and prior the
+    ELBO equals the exact NLL for K = 1 and is an upper bound for K > 1."""
+    s, sigma, dim = 0.5, 0.1, 8
+    posterior_std = s * sigma / math.sqrt(s**2 + sigma**2)
+    process = ihdm("identity", K=K, size=(2, 4), sigma=sigma, delta=posterior_std)
+    generator = torch.Generator().manual_seed(0)
+    x0 = s * torch.randn(40000, 1, 2, 4, generator=generator)
+    terms = process.elbo_terms(OptimalLinear(s**2 / (s**2 + sigma**2)), x0, ExactGaussianPrior(s**2 + sigma**2), generator)
+    total = terms["prior"] + terms["transitions"].sum(1) + terms["reconstruction"]
+    estimate, error = total.mean().item(), total.std().item() / math.sqrt(len(total))
+    exact = 0.5 * dim * math.log(2 * math.pi * math.e * s**2)
+    if K == 1:
+        assert abs(estimate - exact) < 4 * error
+    else:
+        assert estimate > exact + 4 * error  # the per-level noise of IHDM's forward process costs nats
