@@ -10,7 +10,7 @@ For any eps-predictor eps_hat(z, a), the pointwise estimate of the negative log 
     mse(x, a) = E_eps || eps - eps_hat(z_a, a) ||^2,
 
 exact (over the whole real line) when eps_hat is the optimal denoiser E[eps | z_a]; for any other
-predictor it is an upper bound in expectation over x. ``d sigmoid(a)`` is the eps-MMSE of N(0, I)
+predictor its expectation over x upper-bounds the entropy E[-log p(x)] (up to truncation). ``d sigmoid(a)`` is the eps-MMSE of N(0, I)
 data, so the integrand decays in both tails. The integral is estimated by importance sampling
 with a logistic(loc, scale) proposal truncated to loc +- 4 scale:
 
@@ -138,7 +138,8 @@ def nll_estimate(
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     num_samples = int(num_samples)
-    _check_loc(loc), _check_scale(scale)
+    _check_loc(loc)
+    _check_scale(scale)
     n, d = x.shape[0], x[0].numel()
     examples_per_call = max(1, int(batch_size) // num_samples)
 

@@ -16,6 +16,7 @@ prior needs the images; ``fetch(indices [n]) -> [n, C, H, W]`` in the process's 
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
@@ -94,8 +95,8 @@ class KernelDensityPrior(Prior):
         convexity of -log gives KL(q || 1/N sum_n p_n) <= log N - logsumexp_n(-KL_n).
         The N components are streamed in chunks, so no [B, N] matrix is held at once.
         """
-        mean, delta = process.terminal(x0)
-        sigma = process.sigma
+        mean, sigma = process.forward_terminal(x0)
+        delta = process.terminal_std()
         dim = x0[0].numel()
         constant = dim * sigma**2 / delta**2 - dim + 2 * dim * torch.log(torch.tensor(delta / sigma)).item()
         flat = mean.flatten(1).double()
@@ -114,6 +115,13 @@ class StandardNormalPrior(Prior):
 
     def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
         return self.process.terminal_std() * randn_per_generator(generators, shape, device)
+
+    def kl_bound(self, x0: torch.Tensor, process, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """KL(N(m, s_q^2 I) || N(0, s^2 I)) = 0.5 (D s_q^2/s^2 + |m|^2/s^2 - D + 2 D log(s/s_q)), exact. [B]"""
+        mean, std_q = process.forward_terminal(x0)
+        std, dim = process.terminal_std(), x0[0].numel()
+        squared = mean.flatten(1).double().pow(2).sum(1)
+        return (0.5 * (dim * std_q**2 / std**2 + squared / std**2 - dim + 2 * dim * math.log(std / std_q))).float()
 
 
 @PRIORS.register("fitted_gaussian")
@@ -161,3 +169,19 @@ class FittedGaussianPrior(Prior):
         correlated = torch.einsum("hwcd,nhwd->nhwc", self.scale_tril, z.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         coefficients = self.mean + correlated
         return self.process.operator.from_basis(coefficients) + self.process.terminal_std() * eps
+
+    def kl_bound(self, x0: torch.Tensor, process, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """KL(q || p), exact: per coefficient, q = N(B m, s_q^2 I_C) and p = N(mean, S), S = Sigma + s^2 I_C:
+        0.5 (s_q^2 tr S^-1 + (mean - B m)^T S^-1 (mean - B m) - C + log det S - C log s_q^2). [B]"""
+        mean, std_q = process.forward_terminal(x0)
+        channels = x0.shape[1]
+        eye = torch.eye(channels, dtype=torch.float64, device=x0.device)
+        tril = self.scale_tril.double()
+        covariance = tril @ tril.transpose(-1, -2) + process.terminal_std() ** 2 * eye  # [H, W, C, C]
+        chol = torch.linalg.cholesky(covariance)
+        difference = (self.mean.double() - process.operator.to_basis(mean).double()).permute(0, 2, 3, 1)  # [B, H, W, C]
+        whitened = torch.linalg.solve_triangular(chol, difference.unsqueeze(-1), upper=False).squeeze(-1)
+        trace = torch.cholesky_inverse(chol).diagonal(dim1=-2, dim2=-1).sum()
+        log_det = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum()
+        dim = x0[0].numel()
+        return (0.5 * (std_q**2 * trace + whitened.pow(2).flatten(1).sum(1) - dim + log_det - 2 * dim * math.log(std_q))).float()

@@ -9,7 +9,8 @@ same methods on every process and never branch on which one it is:
 - ``model_time(...)``: what the network sees as its time input.
 - ``sampling_levels()``: the levels K, K-1, ..., 1 the sampler steps through.
 - ``diffuse(x0, k, eps) -> u_k``: a draw from the forward process q(u_k | x0).
-- ``terminal(x0) -> (mean, std)``: the marginal of u_K given x0 (priors are built on it).
+- ``terminal(x0) -> (mean, std)``: a prior component for training image x0 (priors are built on it);
+  ``forward_terminal(x0) -> (mean, std)``: q(u_K | x0), which the ELBO's prior term compares with.
 - ``reverse_step(net, u, k, noise) -> u_{k-1}``: one ancestral step; stateless, the caller
   passes the standard normal ``noise`` so it controls seeds and noise sharing.
 - ``elbo_terms(net, x0, prior, generator)``: the per-example ELBO breakdown, where defined.
@@ -99,6 +100,10 @@ class IHDMProcess(Process):
     def terminal_std(self) -> float:
         """The kernel-density prior's bandwidth: delta."""
         return self.delta
+
+    def forward_terminal(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+        """q(u_K | x0) = N(A_K x0, sigma^2 I): (mean, std)."""
+        return self.terminal(x0)[0], self.sigma
 
     def terminal(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
         """The kernel-density prior's component for image x0: mean A_K x0, bandwidth delta."""
@@ -249,14 +254,18 @@ class GaussianProcess(Process):
         alpha, _, _ = self.marginal(k)
         return self.operator.from_basis(alpha * self.operator.to_basis(x0)), self.terminal_std()
 
-    def denoised(self, net: Net, u: torch.Tensor, k: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(x_hat in the basis, eps_hat in the basis) from u_t; x_hat clipped to the data range if asked."""
+    def forward_terminal(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+        """q(u_K | x0): the same Gaussian as ``terminal``."""
+        return self.terminal(x0)
+
+    def denoised(self, net: Net, u: torch.Tensor, k: torch.Tensor, clip: bool) -> torch.Tensor:
+        """x_hat = (u_t - sigma_t eps_hat) / alpha_t in the basis, optionally clipped to the data range."""
         alpha, sigma, logsnr = self.marginal(k)
         eps_hat = self.operator.to_basis(net(u, self.model_time(logsnr)).to(u.dtype))
         x_hat = (self.operator.to_basis(u) - sigma * eps_hat) / alpha
-        if self.clip_denoised:
+        if clip:
             x_hat = self.operator.to_basis(self.operator.from_basis(x_hat).clamp(*self.data_range))
-        return x_hat, eps_hat
+        return x_hat
 
     def posterior(self, u: torch.Tensor, x_hat: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(u_{k-1} | u_k, x = x_hat), in the basis. u in pixels, x_hat in the basis."""
@@ -272,8 +281,40 @@ class GaussianProcess(Process):
     def reverse_step(self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor) -> torch.Tensor:
         """Ancestral step k -> k-1 with the posterior at x = x_hat; the last step returns x_hat."""
         levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
-        x_hat, _ = self.denoised(net, u, levels)
+        x_hat = self.denoised(net, u, levels, clip=self.clip_denoised)
         if k == 1:
             return self.operator.from_basis(x_hat)
         mean, var = self.posterior(u, x_hat, k)
         return self.operator.from_basis(mean + var.sqrt() * noise)
+
+    def elbo_terms(self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+        """The discrete-time variational bound with K steps, per example, in nats (no clipping).
+
+        prior [B]: ``prior.kl_bound`` of q(u_K | x0).
+        transitions [B, K-1], level k = 2..K: KL(q(u_{k-1} | u_k, x0) || p(u_{k-1} | u_k)); both share
+            the posterior variance v, so per coefficient it is 0.5 v alpha_s^2 / sigma_s^4 (x0 - x_hat)^2.
+        reconstruction [B]: -log N(x0; x_hat(u_1), sigma_1^2 / alpha_1^2) per coefficient: the decoder's
+            variance is that of u_1 / alpha_1 around x0, so as K grows the total tends to the
+            continuous-time bound (exact for Gaussian data with the optimal denoiser).
+        """
+        x_coefficients = self.operator.to_basis(x0)
+        transitions = []
+        for k in range(2, self.K + 1):
+            levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
+            u = self.diffuse(x0, levels, _randn_like(x0, generator))
+            x_hat = self.denoised(net, u, levels, clip=False)
+            _, variance = self.posterior(u, x_hat, k)
+            alpha_s, sigma_s, _ = self.marginal(levels - 1)
+            transitions.append(0.5 * _per_example_sum(variance * alpha_s**2 / sigma_s**4 * (x_coefficients - x_hat) ** 2))
+        ones = torch.ones(x0.shape[0], device=x0.device, dtype=torch.long)
+        u1 = self.diffuse(x0, ones, _randn_like(x0, generator))
+        x_hat = self.denoised(net, u1, ones, clip=False)
+        alpha_1, sigma_1, _ = self.marginal(ones)
+        decoder_variance = (sigma_1 / alpha_1).pow(2).expand_as(x_coefficients)
+        reconstruction = 0.5 * _per_example_sum((x_coefficients - x_hat) ** 2 / decoder_variance + torch.log(2 * math.pi * decoder_variance))
+        empty = torch.zeros(x0.shape[0], 0, device=x0.device)
+        return {
+            "prior": prior.kl_bound(x0, self, generator),
+            "transitions": torch.stack(transitions, dim=1) if transitions else empty,
+            "reconstruction": reconstruction,
+        }

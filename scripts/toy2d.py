@@ -4,11 +4,13 @@ Each distribution is a class with ``sample(n, generator=None) -> float32 [n, 2]`
 closed-form density also have ``log_prob(x [n, 2]) -> [n]`` (nats) and ``exact_log_prob = True``.
 
 Scale. ``spiral``, ``two_moons`` and ``gaussian_mixture`` are centred and scaled by fixed
-constants so that the mean square per coordinate is about 1 (E||x||^2 ~= 2 = d), the scale of
-the N(0, I) reference in the NLL estimator; their eps-MSE curves then cross d/2 at log SNRs of
-order 0 to 5 and the default proposal ranges are sensible. ``correlated_gaussian`` is the oracle
-case with a known spectrum and is left as defined: zero mean, covariance eigenvalues 4 and 0.05
-(principal axes rotated by 30 degrees; per-coordinate variances 3.01 and 1.04, correlation 0.97).
+constants (exact moments of the generating process) so that they have mean 0 and E||x||^2 = 2 = d
+(mean square 1 averaged over the two coordinates; the mixture is isotropic, the moons are wider
+than tall): the scale of the N(0, I) reference in the NLL estimator, so their eps-MSE curves cross
+d/2 at log SNRs of order 0 to 5 and proposals with loc in that range and scale ~1-2 are sensible.
+``correlated_gaussian`` is the oracle case with a known spectrum and is left as defined: mean 0,
+covariance eigenvalues 4 and 0.05 with principal axes rotated by 30 degrees (per-coordinate
+variances 3.01 and 1.04, correlation 0.97).
 
 ``Toy2DDataset(name, num_points, seed)`` materialises a fixed sample as a torch Dataset.
 """
@@ -49,13 +51,15 @@ class Toy2D:
 
 class Spiral(Toy2D):
     """One arm of an Archimedean spiral, r = theta / (4 pi) for theta = 4 pi sqrt(u), u ~ U(0, 1)
-    (uniform over the swept disc), plus N(0, noise^2) jitter, all times ``SCALE`` = 2 so that the
-    mean square per coordinate is ~1."""
+    (uniform over the swept disc), plus N(0, noise^2) jitter; then centred by its exact mean
+    (1 / (4 pi^2), -1 / (2 pi)) and divided by the exact root mean square per coordinate,
+    sqrt(1/4 + noise^2 - (1 / (16 pi^4) + 1 / (4 pi^2)) / 2) (~0.488 at noise 0.03)."""
 
-    SCALE = 2.0
+    CENTRE = (1.0 / (4.0 * math.pi**2), -1.0 / (2.0 * math.pi))
 
     def __init__(self, noise: float = 0.03):
         self.noise = float(noise)
+        self.scale = math.sqrt(0.25 + self.noise**2 - 0.5 * (self.CENTRE[0] ** 2 + self.CENTRE[1] ** 2))
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         n = _check_n(n)
@@ -63,19 +67,20 @@ class Spiral(Toy2D):
         radius = theta / (4.0 * math.pi)
         points = torch.stack([radius * theta.cos(), radius * theta.sin()], dim=1)
         points = points + self.noise * torch.randn(n, 2, generator=generator)
-        return (self.SCALE * points).float()
+        return ((points - torch.tensor(self.CENTRE)) / self.scale).float()
 
 
 class TwoMoons(Toy2D):
     """Two interleaved half circles (outer (cos t, sin t), inner (1 - cos t, 1/2 - sin t),
-    t ~ U(0, pi), equal odds) plus N(0, noise^2) jitter, centred by (1/2, 1/4) and divided by
-    ``SCALE`` = 0.712 (the root mean square per coordinate at noise 0.1)."""
+    t ~ U(0, pi), equal odds) plus N(0, noise^2) jitter, centred by the exact mean (1/2, 1/4) and
+    divided by the exact root mean square per coordinate, sqrt((3/4 + 9/16 - 1/pi) / 2 + noise^2)
+    (~0.712 at noise 0.1)."""
 
     CENTRE = (0.5, 0.25)
-    SCALE = 0.712
 
     def __init__(self, noise: float = 0.1):
         self.noise = float(noise)
+        self.scale = math.sqrt(0.5 * (0.75 + 0.5625 - 1.0 / math.pi) + self.noise**2)
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         n = _check_n(n)
@@ -84,7 +89,7 @@ class TwoMoons(Toy2D):
         upper = torch.stack([t.cos(), t.sin()], dim=1)
         lower = torch.stack([1.0 - t.cos(), 0.5 - t.sin()], dim=1)
         points = torch.where(outer[:, None], upper, lower) + self.noise * torch.randn(n, 2, generator=generator)
-        return ((points - torch.tensor(self.CENTRE)) / self.SCALE).float()
+        return ((points - torch.tensor(self.CENTRE)) / self.scale).float()
 
 
 class GaussianMixture(Toy2D):

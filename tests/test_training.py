@@ -1,5 +1,6 @@
 """Training, exact resume, sampling modes, checkpoint safety, and the command-line entry points."""
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -112,6 +113,16 @@ def test_train_kill_resume_sample_cli(tmp_path):
             assert os.path.getsize(os.path.join(folder_path, name)) > 0
     without_config = run_cli("sample.py", "--workdir", workdir, "--batch_size=2")
     assert "2 samples (random)" in without_config.stdout
+
+    evaluation = run_cli("evaluate.py", "--workdir", workdir, "--mode=elbo", "--experiment_name=e1", "--param_name=delta0.02", "--delta=0.02", "--num_test=16")
+    last_line = evaluation.stdout.strip().splitlines()[-1]
+    assert last_line.startswith("ELBO: ") and "bits/dim" in last_line
+    results = json.load(open(os.path.join(workdir, "evaluation_results", "e1", "results.json")))
+    assert results["delta0.02"]["elbo"]["delta"] == 0.02 and results["delta0.02"]["elbo"]["test_images"] == 16
+    assert len(results["delta0.02"]["elbo"]["per_level_nats"]["transitions"]) == tiny.get_config().model.K - 1
+    assert "delta0.02 elbo" in open(os.path.join(workdir, "evaluation_results", "e1", "log.txt")).read()
+    bad = run_cli("evaluate.py", "--workdir", workdir, "--mode=likelihood", check=False)
+    assert bad.returncode == 1 and "unknown --mode 'likelihood'; allowed:" in bad.stderr
 
 
 @pytest.mark.parametrize(
