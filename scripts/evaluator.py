@@ -71,7 +71,39 @@ def run_elbo(request: EvaluationRequest, config: ml_collections.ConfigDict, mode
     return result
 
 
-EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {"elbo": run_elbo}
+def unit_batches(data, batch_size: int):
+    """The dataset's images as float batches [B, C, H, W] in [0, 1] (no augmentation)."""
+    for start in range(0, len(data), batch_size):
+        indices = range(start, min(start + batch_size, len(data)))
+        yield torch.stack([data.dataset[i] for i in indices]).float() / 255.0
+
+
+def run_fid(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device) -> Dict[str, Any]:
+    """FID of --num_gen samples (image i from seed i) against the reference statistics of the dataset split."""
+    from scripts import fid
+    from scripts.imaging import to_unit
+    from scripts.sampler import generate_range
+
+    feature_net = fid.build_feature_net(request.feature_net, device)
+    dataset = request.dataset_name_cleanfid or config.data.dataset
+    batch_size = _or(request.batch_size, config.eval.batch_size)
+    height, width = build.image_size(config)
+    resolution = height if height == width else height * 10000 + width
+    reference_data = lambda: unit_batches(build.build_data(config, request.dataset_split, model.process), batch_size)
+    reference = fid.reference_statistics(dataset, request.dataset_split, resolution, feature_net, request.stats_dir, reference_data)
+    seed = _or(request.seed, config.eval.seed)
+
+    def generate(start: int, count: int) -> torch.Tensor:
+        samples = generate_range(model.process, model.net, model.prior, start=start, count=count, seed=seed, shape=model.shape, device=device)
+        return to_unit(samples, model.process.data_range)
+
+    value = fid.fid_from_generator(generate, request.num_gen, batch_size, feature_net, reference)
+    result = fid.fid_record(value, reference, request.num_gen)
+    result["headline"] = f"FID ({feature_net.name}, {request.num_gen} samples vs {dataset} {request.dataset_split}): {value:.4f}"
+    return result
+
+
+EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {"fid": run_fid, "elbo": run_elbo}
 
 
 def results_folder(request: EvaluationRequest) -> str:

@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
@@ -219,6 +220,7 @@ class FeatureNet(nn.Module):
 
     name: str = ""
     dim: int = 0
+    max_batch: int = 64  # images per network call (bounds activation memory)
 
     def __init__(self, device: Device):
         super().__init__()
@@ -231,7 +233,8 @@ class FeatureNet(nn.Module):
     def features(self, images: torch.Tensor) -> np.ndarray:
         """images: float [B, C, H, W] in [0, 1], any device -> float64 numpy [B, dim]."""
         pixels = quantize_images(images)
-        return self.embed(pixels).double().cpu().numpy()
+        parts = [self.embed(part).double().cpu() for part in pixels.split(self.max_batch)]
+        return torch.cat(parts).numpy()
 
 
 def _import_cleanfid() -> Any:
@@ -273,8 +276,14 @@ def verify_sha1(path: str, expected: str) -> None:
 
 
 def _download_cleanfid_inception(path: str) -> None:
-    """clean-fid's own download of its Inception TorchScript file (needs internet)."""
-    _import_cleanfid().downloads_helper.check_download_inception(fpath=os.path.dirname(path))
+    """clean-fid's own download of its Inception TorchScript file to ``path`` (needs internet);
+    a partly written file is removed when the download fails."""
+    try:
+        _import_cleanfid().downloads_helper.check_download_inception(fpath=os.path.dirname(path))
+    except BaseException:
+        if os.path.isfile(path):
+            os.remove(path)
+        raise
 
 
 def resolve_inception_weights(
@@ -311,7 +320,14 @@ def load_inception_layers(path: str, device: Device,
     """
     if expected_sha1 is not None:
         verify_sha1(path, expected_sha1)
-    module = torch.jit.load(path, map_location=torch.device(device))
+    with warnings.catch_warnings():  # TorchScript is deprecated, but it is the file's format
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated",
+                                category=DeprecationWarning)
+        try:
+            module = torch.jit.load(path, map_location=torch.device(device))
+        except RuntimeError as error:
+            raise ValueError(f"{path} is not a loadable TorchScript file (corrupt or partly "
+                             f"downloaded?): {str(error).splitlines()[0]}") from None
     for owner in (module, getattr(module, "net", None)):
         if owner is not None and hasattr(owner, "layers"):
             return owner.layers.eval()
