@@ -1,4 +1,4 @@
-"""Evaluate a trained run: FID (clean-fid), the ELBO breakdown, or the information-theoretic NLL.
+"""Evaluate a trained run: FID (clean-fid), the ELBO breakdown, or the information-theoretic NLL (nll_itd).
 
     python evaluate.py --config CONFIG --workdir WORKDIR --checkpoint 0 --dataset_name=cifar10
         --experiment_name=experiment1 --param_name=default --mode=fid --delta=0.013
@@ -32,6 +32,10 @@ flags.DEFINE_string("stats_dir", "data/fid_stats", "fid: cache of reference stat
 # elbo
 flags.DEFINE_integer("elbo_passes", None, "elbo: Monte-Carlo passes over the test set (default: config.eval.elbo_passes).")
 flags.DEFINE_integer("num_test", None, "elbo / nll_itd: test images to use, 0 = all (default: config.eval.num_test).")
+# nll_itd
+flags.DEFINE_integer("num_logsnr", 100, "nll_itd: log-SNR draws per test image.")
+flags.DEFINE_float("logsnr_loc", None, "nll_itd: logistic location (default: config.model.logistic_loc).")
+flags.DEFINE_float("logsnr_scale", None, "nll_itd: logistic scale > 0 (default: config.model.logistic_scale).")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -56,6 +60,9 @@ def run() -> None:
         stats_dir=FLAGS.stats_dir,
         elbo_passes=FLAGS.elbo_passes,
         num_test=FLAGS.num_test,
+        num_logsnr=FLAGS.num_logsnr,
+        logsnr_loc=FLAGS.logsnr_loc,
+        logsnr_scale=FLAGS.logsnr_scale,
     )
     evaluate(request)
 

@@ -9,6 +9,7 @@ WORKDIR/sample_outputs/ and prints the paths.
 """
 import os
 
+import torch
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -33,12 +34,32 @@ def chosen_mode() -> str:
     return chosen[0] if chosen else "random"
 
 
+def write_pictures(folder, out, mode, config, model):
+    """samples.png, initial.png and process.gif: image grids, or scatter plots over the data for 2D points."""
+    from scripts import build
+    from scripts.imaging import save_gif, save_png, save_scatter, save_scatter_gif, to_unit
+
+    if build.data_kind(config) == "points":
+        data = build.build_data(config, "train", model.process)
+        reference = data.fetch(torch.arange(min(2000, len(data)))).flatten(1)
+        return [
+            save_scatter(os.path.join(folder, "samples.png"), out["samples"].flatten(1), reference, f"{mode} samples"),
+            save_scatter(os.path.join(folder, "initial.png"), out["initial"].flatten(1), reference, "initial states u_K"),
+            save_scatter_gif(os.path.join(folder, "process.gif"), [u.flatten(1) for u in out["trajectory"]], reference),
+        ]
+    nrow = len(out["samples"]) if mode == "interpolate" else None
+    unit = lambda x: to_unit(x, model.process.data_range)
+    return [
+        save_png(os.path.join(folder, "samples.png"), unit(out["samples"]), nrow),
+        save_png(os.path.join(folder, "initial.png"), unit(out["initial"]), nrow),
+        save_gif(os.path.join(folder, "process.gif"), [unit(u) for u in out["trajectory"]], nrow),
+    ]
+
+
 def run():
     import numpy as np
-    import torch
 
     from scripts.cli import load_trained, resolve_config
-    from scripts.imaging import save_gif, save_png, to_unit
     from scripts.sampler import sample
     from scripts.trainer import pick_device
 
@@ -52,13 +73,8 @@ def run():
     seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
     out = sample(model.process, model.net, model.prior, mode=mode, count=count, seed=seed, shape=model.shape, device=device, record=True, progress=True)
 
-    nrow = count if mode == "interpolate" else None
     folder = os.path.join(FLAGS.workdir, "sample_outputs", f"{mode}_checkpoint{FLAGS.checkpoint}_step{model.step}_seed{seed}")
-    written = [
-        save_png(os.path.join(folder, "samples.png"), to_unit(out["samples"], model.process.data_range), nrow),
-        save_png(os.path.join(folder, "initial.png"), to_unit(out["initial"], model.process.data_range), nrow),
-        save_gif(os.path.join(folder, "process.gif"), [to_unit(u, model.process.data_range) for u in out["trajectory"]], nrow),
-    ]
+    written = write_pictures(folder, out, mode, config, model)
     npz = os.path.join(folder, "samples.npz")
     np.savez_compressed(npz, samples=out["samples"].cpu().numpy(), initial=out["initial"].cpu().numpy(), data_range=np.array(model.process.data_range))
     written.append(npz)

@@ -25,7 +25,7 @@ def get_default_configs():
 
     # --- data (scripts/datasets.py)
     config.data = data = ml_collections.ConfigDict()
-    data.dataset = "mnist5k"  # mnist5k | mnist | cifar10 | image_folder | afhq | ffhq | lsun_church
+    data.dataset = "mnist5k"  # mnist5k | mnist | cifar10 | image_folder | afhq | ffhq | lsun_church | 2D: spiral, two_moons, gaussian_mixture, correlated_gaussian
     data.image_size = 28  # int, or a pair (H, W) for rectangular images
     data.num_channels = 1
     data.root = ""  # where the dataset lives (downloads go here; a folder or .zip for image sets); '' means data/<dataset>
@@ -49,9 +49,14 @@ def get_default_configs():
     model.logsnr_min = -10.0  # cosine log-SNR schedule clipped to [logsnr_min, logsnr_max]
     model.logsnr_max = 10.0
     model.clip_denoised = True  # clip the estimate of x0 to the data range while sampling
+    model.logsnr_sampling = "schedule"  # schedule | logistic (identity operator only: log SNR ~ logistic(loc, scale), weighted)
+    model.logistic_loc = 0.0  # logistic log-SNR location; python -m scripts.suggest_logsnr suggests it
+    model.logistic_scale = 2.0  # logistic log-SNR scale (> 0); also used by evaluate.py --mode=nll_itd
 
-    # --- network (model_code/unet.py)
-    model.network = "unet"
+    # --- network (model_code/unet.py, model_code/mlp.py)
+    model.network = "unet"  # unet | mlp (flat data such as 2D points)
+    model.mlp_hidden = 128  # mlp: hidden width
+    model.mlp_depth = 3  # mlp: hidden layers
     model.model_channels = 128
     model.channel_mult = (1, 2, 2)
     model.num_res_blocks = 4

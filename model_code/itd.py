@@ -96,6 +96,11 @@ def _broadcast(per_example: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return per_example.reshape(per_example.shape[0], *([1] * (like.dim() - 1)))
 
 
+def gaussian_channel(x: torch.Tensor, logsnr: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z = sqrt(sigmoid(a)) x + sqrt(sigmoid(-a)) eps for x, eps [B, ...] and a = logsnr [B]."""
+    return _broadcast(torch.sigmoid(logsnr).sqrt(), x) * x + _broadcast(torch.sigmoid(-logsnr).sqrt(), x) * eps
+
+
 @torch.no_grad()
 def nll_estimate(
     eps_pred: EpsPredictor,
@@ -149,7 +154,7 @@ def nll_estimate(
         rows = x_rows.shape[0]
         logsnr, weight = sample_truncated_logistic(rows, loc, scale, generator, x.device, x.dtype)
         eps = torch.randn(x_rows.shape, generator=generator, device=x.device, dtype=x.dtype)
-        z = _broadcast(torch.sigmoid(logsnr).sqrt(), x_rows) * x_rows + _broadcast(torch.sigmoid(-logsnr).sqrt(), x_rows) * eps
+        z = gaussian_channel(x_rows, logsnr, eps)
         eps_hat = eps_pred(z, logsnr)
         if eps_hat.shape != eps.shape:
             raise ValueError(f"eps_pred returned shape {tuple(eps_hat.shape)}, expected {tuple(eps.shape)}")

@@ -21,7 +21,8 @@ class MLPDenoiser(nn.Module):
         time_embedding_dim: size of the sinusoidal time embedding.
         max_period: longest period of the embedding; frequencies run from 1 down to 1/max_period
             (the default suits times of order 1-100, such as log SNRs).
-    Shapes: x [B, D], time [B] (or a scalar) -> [B, D]. The output is exactly zero at initialisation.
+    Shapes: x [B, ...] with D entries per example (e.g. points stored as [B, 2, 1, 1]), time [B]
+    (or a scalar) -> shaped like x. The output is exactly zero at initialisation.
     """
 
     def __init__(self, *, data_dim: int, hidden: int = 128, depth: int = 3, time_embedding_dim: int = 32, max_period: float = 1000.0):
@@ -43,12 +44,12 @@ class MLPDenoiser(nn.Module):
         nn.init.zeros_(self.output.bias)
 
     def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2 or x.shape[1] != self.data_dim:
-            raise ValueError(f"x must be [B, {self.data_dim}], got shape {tuple(x.shape)}")
+        if x[0].numel() != self.data_dim:
+            raise ValueError(f"x must hold {self.data_dim} entries per example, got shape {tuple(x.shape)}")
         time = torch.as_tensor(time, device=x.device).reshape(-1)
         if time.numel() == 1:
             time = time.expand(x.shape[0])
         if time.shape != (x.shape[0],):
             raise ValueError(f"time must be [B] = [{x.shape[0]}] (or a scalar), got shape {tuple(time.shape)}")
         embedding = timestep_embedding(time, self.time_embedding_dim, self.max_period).to(x.dtype)
-        return self.output(self.body(torch.cat([x, embedding], dim=1)))
+        return self.output(self.body(torch.cat([x.flatten(1), embedding], dim=1))).view_as(x)

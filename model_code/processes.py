@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from model_code.itd import gaussian_channel, sample_truncated_logistic, truncation_interval
 from model_code.operators import DiagonalOperator, Operator
 from model_code.registry import Registry
 
@@ -50,6 +51,12 @@ class Process(nn.Module):
 
     def elbo_terms(self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
         raise NotImplementedError(f"the {self.build_spec['name']!r} process does not define ELBO terms yet")
+
+    def itd_eps_predictor(self, net: Net):
+        raise ValueError(
+            f"the information-theoretic NLL estimator needs the gaussian process with the identity operator; "
+            f"this model uses the {self.build_spec['name']!r} process"
+        )
 
 
 def _randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
@@ -194,6 +201,9 @@ class GaussianProcess(Process):
         logsnr_min: float = -10.0,
         logsnr_max: float = 10.0,
         clip_denoised: bool = True,
+        logsnr_sampling: str = "schedule",
+        logistic_loc: float = 0.0,
+        logistic_scale: float = 2.0,
     ):
         super().__init__(operator=operator)
         if not isinstance(operator, DiagonalOperator):
@@ -209,10 +219,27 @@ class GaussianProcess(Process):
         final_scale = operator.spectrum(torch.tensor([self.K])).min().item()
         if final_scale <= 0:
             raise ValueError(f"the {operator.name!r} operator's spectrum reaches {final_scale:g} at level K; the gaussian posterior divides by it, so it must stay positive (use the ihdm process)")
+        if logsnr_sampling not in ("schedule", "logistic"):
+            raise ValueError(f"logsnr_sampling={logsnr_sampling!r}; allowed: schedule, logistic")
+        if logsnr_sampling == "logistic":
+            truncation_interval(logistic_loc, logistic_scale)  # validates loc and scale
+            self.require_plain_channel("training with logistic log-SNR sampling")
         self.continuous_time = continuous_time
         self.logsnr_min = float(logsnr_min)
         self.logsnr_max = float(logsnr_max)
         self.clip_denoised = clip_denoised
+        self.logsnr_sampling = logsnr_sampling
+        self.logistic_loc = float(logistic_loc)
+        self.logistic_scale = float(logistic_scale)
+
+    def require_plain_channel(self, purpose: str) -> None:
+        """Refuse unless A_k = I at every level: z = sqrt(sigmoid(a)) x + sqrt(sigmoid(-a)) eps then holds."""
+        spectrum = self.operator.spectrum(torch.arange(self.K + 1))
+        if not torch.allclose(spectrum, torch.ones_like(spectrum)):
+            raise ValueError(
+                f"{purpose} needs a plain Gaussian channel (the identity operator, or blur_sigma_max=0); "
+                f"the {self.operator.name!r} operator degrades the signal"
+            )
 
     def logsnr(self, t: torch.Tensor) -> torch.Tensor:
         return cosine_logsnr(t, self.logsnr_min, self.logsnr_max)
@@ -238,12 +265,29 @@ class GaussianProcess(Process):
         return torch.randint(1, self.K + 1, (batch,), device=device, generator=generator)
 
     def loss(self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Mean over pixels of (eps - eps_hat(u_t, t))^2, t ~ U(0, 1] (or k / K). x0 [B, ...] -> ([B], t [B])."""
-        k = self.training_levels(x0.shape[0], x0.device, generator)
-        eps = _randn_like(x0, generator)
-        u = self.diffuse(x0, k, eps)
-        eps_hat = net(u, self.model_time(self.logsnr(k.float() / self.K))).to(x0.dtype)
-        return (eps - eps_hat).pow(2).flatten(1).mean(1), k.float() / self.K
+        """Mean over pixels of (eps - eps_hat(u_t, t))^2. x0 [B, ...] -> (loss [B], t [B]).
+
+        schedule: t ~ U(0, 1] (or k / K, k ~ U{1..K}), log SNR from the cosine schedule.
+        logistic: log SNR a ~ logistic(loc, scale) truncated to loc +- 4 scale, and the loss weighted by
+            w(a) = scale tanh(2) / (sigmoid(u) sigmoid(-u)), u = (a - loc) / scale, which makes it an
+            unbiased estimate of the integral over a that the information-theoretic NLL is built on.
+        """
+        if self.logsnr_sampling == "logistic":
+            logsnr, weight = sample_truncated_logistic(x0.shape[0], self.logistic_loc, self.logistic_scale, generator=generator, device=x0.device)
+            eps = _randn_like(x0, generator)
+            u = gaussian_channel(x0, logsnr, eps)
+            t = cosine_time(logsnr, self.logsnr_min, self.logsnr_max)
+        else:
+            k = self.training_levels(x0.shape[0], x0.device, generator)
+            eps = _randn_like(x0, generator)
+            u, logsnr, weight, t = self.diffuse(x0, k, eps), self.logsnr(k.float() / self.K), 1.0, k.float() / self.K
+        eps_hat = net(u, self.model_time(logsnr)).to(x0.dtype)
+        return weight * (eps - eps_hat).pow(2).flatten(1).mean(1), t.clamp(0, 1)
+
+    def itd_eps_predictor(self, net: Net):
+        """eps_hat(z, a) for z = sqrt(sigmoid(a)) x + sqrt(sigmoid(-a)) eps at any log SNR a [B]."""
+        self.require_plain_channel("the information-theoretic NLL estimator")
+        return lambda z, logsnr: net(z, self.model_time(logsnr)).to(z.dtype)
 
     def terminal_std(self) -> float:
         return float(torch.sigmoid(torch.tensor(-self.logsnr(torch.tensor(1.0)).item())).sqrt())

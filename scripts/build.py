@@ -18,10 +18,12 @@ from model_code.priors import PRIORS
 from model_code.processes import PROCESSES, Process
 from model_code.registry import Registry
 from model_code.unet import UNet
-from scripts.datasets import ImageData, build_dataset
+from model_code.mlp import MLPDenoiser
+from scripts.datasets import ImageData, build_dataset, wrap_dataset
 
 NETWORKS = Registry("network")
 NETWORKS.register("unet")(UNet)
+NETWORKS.register("mlp")(MLPDenoiser)
 
 
 def build_from_pool(registry: Registry, name: str, pool: Mapping[str, Any], explicit: Optional[Mapping[str, Any]] = None) -> Any:
@@ -76,6 +78,9 @@ def build_process(config: ml_collections.ConfigDict, delta: Optional[float] = No
         logsnr_min=model.logsnr_min,
         logsnr_max=model.logsnr_max,
         clip_denoised=model.clip_denoised,
+        logsnr_sampling=model.logsnr_sampling,
+        logistic_loc=model.logistic_loc,
+        logistic_scale=model.logistic_scale,
     )
     return build_from_pool(PROCESSES, model.process, pool, explicit={"delta": delta} if delta is not None else None)
 
@@ -90,15 +95,25 @@ def build_network(config: ml_collections.ConfigDict) -> torch.nn.Module:
         num_res_blocks=model.num_res_blocks,
         attention_levels=tuple(model.attention_levels),
         dropout=model.dropout,
+        data_dim=int(torch.Size(data_shape(config)).numel()),
+        hidden=model.mlp_hidden,
+        depth=model.mlp_depth,
     )
     return build_from_pool(NETWORKS, model.network, pool)
+
+
+def data_kind(config: ml_collections.ConfigDict) -> str:
+    """'points' for the 2D datasets, 'image' otherwise (decides how samples are drawn to PNG)."""
+    from scripts.toy2d import TOY2D_DATASETS
+
+    return "points" if config.data.dataset in TOY2D_DATASETS else "image"
 
 
 def build_data(config: ml_collections.ConfigDict, split: str, process: Process) -> ImageData:
     data = config.data
     root = data.root or os.path.join("data", data.dataset)
     dataset = build_dataset(data.dataset, split=split, image_size=image_size(config), num_channels=data.num_channels, root=root)
-    return ImageData(dataset, data_range=process.data_range, random_flip=data.random_flip, uniform_dequantization=data.uniform_dequantization)
+    return wrap_dataset(dataset, data_range=process.data_range, random_flip=data.random_flip, uniform_dequantization=data.uniform_dequantization)
 
 
 def build_prior(config: ml_collections.ConfigDict, process: Process, load_data: Callable[[], ImageData]) -> torch.nn.Module:

@@ -13,7 +13,7 @@ from scripts import build
 from scripts.datasets import DatasetUnavailable
 from scripts.rundir import CheckpointError, RunDir, load_checkpoint, load_module_state
 
-USER_ERRORS = (ValueError, CheckpointError, DatasetUnavailable, NotImplementedError)
+USER_ERRORS = (ValueError, CheckpointError, DatasetUnavailable, NotImplementedError, FileNotFoundError)
 
 
 def run_cli(main: Callable[[], None]) -> None:

@@ -12,7 +12,7 @@ import gzip
 import io
 import os
 import zipfile
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -175,6 +175,33 @@ for _name in ("image_folder", "afhq", "ffhq", "lsun_church"):
     DATASETS.register(_name)(_image_files)
 
 
+TOY2D_TRAIN_POINTS = 50_000
+TOY2D_TEST_POINTS = 5_000
+
+
+def _toy2d(name: str):
+    def constructor(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
+        """2D points, stored as 2-channel 1x1 images (data.num_channels=2, data.image_size=1)."""
+        from scripts.toy2d import Toy2DDataset
+
+        if (num_channels, tuple(image_size)) != (2, (1, 1)):
+            raise ValueError(f"2D point datasets need data.num_channels=2 and data.image_size=1, got {num_channels} and {tuple(image_size)}")
+        return Toy2DDataset(name, TOY2D_TRAIN_POINTS if split == "train" else TOY2D_TEST_POINTS, seed=0 if split == "train" else 1)
+
+    constructor.__doc__ = f"2D points from the {name!r} distribution: 50000 training, 5000 test (other seed)."
+    return constructor
+
+
+def _register_toy2d() -> None:
+    from scripts.toy2d import TOY2D_DATASETS
+
+    for name in TOY2D_DATASETS:
+        DATASETS.register(name)(_toy2d(name))
+
+
+_register_toy2d()
+
+
 def _check_channels(name: str, num_channels: int, allowed: Sequence[int]) -> None:
     if num_channels not in allowed:
         raise ValueError(f"data.num_channels={num_channels} does not fit dataset {name!r}; allowed: {list(allowed)}")
@@ -224,6 +251,31 @@ class ImageData:
         """Images at ``indices`` [n] as floats in the data range, without augmentation: [n, C, H, W]."""
         batch = torch.stack([self.dataset[int(i)] for i in indices])
         return self.from_unit(batch.float() / 255.0)
+
+
+class PointData:
+    """2D points [B, 2] presented as [B, 2, 1, 1] so every process and sampler treats them as tiny images."""
+
+    kind = "points"
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def prepare(self, batch: torch.Tensor, generator: Optional[torch.Generator] = None, *, augment: bool = True) -> torch.Tensor:
+        return batch.float()[:, :, None, None]
+
+    def fetch(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.prepare(torch.stack([self.dataset[int(i)] for i in indices]))
+
+
+def wrap_dataset(dataset: Dataset, *, data_range: Tuple[float, float], random_flip: bool, uniform_dequantization: bool):
+    """ImageData for uint8 image datasets, PointData for point datasets (``kind = 'points'``)."""
+    if getattr(dataset, "kind", "image") == "points":
+        return PointData(dataset)
+    return ImageData(dataset, data_range=data_range, random_flip=random_flip, uniform_dequantization=uniform_dequantization)
 
 
 class EpochBatches(torch.utils.data.Sampler):

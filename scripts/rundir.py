@@ -123,5 +123,5 @@ def load_module_state(module: torch.nn.Module, state: Dict[str, Any], what: str,
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise CheckpointError(f"{what} in {path} does not fit the configured model: {first_line}") from None
+        detail = " ".join(line.strip() for line in str(error).strip().splitlines()[1:3])[:300]
+        raise CheckpointError(f"{what} in {path} does not fit the configured model: {detail}") from None

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from scripts import build
 from scripts.datasets import EpochBatches, batch_loader
-from scripts.imaging import save_png, to_unit
+from scripts.imaging import save_png, save_scatter, to_unit
 from scripts.rundir import RunDir, load_checkpoint, load_module_state, save_checkpoint
 from scripts.sampler import sample
 from model_code.ema import EMA
@@ -175,12 +175,17 @@ class Trainer:
             save_checkpoint(self.run_dir.snapshot(self.state.step // self.config.training.snapshot_freq), state)
 
     def sample_grid(self, writer) -> None:
-        """EMA samples with fixed seeds into samples/iter_STEP.png and TensorBoard."""
+        """EMA samples with fixed seeds into samples/iter_STEP.png (a grid, or a scatter plot for 2D points)."""
         count = self.config.training.num_samples
         out = sample(self.process, self.state.ema.shadow, self.prior, mode="random", count=count, seed=self.config.eval.seed, shape=self.shape, device=self.device)
-        images = to_unit(out["samples"], self.process.data_range)
-        path = save_png(self.run_dir.path("samples", f"iter_{self.state.step:07d}.png"), images)
-        writer.add_images("samples", images, self.state.step)
+        path = self.run_dir.path("samples", f"iter_{self.state.step:07d}.png")
+        if self.data.kind == "points":
+            reference = self.data.fetch(torch.arange(min(2000, len(self.data)))).flatten(1)
+            save_scatter(path, out["samples"].flatten(1), reference, f"step {self.state.step}")
+        else:
+            images = to_unit(out["samples"], self.process.data_range)
+            save_png(path, images)
+            writer.add_images("samples", images, self.state.step)
         tqdm.write(f"step {self.state.step}: samples in {path}")
 
     def run(self) -> TrainState:

@@ -94,16 +94,17 @@ def image_folders(tmp_path_factory):
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: os.path.relpath(p, ROOT))
 def test_tiny_training_run_of_every_config(path, image_folders, tmp_path):
-    """The config's process, operator and prior, shrunk: 8x8 images, a tiny U-Net, K <= 8, 3 steps, then samples."""
+    """The config's process, operator and prior, shrunk: 8x8 images (2D points stay), a tiny network, K <= 8, 3 steps, then samples."""
     from scripts.sampler import sample
     from scripts.trainer import Trainer
 
     config = load(path)
-    config.data.dataset, config.data.root, config.data.image_size = "image_folder", image_folders[config.data.num_channels], 8
-    config.model.update(dict(K=min(config.model.K, 8), model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,)))
+    if build.data_kind(config) == "image":
+        config.data.dataset, config.data.root, config.data.image_size = "image_folder", image_folders[config.data.num_channels], 8
+    config.model.update(dict(K=min(config.model.K, 8), model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), mlp_hidden=16))
     config.training.update(dict(batch_size=4, n_iters=3, snapshot_freq=3, snapshot_freq_for_preemption=3, sampling_freq=100, log_freq=1, num_workers=0))
     trainer = Trainer(config, str(tmp_path), torch.device("cpu"))
     state = trainer.run()
     assert state.step == 3
     out = sample(trainer.process, state.ema.shadow, trainer.prior, mode="random", count=2, seed=0, shape=trainer.shape, device="cpu")
-    assert out["samples"].shape == (2, config.data.num_channels, 8, 8) and torch.isfinite(out["samples"]).all()
+    assert out["samples"].shape == (2, *build.data_shape(config)) and torch.isfinite(out["samples"]).all()

@@ -1,5 +1,4 @@
 """Datasets: embedded MNIST, image folders and zips, the range map, resumable batch order, offline errors."""
-import io
 import urllib.error
 import zipfile
 

