@@ -25,7 +25,7 @@ def test_tensor(test_data, count: int, generator: torch.Generator, device) -> to
 def binned_curve(logsnr: torch.Tensor, mse: torch.Tensor, bins: int = 40):
     """Mean MSE per log-SNR bin: (bin centres [n], means [n]) over the non-empty bins."""
     edges = torch.linspace(logsnr.min().item(), logsnr.max().item() + 1e-6, bins + 1, dtype=torch.float64)
-    index = torch.bucketize(logsnr.double(), edges) - 1
+    index = (torch.bucketize(logsnr.double(), edges, right=True) - 1).clamp(0, bins - 1)
     sums = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, mse.double())
     counts = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, torch.ones_like(mse, dtype=torch.float64))
     keep = counts > 0

@@ -300,7 +300,7 @@ def test_mlp_denoiser_shapes_zero_init_and_gradients():
         assert not torch.allclose(net(x, torch.zeros(7)), net(x, torch.full((7,), 3.0)))
         assert not torch.allclose(net(x, time), net(x + 1.0, time))
     assert net(x, torch.tensor(2.0)).shape == (7, 2)  # a scalar time is broadcast
-    with pytest.raises(ValueError, match=r"x must be \[B, 2\]"):
+    with pytest.raises(ValueError, match=r"x must hold 2 entries per example"):
         net(torch.zeros(3, 3), torch.zeros(3))
     with pytest.raises(ValueError, match="depth must be a positive integer"):
         MLPDenoiser(data_dim=2, depth=0)

@@ -19,14 +19,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def gaussian(name="identity", **kwargs):
     extra = {"blur": dict(blur_sigma_max=2.0)}.get(name, {})
-    return PROCESSES.build("gaussian", operator=build_operator(name, image_size=1, K=10, **extra), **kwargs)
+    return PROCESSES.build("gaussian", operator=build_operator(name, image_size=4, K=10, **extra), **kwargs)
 
 
 def test_logistic_training_loss_is_the_weighted_eps_mse():
     from model_code.itd import sample_truncated_logistic
 
     process = gaussian(logsnr_sampling="logistic", logistic_loc=1.0, logistic_scale=2.0)
-    x0 = torch.randn(6, 2, 1, 1)
+    x0 = torch.randn(6, 2, 4, 4)
     zero = lambda u, time: torch.zeros_like(u)
     losses, _ = process.loss(zero, x0, torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(0)
