@@ -54,7 +54,7 @@ def plot_mse_curve(centres: torch.Tensor, means: torch.Tensor, d: int, path: str
     return figure
 
 
-def plot_density(eps_pred, distribution, loc: float, scale: float, path: str, num_samples: int, generator, device, extent: float = 3.0, size: int = 80) -> str:
+def plot_density(eps_pred, distribution, loc: float, scale: float, path: str, num_samples: int, generator, device, extent: float = 3.0, size: int = 60) -> str:
     """Estimated log density on a size x size grid over [-extent, extent]^2, beside the true one if known."""
     import matplotlib
 
@@ -71,9 +71,10 @@ def plot_density(eps_pred, distribution, loc: float, scale: float, path: str, nu
     except NotImplementedError:
         pass
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
-    low = max(float(estimated.max()) - 12, float(estimated.min()))
+    reference = panels[-1][1]
+    low, high = max(float(reference.max()) - 10, float(reference.min())), float(reference.max()) + 1
     for axis, (title, values) in zip(axes[0], panels):
-        image = axis.imshow(values.reshape(size, size).clamp_min(low).numpy(), origin="lower", extent=(-extent, extent, -extent, extent), cmap="viridis")
+        image = axis.imshow(values.reshape(size, size).clamp(low, high).numpy(), origin="lower", extent=(-extent, extent, -extent, extent), cmap="viridis", vmin=low, vmax=high)
         axis.set_title(title, fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
@@ -122,7 +123,7 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
         result["variational_bound"] = elbo
     if build.data_kind(config) == "points":
         result["density_plot"] = plot_density(
-            eps_pred, test_data.dataset.distribution, loc, scale, os.path.join(folder, f"density_{request.param_name}.png"), min(request.num_logsnr, 64), generator, device
+            eps_pred, test_data.dataset.distribution, loc, scale, os.path.join(folder, f"density_{request.param_name}.png"), max(request.num_logsnr, 256), generator, device
         )
         exact = _exact_entropy(test_data.dataset.distribution)
         if exact is not None:

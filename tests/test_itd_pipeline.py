@@ -64,6 +64,7 @@ def trained_gaussian(tmp_path_factory):
     """A short real training run on the correlated Gaussian (exact entropy known)."""
     workdir = str(tmp_path_factory.mktemp("correlated"))
     config = load(os.path.join(ROOT, "configs", "toy2d", "correlated_gaussian.py"))
+    config.model.update(dict(mlp_hidden=128, mlp_depth=3))  # a Gaussian needs less than the spiral's network
     config.training.update(dict(n_iters=1500, snapshot_freq=1500, snapshot_freq_for_preemption=1500, sampling_freq=1500, num_samples=500))
     Trainer(config, workdir, torch.device("cpu")).run()
     return workdir

@@ -153,3 +153,13 @@ def test_unknown_operator_lists_known_names():
 def test_build_spec_is_recorded():
     op = make("heat")
     assert op.build_spec == {"name": "heat", "kwargs": dict(image_size=SIZE, K=6, blur_sigma_min=0.5, blur_sigma_max=6.0)}
+
+
+def test_heat_matches_the_float64_fft_blur_of_the_benchmark():
+    """The benchmark's upstream-style reference (DCT through FFTs) computes the same map."""
+    from scripts.benchmark_blur import upstream_blur
+
+    op = make("heat", K=10, image_size=(8, 8))
+    x, k = torch.rand(11, 3, 8, 8), torch.arange(11)
+    freqs = (math.pi * torch.arange(8, dtype=torch.float64) / 8) ** 2
+    torch.testing.assert_close(upstream_blur(x, op.blur_sigmas[k], freqs[:, None] + freqs[None, :]), op(x, k), atol=2e-6, rtol=0)
