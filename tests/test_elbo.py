@@ -7,6 +7,7 @@ import torch
 from model_code.operators import build_operator
 from model_code.priors import KernelDensityPrior
 from model_code.processes import PROCESSES
+from tests.helpers import IHDMOracle
 
 
 def ihdm(name="heat", K=4, size=4, sigma=0.05, delta=0.08):
@@ -20,20 +21,11 @@ def gaussian_kl(mean_q, var_q, mean_p, var_p):
     return 0.5 * (dim * var_q / var_p + ((mean_q - mean_p) ** 2).flatten(1).sum(1) / var_p - dim + dim * math.log(var_p / var_q))
 
 
-class Oracle(torch.nn.Module):
-    def __init__(self, process, x0):
-        super().__init__()
-        self.process, self.x0 = process, x0
-
-    def forward(self, u, time):
-        return self.process.operator(self.x0, time.round().long() - 1) - u
-
-
 def test_oracle_transitions_reduce_to_the_gaussian_kl():
     process = ihdm()
     x0 = torch.rand(3, 1, 4, 4)
     prior = KernelDensityPrior(process=process, load_data=lambda: (3, lambda idx: x0[idx]))
-    terms = process.elbo_terms(Oracle(process, x0), x0, prior)
+    terms = process.elbo_terms(IHDMOracle(process, x0), x0, prior)
     closed = gaussian_kl(x0, process.sigma**2, x0, process.delta**2)  # q and p share their mean
     assert terms["transitions"].shape == (3, 3)  # levels 2..K
     torch.testing.assert_close(terms["transitions"], closed[:, None].expand(3, 3), atol=1e-4, rtol=1e-5)

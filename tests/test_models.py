@@ -6,6 +6,7 @@ from model_code.ema import EMA
 from model_code.operators import build_operator
 from model_code.processes import PROCESSES
 from model_code.unet import UNet
+from tests.helpers import IHDMOracle
 
 
 def tiny_unet(channels=1, **overrides):
@@ -44,18 +45,6 @@ def heat_ihdm(K=5, size=8, sigma=0.01, delta=None):
     return PROCESSES.build("ihdm", operator=op, sigma=sigma, delta=delta)
 
 
-class Oracle(torch.nn.Module):
-    """Knows the training image x0: f(u_k, k) = A_{k-1} x0 - u_k, the perfect residual."""
-
-    def __init__(self, process, x0):
-        super().__init__()
-        self.process, self.x0 = process, x0
-
-    def forward(self, u, time):
-        k = time.round().long()
-        return self.process.operator(self.x0, k - 1) - u
-
-
 def test_ihdm_trains_every_level_including_K():
     process = heat_ihdm(K=5)
     x0 = torch.rand(4000, 1, 8, 8)
@@ -67,7 +56,7 @@ def test_ihdm_trains_every_level_including_K():
 def test_ihdm_loss_is_zero_for_the_oracle_and_matches_formula():
     process = heat_ihdm()
     x0 = torch.rand(3, 1, 8, 8)
-    losses, _ = process.loss(Oracle(process, x0), x0)
+    losses, _ = process.loss(IHDMOracle(process, x0), x0)
     assert losses.shape == (3,) and losses.abs().max() < 1e-10
     generator = torch.Generator().manual_seed(1)
     zero_losses, t = process.loss(lambda u, time: torch.zeros_like(u), x0, generator)
@@ -83,7 +72,7 @@ def test_ihdm_loss_is_zero_for_the_oracle_and_matches_formula():
 def test_ihdm_reverse_step_with_the_oracle():
     process = heat_ihdm(delta=0.02)
     x0 = torch.rand(2, 1, 8, 8)
-    oracle = Oracle(process, x0)
+    oracle = IHDMOracle(process, x0)
     u3 = process.operator(x0, torch.tensor([3, 3]))
     noise = torch.randn_like(x0)
     torch.testing.assert_close(process.reverse_step(oracle, u3, 3, noise), process.operator(x0, torch.tensor([2, 2])) + 0.02 * noise)

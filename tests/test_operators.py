@@ -9,17 +9,14 @@ import torch
 
 from model_code.dct import dct_matrix
 from model_code.operators import OPERATORS, build_operator, heat_blur_schedule
+from tests.helpers import make_operator
 
 SIZE = (12, 10)
 
 
 def make(name, K=6, image_size=SIZE, **overrides):
-    kwargs = dict(image_size=image_size, K=K)
-    kwargs.update({"heat": dict(blur_sigma_min=0.5, blur_sigma_max=6.0), "blur": dict(blur_sigma_max=6.0)}.get(name, {}))
-    if name.startswith("random"):
-        kwargs["seed"] = 3
-    kwargs.update(overrides)
-    return build_operator(name, **kwargs)
+    defaults = {"heat": dict(blur_sigma_max=6.0), "blur": dict(blur_sigma_max=6.0)}.get(name, {})
+    return make_operator(name, K, image_size, **{**defaults, **overrides})
 
 
 def all_levels(op, batch):
@@ -118,7 +115,7 @@ def test_random_product_stays_finite_at_K_400_and_is_seeded():
     y = op(x, torch.tensor([1, 200, 400]))
     assert torch.isfinite(y).all() and y.abs().max() < 1e3
     assert torch.equal(op.left, make("random_matrix_product", K=400, image_size=(16, 16)).left)
-    assert not torch.equal(op.left, make("random_matrix_product", K=400, image_size=(16, 16), seed=4).left)
+    assert not torch.equal(op.left, make("random_matrix_product", K=400, image_size=(16, 16), seed=2).left)
 
 
 def test_random_matrix_preserves_norm_on_average():

@@ -5,21 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from model_code.operators import OPERATORS, build_operator
+from model_code.operators import OPERATORS
 from model_code.processes import PROCESSES, cosine_logsnr, cosine_time
 from model_code.unet import UNet
+from tests.helpers import IHDMOracle, make_operator
 
 SIZE = 8
 K = 6
 
 
 def operator(name, **overrides):
-    kwargs = dict(image_size=SIZE, K=K)
-    kwargs.update({"heat": dict(blur_sigma_min=0.5, blur_sigma_max=4.0), "blur": dict(blur_sigma_max=4.0)}.get(name, {}))
-    if name.startswith("random"):
-        kwargs["seed"] = 1
-    kwargs.update(overrides)
-    return build_operator(name, **kwargs)
+    return make_operator(name, K, SIZE, **overrides)
 
 
 def process(process_name, operator_name, **overrides):
@@ -81,15 +77,6 @@ def test_contract(process_name, operator_name):
         for k in proc.sampling_levels():
             u = proc.reverse_step(net, u, k, torch.randn_like(u))
     assert u.shape == x0.shape and torch.isfinite(u).all()
-
-
-class IHDMOracle(torch.nn.Module):
-    def __init__(self, proc, x0):
-        super().__init__()
-        self.proc, self.x0 = proc, x0
-
-    def forward(self, u, time):
-        return self.proc.operator(self.x0, time.round().long() - 1) - u
 
 
 @pytest.mark.parametrize("operator_name", OPERATORS.names())
