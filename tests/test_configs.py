@@ -37,6 +37,8 @@ def test_the_paper_configs_are_shipped():
         "configs/cifar10/default_cifar10_configs_bd.py", "configs/cifar10/default_cifar10_configs_bd_noblur.py",
         "configs/mnist/linear_maps/identity.py", "configs/mnist/linear_maps/random_matrix.py", "configs/mnist/linear_maps/random_matrix_product.py",
         "configs/mnist/linear_maps/constant_velocity.py", "configs/mnist/linear_maps/constant_deceleration.py",
+        "configs/mnist/ddpm_itd.py", "configs/toy2d/spiral.py", "configs/toy2d/two_moons.py", "configs/toy2d/gaussian_mixture.py",
+        "configs/toy2d/correlated_gaussian.py",
     ]:
         assert expected in names
 

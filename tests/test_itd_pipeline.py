@@ -104,3 +104,10 @@ def test_samples_of_2d_data_are_scatter_plots(trained_gaussian):
 def test_suggest_command_from_the_spectrum():
     out = run_cli("-m", "scripts.suggest_logsnr", "--config", "configs/toy2d/correlated_gaussian.py")
     assert "loc = 0.79" in out.stdout and "--config.model.logistic_loc=0.79" in out.stdout
+
+
+def test_suggest_command_from_a_trained_model(trained_gaussian):
+    """The model's MSE curve gives back roughly the spectrum's parameters (loc 0.79, scale 2.05)."""
+    out = run_cli("-m", "scripts.suggest_logsnr", "--workdir", trained_gaussian, "--num_items=1000")
+    loc, scale = (float(v) for v in out.stdout.split("loc = ")[1].split("\n")[0].split(", scale = "))
+    assert loc == pytest.approx(0.79, abs=0.4) and scale == pytest.approx(2.05, abs=0.5), out.stdout
