@@ -35,3 +35,12 @@ def test_every_config_path_in_the_readme_exists():
 def test_pictures_in_the_readme_exist():
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
     assert pictures and all(os.path.isfile(os.path.join(ROOT, p)) for p in pictures), pictures
+
+
+def test_the_python_api_example_runs():
+    section = README.split("\n## Python API\n", 1)[1]
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["losses"].shape == (8,) and namespace["u"].shape == (8, 1, 28, 28)
+    assert not namespace["torch"].equal(namespace["blurred"], namespace["x"])
