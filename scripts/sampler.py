@@ -41,15 +41,21 @@ def reverse_process(
     noise_generators: List[torch.Generator],
     record: bool = False,
     progress: bool = False,
+    max_frames: int = 100,
 ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-    """Run every reverse step from u_K = ``initial`` [B, ...]. Returns (u_0, [u_K, ..., u_0] if record)."""
-    u = initial
-    trajectory = [u.cpu()] if record else []
+    """Run every reverse step from u_K = ``initial`` [B, ...].
+
+    Returns (u_0, trajectory): with ``record``, at most ``max_frames`` states evenly spaced from u_K
+    to u_0 (always both ends), kept on the CPU; otherwise an empty list.
+    """
     levels = process.sampling_levels()
-    for k in tqdm(levels, desc="sampling", leave=False, disable=not progress):
+    kept = set(np.linspace(0, len(levels), min(max_frames, len(levels) + 1)).round().astype(int).tolist()) if record else set()
+    u = initial
+    trajectory = [u.cpu()] if 0 in kept else []
+    for step, k in enumerate(tqdm(levels, desc="sampling", leave=False, disable=not progress), start=1):
         noise = randn_per_generator(noise_generators, u.shape[1:], u.device)
         u = process.reverse_step(net, u, k, noise)
-        if record:
+        if step in kept:
             trajectory.append(u.cpu())
     return u, trajectory
 

@@ -70,3 +70,10 @@ def test_samples_do_not_depend_on_the_batch():
     torch.testing.assert_close(everything[3:], tail)
     other_seed = generate_range(process, Zero(), prior, start=3, count=2, seed=4, shape=(1, 8, 8), device="cpu")
     assert not torch.allclose(tail, other_seed)
+
+
+def test_recorded_trajectory_is_bounded_and_keeps_both_ends():
+    process, prior, _ = setup(K=300)
+    out = sample(process, Zero(), prior, mode="random", count=2, seed=0, shape=(1, 8, 8), device="cpu", record=True)
+    assert len(out["trajectory"]) == 100
+    assert torch.equal(out["trajectory"][0], out["initial"]) and torch.equal(out["trajectory"][-1], out["samples"])
