@@ -133,7 +133,10 @@ def record(request: EvaluationRequest, result: Dict[str, Any], model: TrainedMod
     """Store ``result`` under results.json[param_name][mode] and append the headline to log.txt."""
     folder = results_folder(request)
     path = os.path.join(folder, "results.json")
-    results = json.load(open(path)) if os.path.isfile(path) else {}
+    results = {}
+    if os.path.isfile(path):
+        with open(path) as handle:
+            results = json.load(handle)
     entry = dict(result, checkpoint=model.checkpoint_path, step=model.step, delta=getattr(model.process, "delta", None))
     results.setdefault(request.param_name, {})[request.mode] = entry
     write_atomic(path, json.dumps(results, indent=2, sort_keys=True).encode())

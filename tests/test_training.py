@@ -57,8 +57,15 @@ def test_checkpoints_and_outputs(tmp_path):
     assert run.snapshot_numbers() == [1]  # snapshot_freq 10 -> checkpoint_1 at step 10
     state = load_checkpoint(run.meta_checkpoint)
     assert state["step"] == 10 and set(state) >= {"net", "ema", "optimizer", "scaler", "rng", "process", "prior"}
-    assert os.path.isfile(run.path("samples", "iter_0000010.png")) and os.listdir(run.path("tensorboard"))
-    assert os.path.isfile(run.config_path)
+    assert os.path.isfile(run.path("samples", "iter_0000010.png")) and os.path.isfile(run.config_path)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(run.path("tensorboard")).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"loss", "learning_rate", "grad_norm", "images_per_second"} <= scalars
+    assert any(tag.startswith("loss_by_level/") for tag in scalars) and "samples" in events.Tags()["images"]
+    assert [e.step for e in events.Scalars("loss")] == [5, 10]  # log_freq 5
+    assert events.Scalars("learning_rate")[0].value == pytest.approx(tiny.get_config().optim.lr)
 
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
