@@ -156,8 +156,6 @@ def write_tensorboard(request, figure, result: Dict[str, Any], step: int) -> Non
     with SummaryWriter(os.path.join(request.workdir, "tensorboard", "evaluation")) as writer:
         writer.add_figure(f"nll_itd/mse_curve/{request.param_name}", figure, step)
         writer.add_scalar(f"nll_itd/nats/{request.param_name}", result["nll_nats"], step)
-        for index, (a, mse) in enumerate(zip(result["mse_curve"]["logsnr"], result["mse_curve"]["mse"])):
-            writer.add_scalar(f"nll_itd/mse_by_logsnr_bin/{request.param_name}", mse, index)
     plt.close(figure)
 
 
