@@ -28,12 +28,16 @@ def laplacian_eigenvalues(n: int) -> torch.Tensor:
 
 
 def apply_separable(x: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """``left @ x @ right^T`` over the last two dims.
+    """``left @ x @ right^T`` over the last two dims, always in the dtype of x (never autocast).
 
     x: [B, C, H, W]; left: [H, H] or [B, H, H]; right: [W, W] or [B, W, W]. Returns [B, C, H, W].
+    Every operator's matrix product goes through here; under an enclosing ``torch.autocast`` a
+    bf16 product would round away the difference between neighbouring levels, so autocast is
+    switched off for it.
     """
     if left.dim() == 3:
         left = left[:, None]
     if right.dim() == 3:
         right = right[:, None]
-    return left @ x @ right.transpose(-1, -2)
+    with torch.autocast(x.device.type, enabled=False):
+        return left.to(x.dtype) @ x @ right.to(x.dtype).transpose(-1, -2)

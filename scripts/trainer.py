@@ -24,6 +24,7 @@ from scripts.imaging import save_png, save_scatter, to_unit
 from scripts.rundir import RunDir, load_checkpoint, load_module_state, save_checkpoint
 from scripts.sampler import sample
 from model_code.ema import EMA
+from model_code.precision import AutocastNetwork
 
 LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
 
@@ -36,13 +37,12 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast_settings(mode: str, device: torch.device) -> Dict[str, Any]:
-    """torch.autocast kwargs for training.mixed_precision; mixed precision runs on CUDA only."""
+def autocast_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
+    """The network's autocast dtype for training.mixed_precision (None: float32); CUDA only."""
     allowed = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": None}
     if mode not in allowed:
         raise ValueError(f"training.mixed_precision={mode!r}; allowed: {', '.join(allowed)}")
-    enabled = device.type == "cuda" and allowed[mode] is not None
-    return {"device_type": device.type, "dtype": allowed[mode] if enabled else None, "enabled": enabled}
+    return allowed[mode] if device.type == "cuda" else None
 
 
 @dataclass
@@ -122,7 +122,7 @@ class Trainer:
             scaler=torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and config.training.mixed_precision == "fp16"),
             generator=torch.Generator(self.device).manual_seed(config.seed),
         )
-        self.autocast = autocast_settings(config.training.mixed_precision, self.device)
+        self.network = AutocastNetwork(net, self.device.type, autocast_dtype(config.training.mixed_precision, self.device))
 
     def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
         optim = self.config.optim
@@ -150,8 +150,7 @@ class Trainer:
         """One optimiser step on a uint8 batch. Returns detached per-example losses, levels, grad norm."""
         state = self.state
         x0 = self.data.prepare(batch.to(self.device, non_blocking=True), state.generator)
-        with torch.autocast(**self.autocast):
-            losses, levels = self.process.loss(state.net, x0, state.generator)
+        losses, levels = self.process.loss(self.network, x0, state.generator)
         loss = losses.float().mean()
         state.optimizer.zero_grad(set_to_none=True)
         state.scaler.scale(loss).backward()

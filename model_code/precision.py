@@ -1,0 +1,32 @@
+"""Mixed precision for the network only.
+
+A process calls its network as ``net(x, time)``; wrapping the network in ``AutocastNetwork``
+runs that call (and its backward pass) under ``torch.autocast`` and hands float32 back, so the
+operators, targets, noise, posteriors and losses around it stay float32 whatever the network's
+precision. The operators are also autocast-proof on their own (``dct.apply_separable``).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+
+class AutocastNetwork:
+    """``net(x, time)`` under ``torch.autocast(device_type, dtype)``, returning float32.
+
+    x [B, ...] float32, time [B] -> [B, ...] float32. With ``dtype=None`` it calls ``net`` as is.
+    """
+
+    def __init__(self, net: nn.Module, device_type: str, dtype: Optional[torch.dtype]):
+        self.net = net
+        self.device_type = device_type
+        self.dtype = dtype
+
+    def __call__(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        if self.dtype is None:
+            return self.net(x, time)
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            out = self.net(x, time)
+        return out.float()
