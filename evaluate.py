@@ -9,6 +9,7 @@
 WORKDIR/evaluation_results/EXPERIMENT_NAME/log.txt and stored in results.json there, keyed by
 --param_name; the final number is the last line printed.
 """
+
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -27,10 +28,14 @@ flags.DEFINE_string("dataset_name", None, "Name of the dataset in the results (d
 flags.DEFINE_integer("num_gen", 50000, "fid: number of generated images (image i uses seed i).")
 flags.DEFINE_string("dataset_name_cleanfid", None, "fid: reference statistics name (default: config.data.dataset).")
 flags.DEFINE_string("dataset_split", "train", "fid: split of the reference statistics (train | test).")
-flags.DEFINE_string("feature_net", "inception", "fid: inception (standard) | fast_random_conv (quick checks, not comparable).")
+flags.DEFINE_string(
+    "feature_net", "inception", "fid: inception (standard) | fast_random_conv (quick checks, not comparable)."
+)
 flags.DEFINE_string("stats_dir", "data/fid_stats", "fid: cache of reference statistics.")
 # elbo
-flags.DEFINE_integer("elbo_passes", None, "elbo: Monte-Carlo passes over the test set (default: config.eval.elbo_passes).")
+flags.DEFINE_integer(
+    "elbo_passes", None, "elbo: Monte-Carlo passes over the test set (default: config.eval.elbo_passes)."
+)
 flags.DEFINE_integer("num_test", None, "elbo / nll_itd: test images to use, 0 = all (default: config.eval.num_test).")
 # nll_itd
 flags.DEFINE_integer("num_logsnr", 100, "nll_itd: log-SNR draws per test image.")
@@ -40,7 +45,7 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def run() -> None:
-    from scripts.evaluator import EvaluationRequest, evaluate
+    from scripts.evaluation.evaluator import EvaluationRequest, evaluate
 
     request = EvaluationRequest(
         config=FLAGS.config,
@@ -68,12 +73,12 @@ def run() -> None:
 
 
 def main(argv) -> None:
-    from scripts.cli import run_cli
+    from scripts.cli.errors import run_cli
 
     run_cli(run)
 
 
 if __name__ == "__main__":
-    from scripts.cli import parse_flags
+    from scripts.cli.flags import parse_flags
 
     app.run(main, flags_parser=parse_flags)

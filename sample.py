@@ -7,6 +7,7 @@
 of the initial states u_K, a GIF of the reverse process and the raw arrays (.npz) under
 WORKDIR/sample_outputs/ and prints the paths.
 """
+
 import os
 
 import torch
@@ -36,15 +37,17 @@ def chosen_mode() -> str:
 
 def write_pictures(folder, out, mode, config, model):
     """samples.png, initial.png and process.gif: image grids, or scatter plots over the data for 2D points."""
-    from scripts import build
-    from scripts.imaging import save_gif, save_png, save_scatter, save_scatter_gif, to_unit
+    from scripts.config import build
+    from scripts.sampling.imaging import save_gif, save_png, save_scatter, save_scatter_gif, to_unit
 
     if build.data_kind(config) == "points":
         data = build.build_data(config, "train", model.process)
         reference = data.fetch(torch.arange(min(2000, len(data)))).flatten(1)
         return [
             save_scatter(os.path.join(folder, "samples.png"), out["samples"].flatten(1), reference, f"{mode} samples"),
-            save_scatter(os.path.join(folder, "initial.png"), out["initial"].flatten(1), reference, "initial states u_K"),
+            save_scatter(
+                os.path.join(folder, "initial.png"), out["initial"].flatten(1), reference, "initial states u_K"
+            ),
             save_scatter_gif(os.path.join(folder, "process.gif"), [u.flatten(1) for u in out["trajectory"]], reference),
         ]
     nrow = len(out["samples"]) if mode == "interpolate" else None
@@ -59,9 +62,10 @@ def write_pictures(folder, out, mode, config, model):
 def run():
     import numpy as np
 
-    from scripts.cli import load_trained, resolve_config
-    from scripts.sampler import sample
-    from scripts.trainer import pick_device
+    from scripts.cli.flags import resolve_config
+    from scripts.runs.trained import load_trained
+    from scripts.runtime.devices import pick_device
+    from scripts.sampling.sampler import sample
 
     mode = chosen_mode()
     count = FLAGS.num_points if mode == "interpolate" else FLAGS.batch_size
@@ -71,12 +75,30 @@ def run():
     device = pick_device()
     model = load_trained(config, FLAGS.workdir, FLAGS.checkpoint, device, delta=FLAGS.delta)
     seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
-    out = sample(model.process, model.net, model.prior, mode=mode, count=count, seed=seed, shape=model.shape, device=device, record=True, progress=True)
+    out = sample(
+        model.process,
+        model.net,
+        model.prior,
+        mode=mode,
+        count=count,
+        seed=seed,
+        shape=model.shape,
+        device=device,
+        record=True,
+        progress=True,
+    )
 
-    folder = os.path.join(FLAGS.workdir, "sample_outputs", f"{mode}_checkpoint{FLAGS.checkpoint}_step{model.step}_seed{seed}")
+    folder = os.path.join(
+        FLAGS.workdir, "sample_outputs", f"{mode}_checkpoint{FLAGS.checkpoint}_step{model.step}_seed{seed}"
+    )
     written = write_pictures(folder, out, mode, config, model)
     npz = os.path.join(folder, "samples.npz")
-    np.savez_compressed(npz, samples=out["samples"].cpu().numpy(), initial=out["initial"].cpu().numpy(), data_range=np.array(model.process.data_range))
+    np.savez_compressed(
+        npz,
+        samples=out["samples"].cpu().numpy(),
+        initial=out["initial"].cpu().numpy(),
+        data_range=np.array(model.process.data_range),
+    )
     written.append(npz)
     print(f"{count} samples ({mode}) from {model.checkpoint_path} (step {model.step}):")
     for path in written:
@@ -84,12 +106,12 @@ def run():
 
 
 def main(argv):
-    from scripts.cli import run_cli
+    from scripts.cli.errors import run_cli
 
     run_cli(run)
 
 
 if __name__ == "__main__":
-    from scripts.cli import parse_flags
+    from scripts.cli.flags import parse_flags
 
     app.run(main, flags_parser=parse_flags)

@@ -2,6 +2,7 @@
 
 Re-running the same command resumes from WORKDIR/checkpoints-meta/checkpoint.pth.
 """
+
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -12,13 +13,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-    from scripts.cli import run_cli
-    from scripts.trainer import Trainer
+    from scripts.cli.errors import run_cli
+    from scripts.training.trainer import Trainer
 
     run_cli(lambda: Trainer(FLAGS.config, FLAGS.workdir).run())
 
 
 if __name__ == "__main__":
-    from scripts.cli import parse_flags
+    from scripts.cli.flags import parse_flags
 
     app.run(main, flags_parser=parse_flags)

@@ -4,6 +4,7 @@ Experiment files start from ``get_default_configs()`` and change what differs. N
 derived from another key: schedules and other derived values are computed in code, so a command
 line override such as ``--config.model.K=50`` always takes effect.
 """
+
 import ml_collections
 
 
@@ -25,20 +26,28 @@ def get_default_configs():
 
     # --- data (scripts/datasets.py)
     config.data = data = ml_collections.ConfigDict()
-    data.dataset = "mnist5k"  # mnist5k | mnist | cifar10 | image_folder | afhq | ffhq | lsun_church | 2D: spiral, two_moons, gaussian_mixture, correlated_gaussian
+    # mnist5k | mnist | cifar10 | image_folder | afhq | ffhq | lsun_church | 2D: spiral, two_moons, gaussian_mixture,
+    # correlated_gaussian
+    data.dataset = "mnist5k"
     data.image_size = 28  # int, or a pair (H, W) for rectangular images
     data.num_channels = 1
-    data.root = ""  # where the dataset lives (downloads go here; a folder or .zip for image sets); '' means data/<dataset>
+    data.root = (
+        ""  # where the dataset lives (downloads go here; a folder or .zip for image sets); '' means data/<dataset>
+    )
     data.random_flip = False  # random horizontal flips during training
     data.uniform_dequantization = False  # (255 x + u) / 256 during training
 
     # --- forward process (model_code/operators.py, model_code/processes.py)
     config.model = model = ml_collections.ConfigDict()
     model.process = "ihdm"  # ihdm | gaussian
-    model.forward = "heat"  # operator: heat | blur | identity | random_matrix | random_matrix_product | constant_velocity | constant_deceleration
+    # operator: heat | blur | identity | random_matrix | random_matrix_product | constant_velocity |
+    # constant_deceleration
+    model.forward = "heat"
     model.K = 100  # number of levels
     model.sigma = 0.01  # ihdm: training noise std (data in [0, 1])
-    model.delta = ml_collections.config_dict.placeholder(float)  # ihdm: sampling noise std; None: 1.25 sigma (--delta overrides)
+    model.delta = ml_collections.config_dict.placeholder(
+        float
+    )  # ihdm: sampling noise std; None: 1.25 sigma (--delta overrides)
     model.blur_sigma_min = 0.5  # heat: sigma_B at level 1
     model.blur_sigma_max = 20.0  # heat: sigma_B at level K; blur: sigma_B at t = 1
     model.min_scale = 0.001  # blur: d_min, the floor of every frequency's scale
@@ -49,7 +58,9 @@ def get_default_configs():
     model.logsnr_min = -10.0  # cosine log-SNR schedule clipped to [logsnr_min, logsnr_max]
     model.logsnr_max = 10.0
     model.clip_denoised = True  # clip the estimate of x0 to the data range while sampling
-    model.logsnr_sampling = "schedule"  # schedule | logistic (identity operator only: log SNR ~ logistic(loc, scale), weighted)
+    model.logsnr_sampling = (
+        "schedule"  # schedule | logistic (identity operator only: log SNR ~ logistic(loc, scale), weighted)
+    )
     model.logistic_loc = 0.0  # logistic log-SNR location; python -m scripts.suggest_logsnr suggests it
     model.logistic_scale = 2.0  # logistic log-SNR scale (> 0); also used by evaluate.py --mode=nll_itd
 

@@ -6,6 +6,7 @@ is ``x = C_H^T c C_W``, with C_n the orthonormal DCT-II matrix
 DCT-II diagonalises the discrete Laplacian with half-sample symmetric (reflecting) boundaries;
 its eigenvalue for frequency index i is approximated by ``(pi i / n)^2``.
 """
+
 from __future__ import annotations
 
 import math

@@ -10,7 +10,8 @@ For any eps-predictor eps_hat(z, a), the pointwise estimate of the negative log 
     mse(x, a) = E_eps || eps - eps_hat(z_a, a) ||^2,
 
 exact (over the whole real line) when eps_hat is the optimal denoiser E[eps | z_a]; for any other
-predictor its expectation over x upper-bounds the entropy E[-log p(x)] (up to truncation). ``d sigmoid(a)`` is the eps-MMSE of N(0, I)
+predictor its expectation over x upper-bounds the entropy E[-log p(x)] (up to truncation).
+``d sigmoid(a)`` is the eps-MMSE of N(0, I)
 data, so the integrand decays in both tails. The integral is estimated by importance sampling
 with a logistic(loc, scale) proposal truncated to loc +- 4 scale:
 
@@ -22,6 +23,7 @@ tails of (1); for sensible (loc, scale) the dropped part is small (see the tests
 
 Everything here is pure maths on tensors: no file I/O, no configs.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 It knows nothing about diffusion: ``time`` is whatever scalar the caller feeds (a log SNR, a
 level k, ...), embedded with the same sinusoidal features as the U-Net.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,9 +26,22 @@ class MLPDenoiser(nn.Module):
     (or a scalar) -> shaped like x. The output is exactly zero at initialisation.
     """
 
-    def __init__(self, *, data_dim: int, hidden: int = 128, depth: int = 3, time_embedding_dim: int = 32, max_period: float = 1000.0):
+    def __init__(
+        self,
+        *,
+        data_dim: int,
+        hidden: int = 128,
+        depth: int = 3,
+        time_embedding_dim: int = 32,
+        max_period: float = 1000.0,
+    ):
         super().__init__()
-        for name, value in (("data_dim", data_dim), ("hidden", hidden), ("depth", depth), ("time_embedding_dim", time_embedding_dim)):
+        for name, value in (
+            ("data_dim", data_dim),
+            ("hidden", hidden),
+            ("depth", depth),
+            ("time_embedding_dim", time_embedding_dim),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.data_dim = data_dim

@@ -11,6 +11,7 @@ operators with ``continuous = True`` also accept real levels in [0, K] (t = k / 
 Build one by name: ``build_operator("heat", image_size=(28, 28), K=100, blur_sigma_min=0.5,
 blur_sigma_max=20)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,9 +44,7 @@ def heat_blur_schedule(K: int, blur_sigma_min: float, blur_sigma_max: float) -> 
     """sigma_B,k for k = 0..K, float64 [K+1]: 0 at k = 0, then log-spaced min..max over 1..K."""
     _check_positive_int("K", K)
     if not 0 < blur_sigma_min <= blur_sigma_max:
-        raise ValueError(
-            f"need 0 < blur_sigma_min <= blur_sigma_max, got {blur_sigma_min} and {blur_sigma_max}"
-        )
+        raise ValueError(f"need 0 < blur_sigma_min <= blur_sigma_max, got {blur_sigma_min} and {blur_sigma_max}")
     log_sigmas = torch.linspace(math.log(blur_sigma_min), math.log(blur_sigma_max), K, dtype=torch.float64)
     return torch.cat([torch.zeros(1, dtype=torch.float64), log_sigmas.exp()])
 

@@ -5,6 +5,7 @@ runs that call (and its backward pass) under ``torch.autocast`` and hands float3
 operators, targets, noise, posteriors and losses around it stay float32 whatever the network's
 precision. The operators are also autocast-proof on their own (``dct.apply_separable``).
 """
+
 from __future__ import annotations
 
 from typing import Optional

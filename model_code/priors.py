@@ -14,6 +14,7 @@ the marginal of u_K given a training image.
 Training data reaches a prior through ``load_data() -> (num_items, fetch)``, called only when the
 prior needs the images; ``fetch(indices [n]) -> [n, C, H, W]`` in the process's data range.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,9 @@ def randn_per_generator(generators: List[torch.Generator], shape: Sequence[int],
     return torch.stack([torch.randn(tuple(shape), generator=g) for g in generators]).to(device)
 
 
-def terminal_means(process, num_items: int, fetch: FetchImages, device, chunk_size: int = 1024) -> Iterator[torch.Tensor]:
+def terminal_means(
+    process, num_items: int, fetch: FetchImages, device, chunk_size: int = 1024
+) -> Iterator[torch.Tensor]:
     """m_n = process.terminal(x_n)[0] for every training image, in chunks [<= chunk_size, C, H, W]."""
     for start in range(0, num_items, chunk_size):
         indices = torch.arange(start, min(start + chunk_size, num_items))
@@ -58,7 +61,9 @@ class Prior(nn.Module):
     def data(self) -> Tuple[int, FetchImages]:
         if self._data is None:
             if self._load_data is None:
-                raise ValueError(f"the {self.build_spec['name']!r} prior needs the training images, and none were given")
+                raise ValueError(
+                    f"the {self.build_spec['name']!r} prior needs the training images, and none were given"
+                )
             self._data = self._load_data()
         return self._data
 
@@ -104,7 +109,9 @@ class KernelDensityPrior(Prior):
         running = torch.full((x0.shape[0],), -float("inf"), dtype=torch.float64, device=x0.device)
         for components in terminal_means(process, num_items, fetch, x0.device, self.chunk_size):
             components = components.flatten(1).double()
-            distances = (flat.pow(2).sum(1, keepdim=True) + components.pow(2).sum(1)[None] - 2 * flat @ components.T).clamp_min(0)
+            distances = (
+                flat.pow(2).sum(1, keepdim=True) + components.pow(2).sum(1)[None] - 2 * flat @ components.T
+            ).clamp_min(0)
             running = torch.logaddexp(running, torch.logsumexp(-0.5 * (distances / delta**2 + constant), dim=1))
         return (torch.log(torch.tensor(float(num_items), dtype=torch.float64)) - running).float()
 
@@ -137,7 +144,10 @@ class FittedGaussianPrior(Prior):
         super().__init__(process=process, load_data=load_data)
         operator = process.operator
         if not operator.diagonal:
-            raise ValueError(f"the fitted_gaussian prior needs an operator with an orthonormal basis; {operator.name!r} has none (use prior=kde)")
+            raise ValueError(
+                f"the fitted_gaussian prior needs an operator with an orthonormal basis; {operator.name!r} has none "
+                "(use prior=kde)"
+            )
         channels, height, width = shape
         self.register_buffer("mean", torch.zeros(channels, height, width))
         self.register_buffer("scale_tril", torch.zeros(height, width, channels, channels))
@@ -184,4 +194,6 @@ class FittedGaussianPrior(Prior):
         trace = torch.cholesky_inverse(chol).diagonal(dim1=-2, dim2=-1).sum()
         log_det = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum()
         dim = x0[0].numel()
-        return (0.5 * (std_q**2 * trace + whitened.pow(2).flatten(1).sum(1) - dim + log_det - 2 * dim * math.log(std_q))).float()
+        return (
+            0.5 * (std_q**2 * trace + whitened.pow(2).flatten(1).sum(1) - dim + log_det - 2 * dim * math.log(std_q))
+        ).float()

@@ -15,6 +15,7 @@ same methods on every process and never branch on which one it is:
   passes the standard normal ``noise`` so it controls seeds and noise sharing.
 - ``elbo_terms(net, x0, prior, generator)``: the per-example ELBO breakdown, where defined.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,9 @@ class Process(nn.Module):
     def sampling_levels(self) -> List[int]:
         return list(range(self.K, 0, -1))
 
-    def elbo_terms(self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+    def elbo_terms(
+        self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None
+    ) -> Dict[str, torch.Tensor]:
         raise NotImplementedError(f"the {self.build_spec['name']!r} process does not define ELBO terms yet")
 
     def itd_eps_predictor(self, net: Net):
@@ -94,7 +97,9 @@ class IHDMProcess(Process):
         """mu(u_k, k) = u_k + f(u_k, k): the estimate of A_{k-1} u_0. u [B, C, H, W], k [B]."""
         return u + net(u, self.model_time(k)).to(u.dtype)
 
-    def loss(self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """sum_pixels (mu(u_k, k) - A_{k-1} x0)^2 with k ~ U{1..K}.
 
         x0 [B, C, H, W] -> (loss [B], t = k / K [B]).
@@ -123,7 +128,9 @@ class IHDMProcess(Process):
         mean = self.denoise(net, u, levels)
         return mean + self.delta * noise if k > 1 else mean
 
-    def elbo_terms(self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+    def elbo_terms(
+        self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None
+    ) -> Dict[str, torch.Tensor]:
         """Per-example ELBO terms in nats (D = C H W), x0 [B, C, H, W] (dequantised, in [0, 1]).
 
         prior [B]: variational bound of KL(q(u_K | x0) || p(u_K)) from ``prior.kl_bound``.
@@ -213,12 +220,18 @@ class GaussianProcess(Process):
                 "so its posterior is not per-coefficient: use the ihdm process with it"
             )
         if continuous_time and not operator.continuous:
-            raise ValueError(f"the {operator.name!r} operator takes integer levels only; set model.continuous_time=False to train on t = k / K")
+            raise ValueError(
+                f"the {operator.name!r} operator takes integer levels only; "
+                "set model.continuous_time=False to train on t = k / K"
+            )
         if not logsnr_min < logsnr_max:
             raise ValueError(f"need logsnr_min < logsnr_max, got {logsnr_min} and {logsnr_max}")
         final_scale = operator.spectrum(torch.tensor([self.K])).min().item()
         if final_scale <= 0:
-            raise ValueError(f"the {operator.name!r} operator's spectrum reaches {final_scale:g} at level K; the gaussian posterior divides by it, so it must stay positive (use the ihdm process)")
+            raise ValueError(
+                f"the {operator.name!r} operator's spectrum reaches {final_scale:g} at level K; the gaussian "
+                "posterior divides by it, so it must stay positive (use the ihdm process)"
+            )
         if logsnr_sampling not in ("schedule", "logistic"):
             raise ValueError(f"logsnr_sampling={logsnr_sampling!r}; allowed: schedule, logistic")
         if logsnr_sampling == "logistic":
@@ -264,7 +277,9 @@ class GaussianProcess(Process):
             return torch.rand(batch, device=device, generator=generator) * self.K
         return torch.randint(1, self.K + 1, (batch,), device=device, generator=generator)
 
-    def loss(self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mean over pixels of (eps - eps_hat(u_t, t))^2. x0 [B, ...] -> (loss [B], t [B]).
 
         schedule: t ~ U(0, 1] (or k / K, k ~ U{1..K}), log SNR from the cosine schedule.
@@ -273,7 +288,9 @@ class GaussianProcess(Process):
             unbiased estimate of the integral over a that the information-theoretic NLL is built on.
         """
         if self.logsnr_sampling == "logistic":
-            logsnr, weight = sample_truncated_logistic(x0.shape[0], self.logistic_loc, self.logistic_scale, generator=generator, device=x0.device)
+            logsnr, weight = sample_truncated_logistic(
+                x0.shape[0], self.logistic_loc, self.logistic_scale, generator=generator, device=x0.device
+            )
             eps = _randn_like(x0, generator)
             u = gaussian_channel(x0, logsnr, eps)
             t = cosine_time(logsnr, self.logsnr_min, self.logsnr_max)
@@ -331,7 +348,9 @@ class GaussianProcess(Process):
         mean, var = self.posterior(u, x_hat, k)
         return self.operator.from_basis(mean + var.sqrt() * noise)
 
-    def elbo_terms(self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+    def elbo_terms(
+        self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None
+    ) -> Dict[str, torch.Tensor]:
         """The discrete-time variational bound with K steps, per example, in nats (no clipping).
 
         prior [B]: ``prior.kl_bound`` of q(u_K | x0).
@@ -349,13 +368,17 @@ class GaussianProcess(Process):
             x_hat = self.denoised(net, u, levels, clip=False)
             _, variance = self.posterior(u, x_hat, k)
             alpha_s, sigma_s, _ = self.marginal(levels - 1)
-            transitions.append(0.5 * _per_example_sum(variance * alpha_s**2 / sigma_s**4 * (x_coefficients - x_hat) ** 2))
+            transitions.append(
+                0.5 * _per_example_sum(variance * alpha_s**2 / sigma_s**4 * (x_coefficients - x_hat) ** 2)
+            )
         ones = torch.ones(x0.shape[0], device=x0.device, dtype=torch.long)
         u1 = self.diffuse(x0, ones, _randn_like(x0, generator))
         x_hat = self.denoised(net, u1, ones, clip=False)
         alpha_1, sigma_1, _ = self.marginal(ones)
         decoder_variance = (sigma_1 / alpha_1).pow(2).expand_as(x_coefficients)
-        reconstruction = 0.5 * _per_example_sum((x_coefficients - x_hat) ** 2 / decoder_variance + torch.log(2 * math.pi * decoder_variance))
+        reconstruction = 0.5 * _per_example_sum(
+            (x_coefficients - x_hat) ** 2 / decoder_variance + torch.log(2 * math.pi * decoder_variance)
+        )
         empty = torch.zeros(x0.shape[0], 0, device=x0.device)
         return {
             "prior": prior.kl_bound(x0, self, generator),

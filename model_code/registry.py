@@ -1,4 +1,5 @@
 """A small name -> constructor registry with loud errors and rebuildable build specs."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List

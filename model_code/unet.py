@@ -6,6 +6,7 @@ upsampling + convolution up, and a zero-initialised output convolution (so an un
 network outputs 0). It knows nothing about the process: ``time`` is whatever scalar the
 process feeds it (the IHDM level k, or 1000 t for the Gaussian objective).
 """
+
 from __future__ import annotations
 
 import math
@@ -43,10 +44,15 @@ class ResBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, embedding_dim: int, dropout: float):
         super().__init__()
-        self.in_layers = nn.Sequential(group_norm(in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1))
+        self.in_layers = nn.Sequential(
+            group_norm(in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        )
         self.embedding = nn.Sequential(nn.SiLU(), nn.Linear(embedding_dim, out_channels))
         self.out_layers = nn.Sequential(
-            group_norm(out_channels), nn.SiLU(), nn.Dropout(dropout), zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1))
+            group_norm(out_channels),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            zero_module(nn.Conv2d(out_channels, out_channels, 3, padding=1)),
         )
         self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
 
@@ -128,10 +134,14 @@ class UNet(nn.Module):
         super().__init__()
         bad_levels = [level for level in attention_levels if not 0 <= level < len(channel_mult)]
         if bad_levels:
-            raise ValueError(f"attention_levels {list(attention_levels)} must index channel_mult (0..{len(channel_mult) - 1})")
+            raise ValueError(
+                f"attention_levels {list(attention_levels)} must index channel_mult (0..{len(channel_mult) - 1})"
+            )
         self.model_channels = model_channels
         embedding_dim = 4 * model_channels
-        self.time_mlp = nn.Sequential(nn.Linear(model_channels, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(model_channels, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim)
+        )
         self.input_conv = nn.Conv2d(in_channels, model_channels, 3, padding=1)
 
         def stage(channels_in: int, channels_out: int, level: int) -> Stage:
@@ -153,7 +163,11 @@ class UNet(nn.Module):
                 skip_channels.append(channels)
 
         self.middle = Stage(
-            [ResBlock(channels, channels, embedding_dim, dropout), AttentionBlock(channels), ResBlock(channels, channels, embedding_dim, dropout)]
+            [
+                ResBlock(channels, channels, embedding_dim, dropout),
+                AttentionBlock(channels),
+                ResBlock(channels, channels, embedding_dim, dropout),
+            ]
         )
 
         self.up = nn.ModuleList()
@@ -165,7 +179,9 @@ class UNet(nn.Module):
             if level:
                 self.upsamplers[str(len(self.up) - 1)] = Upsample(channels)
 
-        self.output = nn.Sequential(group_norm(channels), nn.SiLU(), zero_module(nn.Conv2d(channels, out_channels, 3, padding=1)))
+        self.output = nn.Sequential(
+            group_norm(channels), nn.SiLU(), zero_module(nn.Conv2d(channels, out_channels, 3, padding=1))
+        )
 
     def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         embedding = self.time_mlp(timestep_embedding(time, self.model_channels))

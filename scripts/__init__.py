@@ -1,1 +1,7 @@
-"""Runtime machinery: config handling, data, training, sampling, evaluation, checkpoints."""
+"""Runtime machinery, grouped by job; the modules at this level are stand-alone commands.
+
+    python -m scripts.visualize_forward | scripts.suggest_logsnr | scripts.benchmark_blur
+
+cli/ (flags, errors), config/ (config -> objects), runs/ (run directory, checkpoints, loading a
+trained model), runtime/ (devices), data/, training/, sampling/, evaluation/.
+"""

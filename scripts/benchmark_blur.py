@@ -4,6 +4,7 @@
 
 Both compute A_k x for random levels k; the reference is checked against ours before timing.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,7 +80,13 @@ def compare(size: int, batch: int, repeats: int, device: str) -> Dict[str, float
     error = (op(x, k) - upstream_blur(x, sigmas, frequencies_squared)).abs().max().item()
     ours = best_time(lambda: op(x, k), repeats, device)
     theirs = best_time(lambda: upstream_blur(x, sigmas, frequencies_squared), repeats, device)
-    return {"size": size, "max_abs_difference": error, "ours_ms": 1000 * ours, "fft_float64_ms": 1000 * theirs, "speedup": theirs / ours}
+    return {
+        "size": size,
+        "max_abs_difference": error,
+        "ours_ms": 1000 * ours,
+        "fft_float64_ms": 1000 * theirs,
+        "speedup": theirs / ours,
+    }
 
 
 def main(argv) -> None:
@@ -87,7 +94,10 @@ def main(argv) -> None:
     print(f"heat operator, batch {FLAGS.batch} x 3 channels, device {FLAGS.device}, best of {FLAGS.repeats}")
     for size in map(int, FLAGS.sizes):
         r = compare(size, FLAGS.batch, FLAGS.repeats, FLAGS.device)
-        print(f"{size:4d}x{size:<4d} ours {r['ours_ms']:8.2f} ms   float64 FFT DCT {r['fft_float64_ms']:8.2f} ms   speed-up {r['speedup']:5.1f}x   max |difference| {r['max_abs_difference']:.1e}")
+        print(
+            f"{size:4d}x{size:<4d} ours {r['ours_ms']:8.2f} ms   float64 FFT DCT {r['fft_float64_ms']:8.2f} ms   "
+            f"speed-up {r['speedup']:5.1f}x   max |difference| {r['max_abs_difference']:.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ sum_i sigmoid(a + log lambda_i), from the eigenvalues lambda_i of the training s
 From a model: its eps-MSE on test data over a log-SNR grid. Either way the curve rises from 0 to d
 like a CDF; loc is where it crosses d/2 and scale = (a at 3d/4 - loc) / ln 3 (model_code/itd.py).
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,9 @@ from absl import app, flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Configuration file (default with --workdir: the run's).", lock_config=True)
+config_flags.DEFINE_config_file(
+    "config", None, "Configuration file (default with --workdir: the run's).", lock_config=True
+)
 flags.DEFINE_string("workdir", None, "A trained gaussian/identity run: use its MSE curve instead of the data spectrum.")
 flags.DEFINE_integer("checkpoint", 0, "Checkpoint of --workdir (0 = latest).")
 flags.DEFINE_integer("num_items", 5000, "Training (spectrum) or test (MSE curve) items to use.")
@@ -23,7 +26,7 @@ flags.DEFINE_integer("num_items", 5000, "Training (spectrum) or test (MSE curve)
 
 def data_matrix(config, process, split: str, count: int) -> torch.Tensor:
     """[n, d] flattened items of a split, in the process's data range."""
-    from scripts import build
+    from scripts.config import build
 
     data = build.build_data(config, split, process)
     return data.fetch(torch.arange(min(count, len(data)))).flatten(1).double()
@@ -31,7 +34,7 @@ def data_matrix(config, process, split: str, count: int) -> torch.Tensor:
 
 def spectrum_suggestion(config) -> tuple:
     from model_code.itd import suggest_logistic_params_from_spectrum
-    from scripts import build
+    from scripts.config import build
 
     process = build.build_process(config)
     x = data_matrix(config, process, "train", FLAGS.num_items)
@@ -42,8 +45,8 @@ def spectrum_suggestion(config) -> tuple:
 @torch.no_grad()
 def model_suggestion(config) -> tuple:
     from model_code.itd import gaussian_channel, suggest_logistic_params
-    from scripts.cli import load_trained
-    from scripts.trainer import pick_device
+    from scripts.runs.trained import load_trained
+    from scripts.runtime.devices import pick_device
 
     device = pick_device()
     model = load_trained(config, FLAGS.workdir, FLAGS.checkpoint, device)
@@ -60,24 +63,28 @@ def model_suggestion(config) -> tuple:
 
 
 def run() -> None:
-    from scripts.cli import resolve_config
+    from scripts.cli.flags import resolve_config
 
     if FLAGS.config is None and FLAGS.workdir is None:
-        raise ValueError("give --config (suggest from the data spectrum) or --workdir (from a trained model's MSE curve)")
+        raise ValueError(
+            "give --config (suggest from the data spectrum) or --workdir (from a trained model's MSE curve)"
+        )
     config = resolve_config(FLAGS.config, FLAGS.workdir)
     loc, scale = model_suggestion(config) if FLAGS.workdir else spectrum_suggestion(config)
-    source = f"the MSE curve of {FLAGS.workdir}" if FLAGS.workdir else f"the covariance spectrum of {config.data.dataset}"
+    source = (
+        f"the MSE curve of {FLAGS.workdir}" if FLAGS.workdir else f"the covariance spectrum of {config.data.dataset}"
+    )
     print(f"from {source}: loc = {loc:.4f}, scale = {scale:.4f}")
     print(f"--config.model.logistic_loc={loc:.4f} --config.model.logistic_scale={scale:.4f}")
 
 
 def main(argv) -> None:
-    from scripts.cli import run_cli
+    from scripts.cli.errors import run_cli
 
     run_cli(run)
 
 
 if __name__ == "__main__":
-    from scripts.cli import parse_flags
+    from scripts.cli.flags import parse_flags
 
     app.run(main, flags_parser=parse_flags)

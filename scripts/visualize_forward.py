@@ -7,6 +7,7 @@
 Each row is one (operator, image) pair; columns are levels 0 = k_0 < ... < k_{n-1} = K evenly
 spaced, showing a draw of u_k from the config's process with that operator (noise included).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,9 @@ from ml_collections import config_flags
 from PIL import Image, ImageDraw
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Configuration file (dataset, process, K, blur settings).", lock_config=False)
+config_flags.DEFINE_config_file(
+    "config", None, "Configuration file (dataset, process, K, blur settings).", lock_config=False
+)
 flags.DEFINE_list("operators", None, "Operators to show, one row per operator and image (default: the config's).")
 flags.DEFINE_integer("num_images", 2, "Dataset images per operator.")
 flags.DEFINE_integer("num_levels", 10, "Columns: levels from 0 to K.")
@@ -40,7 +43,7 @@ def forward_strip(process, images: torch.Tensor, num_levels: int, seed: int) -> 
 
 def labelled_rows(rows: List[torch.Tensor], labels: Sequence[str], scale: int = 3) -> Image.Image:
     """Rows of [L, C, H, W] images in [0, 1] side by side, each with a text label on the left."""
-    from scripts.imaging import make_grid
+    from scripts.sampling.imaging import make_grid
 
     strips = [Image.fromarray(make_grid(row, nrow=row.shape[0])) for row in rows]
     strips = [s.resize((s.width * scale, s.height * scale), Image.NEAREST) for s in strips]
@@ -55,8 +58,8 @@ def labelled_rows(rows: List[torch.Tensor], labels: Sequence[str], scale: int = 
 
 
 def run() -> None:
-    from scripts import build
-    from scripts.imaging import to_unit
+    from scripts.config import build
+    from scripts.sampling.imaging import to_unit
 
     config = FLAGS.config
     operators = FLAGS.operators or [config.model.forward]
@@ -71,16 +74,17 @@ def run() -> None:
             labels.append(f"{name} #{index}")
     os.makedirs(os.path.dirname(FLAGS.out) or ".", exist_ok=True)
     labelled_rows(rows, labels).save(FLAGS.out)
-    print(f"forward processes ({', '.join(operators)}; {config.model.process} process, K={config.model.K}) written to {FLAGS.out}")
+    described = f"{', '.join(operators)}; {config.model.process} process, K={config.model.K}"
+    print(f"forward processes ({described}) written to {FLAGS.out}")
 
 
 def main(argv) -> None:
-    from scripts.cli import run_cli
+    from scripts.cli.errors import run_cli
 
     run_cli(run)
 
 
 if __name__ == "__main__":
-    from scripts.cli import parse_flags
+    from scripts.cli.flags import parse_flags
 
     app.run(main, flags_parser=parse_flags)

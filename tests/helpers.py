@@ -1,4 +1,5 @@
 """Shared test doubles and builders."""
+
 import torch
 
 from model_code.operators import build_operator
@@ -7,7 +8,9 @@ from model_code.operators import build_operator
 def make_operator(name: str, K: int, image_size, **overrides):
     """A registered operator with small, valid defaults for its extra parameters."""
     kwargs = dict(image_size=image_size, K=K)
-    kwargs.update({"heat": dict(blur_sigma_min=0.5, blur_sigma_max=4.0), "blur": dict(blur_sigma_max=4.0)}.get(name, {}))
+    kwargs.update(
+        {"heat": dict(blur_sigma_min=0.5, blur_sigma_max=4.0), "blur": dict(blur_sigma_max=4.0)}.get(name, {})
+    )
     if name.startswith("random"):
         kwargs["seed"] = 1
     kwargs.update(overrides)

@@ -1,4 +1,5 @@
 """Every shipped config loads and builds; overrides of derived quantities take effect."""
+
 import glob
 import importlib.util
 import os
@@ -7,17 +8,37 @@ import numpy as np
 import pytest
 import torch
 
-from scripts import build
+from scripts.config import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
-    p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True) if os.path.basename(p) not in ("__init__.py", "default.py")
+    p
+    for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
+    if os.path.basename(p) not in ("__init__.py", "default.py")
 )
 UPSTREAM_KEYS = [
-    "training.batch_size", "training.n_iters", "training.snapshot_freq", "training.snapshot_freq_for_preemption",
-    "training.sampling_freq", "data.dataset", "data.image_size", "data.num_channels", "model.K", "model.sigma",
-    "model.blur_sigma_min", "model.blur_sigma_max", "model.model_channels", "model.channel_mult", "model.num_res_blocks",
-    "model.attention_levels", "model.dropout", "model.ema_rate", "optim.lr", "optim.warmup", "optim.grad_clip", "seed",
+    "training.batch_size",
+    "training.n_iters",
+    "training.snapshot_freq",
+    "training.snapshot_freq_for_preemption",
+    "training.sampling_freq",
+    "data.dataset",
+    "data.image_size",
+    "data.num_channels",
+    "model.K",
+    "model.sigma",
+    "model.blur_sigma_min",
+    "model.blur_sigma_max",
+    "model.model_channels",
+    "model.channel_mult",
+    "model.num_res_blocks",
+    "model.attention_levels",
+    "model.dropout",
+    "model.ema_rate",
+    "optim.lr",
+    "optim.warmup",
+    "optim.grad_clip",
+    "seed",
 ]
 
 
@@ -31,13 +52,26 @@ def load(path):
 def test_the_paper_configs_are_shipped():
     names = {os.path.relpath(p, ROOT) for p in CONFIG_FILES}
     for expected in [
-        "configs/mnist/default_mnist_configs.py", "configs/mnist/small_mnist.py", "configs/mnist/quickstart.py",
-        "configs/cifar10/default_cifar10_configs.py", "configs/afhq/default_afhq_configs.py", "configs/afhq/img_size_64.py",
-        "configs/ffhq/default_ffhq_configs.py", "configs/ffhq/img_size_128_maxblur128.py", "configs/lsun_church/default_lsun_configs.py",
-        "configs/cifar10/default_cifar10_configs_bd.py", "configs/cifar10/default_cifar10_configs_bd_noblur.py",
-        "configs/mnist/linear_maps/identity.py", "configs/mnist/linear_maps/random_matrix.py", "configs/mnist/linear_maps/random_matrix_product.py",
-        "configs/mnist/linear_maps/constant_velocity.py", "configs/mnist/linear_maps/constant_deceleration.py",
-        "configs/mnist/ddpm_itd.py", "configs/toy2d/spiral.py", "configs/toy2d/two_moons.py", "configs/toy2d/gaussian_mixture.py",
+        "configs/mnist/default_mnist_configs.py",
+        "configs/mnist/small_mnist.py",
+        "configs/mnist/quickstart.py",
+        "configs/cifar10/default_cifar10_configs.py",
+        "configs/afhq/default_afhq_configs.py",
+        "configs/afhq/img_size_64.py",
+        "configs/ffhq/default_ffhq_configs.py",
+        "configs/ffhq/img_size_128_maxblur128.py",
+        "configs/lsun_church/default_lsun_configs.py",
+        "configs/cifar10/default_cifar10_configs_bd.py",
+        "configs/cifar10/default_cifar10_configs_bd_noblur.py",
+        "configs/mnist/linear_maps/identity.py",
+        "configs/mnist/linear_maps/random_matrix.py",
+        "configs/mnist/linear_maps/random_matrix_product.py",
+        "configs/mnist/linear_maps/constant_velocity.py",
+        "configs/mnist/linear_maps/constant_deceleration.py",
+        "configs/mnist/ddpm_itd.py",
+        "configs/toy2d/spiral.py",
+        "configs/toy2d/two_moons.py",
+        "configs/toy2d/gaussian_mixture.py",
         "configs/toy2d/correlated_gaussian.py",
     ]:
         assert expected in names
@@ -96,17 +130,52 @@ def image_folders(tmp_path_factory):
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: os.path.relpath(p, ROOT))
 def test_tiny_training_run_of_every_config(path, image_folders, tmp_path):
-    """The config's process, operator and prior, shrunk: 8x8 images (2D points stay), a tiny network, K <= 8, 3 steps, then samples."""
-    from scripts.sampler import sample
-    from scripts.trainer import Trainer
+    """The config's process, operator and prior, shrunk, for 3 steps, then samples.
+
+    8x8 images (2D points stay), a tiny network, K <= 8.
+    """
+    from scripts.sampling.sampler import sample
+    from scripts.training.trainer import Trainer
 
     config = load(path)
     if build.data_kind(config) == "image":
-        config.data.dataset, config.data.root, config.data.image_size = "image_folder", image_folders[config.data.num_channels], 8
-    config.model.update(dict(K=min(config.model.K, 8), model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), mlp_hidden=16))
-    config.training.update(dict(batch_size=4, n_iters=3, snapshot_freq=3, snapshot_freq_for_preemption=3, sampling_freq=100, log_freq=1, num_workers=0))
+        config.data.dataset, config.data.root, config.data.image_size = (
+            "image_folder",
+            image_folders[config.data.num_channels],
+            8,
+        )
+    config.model.update(
+        dict(
+            K=min(config.model.K, 8),
+            model_channels=8,
+            channel_mult=(1, 2),
+            num_res_blocks=1,
+            attention_levels=(1,),
+            mlp_hidden=16,
+        )
+    )
+    config.training.update(
+        dict(
+            batch_size=4,
+            n_iters=3,
+            snapshot_freq=3,
+            snapshot_freq_for_preemption=3,
+            sampling_freq=100,
+            log_freq=1,
+            num_workers=0,
+        )
+    )
     trainer = Trainer(config, str(tmp_path), torch.device("cpu"))
     state = trainer.run()
     assert state.step == 3
-    out = sample(trainer.process, state.ema.shadow, trainer.prior, mode="random", count=2, seed=0, shape=trainer.shape, device="cpu")
+    out = sample(
+        trainer.process,
+        state.ema.shadow,
+        trainer.prior,
+        mode="random",
+        count=2,
+        seed=0,
+        shape=trainer.shape,
+        device="cpu",
+    )
     assert out["samples"].shape == (2, *build.data_shape(config)) and torch.isfinite(out["samples"]).all()

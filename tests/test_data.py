@@ -1,4 +1,5 @@
 """Datasets: embedded MNIST, image folders and zips, the range map, resumable batch order, offline errors."""
+
 import urllib.error
 import zipfile
 
@@ -7,9 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from scripts import datasets
-from scripts.datasets import DatasetUnavailable, EpochBatches, ImageData, build_dataset
-from scripts.imaging import to_unit
+from scripts.cli.errors import DatasetUnavailable
+from scripts.data import datasets
+from scripts.data.datasets import EpochBatches, ImageData, build_dataset
+from scripts.sampling.imaging import to_unit
 
 
 def test_mnist5k_splits():
@@ -27,7 +29,9 @@ def test_mnist5k_splits():
 
 def test_prepare_maps_range_dequantises_and_flips():
     images = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).repeat(8, 1, 1, 1)
-    data = ImageData(datasets.TensorImages(images), data_range=(-1.0, 1.0), random_flip=False, uniform_dequantization=False)
+    data = ImageData(
+        datasets.TensorImages(images), data_range=(-1.0, 1.0), random_flip=False, uniform_dequantization=False
+    )
     x = data.prepare(images)
     assert x.min() == -1.0 and x.max() == 1.0
     torch.testing.assert_close(to_unit(x, (-1.0, 1.0)), images.float() / 255)
@@ -63,7 +67,9 @@ def _write_images(folder, count=3):
 
 def test_image_folder_and_zip_center_crop(tmp_path):
     _write_images(tmp_path / "faces" / "sub")
-    folder = build_dataset("image_folder", split="train", image_size=(8, 8), num_channels=3, root=str(tmp_path / "faces"))
+    folder = build_dataset(
+        "image_folder", split="train", image_size=(8, 8), num_channels=3, root=str(tmp_path / "faces")
+    )
     assert len(folder) == 3
     image = folder[0]
     assert image.shape == (3, 8, 8)
@@ -88,7 +94,7 @@ def test_missing_image_root_and_unknown_dataset(tmp_path):
 
 
 def test_torchvision_dataset_offline_names_the_folder_and_the_alternative(monkeypatch, tmp_path):
-    from scripts.compat import import_torchvision
+    from scripts.runtime.compat import import_torchvision
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")

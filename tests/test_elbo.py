@@ -1,4 +1,5 @@
 """ELBO terms: closed forms with an oracle, the kernel-density prior bound, and a Gaussian whose NLL is known."""
+
 import math
 
 import pytest
@@ -12,13 +13,17 @@ from tests.helpers import IHDMOracle
 
 def ihdm(name="heat", K=4, size=4, sigma=0.05, delta=0.08):
     kwargs = dict(blur_sigma_min=0.5, blur_sigma_max=3.0) if name == "heat" else {}
-    return PROCESSES.build("ihdm", operator=build_operator(name, image_size=size, K=K, **kwargs), sigma=sigma, delta=delta)
+    return PROCESSES.build(
+        "ihdm", operator=build_operator(name, image_size=size, K=K, **kwargs), sigma=sigma, delta=delta
+    )
 
 
 def gaussian_kl(mean_q, var_q, mean_p, var_p):
     """KL(N(mean_q, var_q I) || N(mean_p, var_p I)) summed over dims, per example."""
     dim = mean_q[0].numel()
-    return 0.5 * (dim * var_q / var_p + ((mean_q - mean_p) ** 2).flatten(1).sum(1) / var_p - dim + dim * math.log(var_p / var_q))
+    return 0.5 * (
+        dim * var_q / var_p + ((mean_q - mean_p) ** 2).flatten(1).sum(1) / var_p - dim + dim * math.log(var_p / var_q)
+    )
 
 
 def test_oracle_transitions_reduce_to_the_gaussian_kl():
@@ -39,9 +44,13 @@ def test_kde_bound_is_exact_for_one_component_and_independent_of_chunking():
     x0 = torch.rand(2, 1, 4, 4)
     k = torch.full((1,), 4)
     single = KernelDensityPrior(process=process, load_data=lambda: (1, lambda idx: images[idx]))
-    exact = gaussian_kl(process.operator(x0, k.expand(2)), process.sigma**2, process.operator(images[:1], k), process.delta**2)
+    exact = gaussian_kl(
+        process.operator(x0, k.expand(2)), process.sigma**2, process.operator(images[:1], k), process.delta**2
+    )
     torch.testing.assert_close(single.kl_bound(x0, process), exact.float(), atol=1e-3, rtol=1e-5)
-    duplicated = KernelDensityPrior(process=process, load_data=lambda: (5, lambda idx: images[:1].expand(len(idx), -1, -1, -1)))
+    duplicated = KernelDensityPrior(
+        process=process, load_data=lambda: (5, lambda idx: images[:1].expand(len(idx), -1, -1, -1))
+    )
     torch.testing.assert_close(duplicated.kl_bound(x0, process), exact.float(), atol=1e-3, rtol=1e-5)
     whole = KernelDensityPrior(process=process, load_data=lambda: (7, lambda idx: images[idx]))
     chunked = KernelDensityPrior(process=process, load_data=lambda: (7, lambda idx: images[idx]), chunk_size=2)
@@ -59,7 +68,9 @@ def test_kde_bound_is_above_a_monte_carlo_kl():
     components = process.operator(images, k.expand(5)).flatten(1)
     samples = mean_q + 0.2 * torch.randn(200000, 4, dtype=torch.float64)
     log_q = torch.distributions.Normal(mean_q.double(), 0.2).log_prob(samples).sum(1)
-    log_p = torch.logsumexp(torch.distributions.Normal(components.double()[None], 0.25).log_prob(samples[:, None]).sum(2), dim=1) - math.log(5)
+    log_p = torch.logsumexp(
+        torch.distributions.Normal(components.double()[None], 0.25).log_prob(samples[:, None]).sum(2), dim=1
+    ) - math.log(5)
     monte_carlo = (log_q - log_p).mean().item()
     assert bound >= monte_carlo - 0.01 and bound - monte_carlo < 1.0
 
@@ -94,7 +105,9 @@ def test_elbo_of_gaussian_data_bounds_the_exact_nll(K):
     process = ihdm("identity", K=K, size=(2, 4), sigma=sigma, delta=posterior_std)
     generator = torch.Generator().manual_seed(0)
     x0 = s * torch.randn(40000, 1, 2, 4, generator=generator)
-    terms = process.elbo_terms(OptimalLinear(s**2 / (s**2 + sigma**2)), x0, ExactGaussianPrior(s**2 + sigma**2), generator)
+    terms = process.elbo_terms(
+        OptimalLinear(s**2 / (s**2 + sigma**2)), x0, ExactGaussianPrior(s**2 + sigma**2), generator
+    )
     total = terms["prior"] + terms["transitions"].sum(1) + terms["reconstruction"]
     estimate, error = total.mean().item(), total.std().item() / math.sqrt(len(total))
     exact = 0.5 * dim * math.log(2 * math.pi * math.e * s**2)
@@ -128,7 +141,9 @@ def test_ddpm_bound_of_gaussian_data_is_above_the_exact_nll_and_tightens_with_K(
     exact = 0.5 * dim * math.log(2 * math.pi * math.e * s**2)
     estimates = []
     for K in (200, 1000):
-        process = PROCESSES.build("gaussian", operator=build_operator("identity", image_size=(2, 4), K=K), continuous_time=True)
+        process = PROCESSES.build(
+            "gaussian", operator=build_operator("identity", image_size=(2, 4), K=K), continuous_time=True
+        )
         generator = torch.Generator().manual_seed(0)
         x0 = s * torch.randn(2000, 1, 2, 4, generator=generator)
         terms = process.elbo_terms(OptimalEps(s), x0, PRIORS.build("standard_normal", process=process), generator)
@@ -142,16 +157,22 @@ def test_ddpm_bound_of_gaussian_data_is_above_the_exact_nll_and_tightens_with_K(
 def test_prior_kl_terms_match_torch_distributions():
     from model_code.priors import PRIORS
 
-    process = PROCESSES.build("gaussian", operator=build_operator("blur", image_size=4, K=5, blur_sigma_max=2.0), continuous_time=True)
+    process = PROCESSES.build(
+        "gaussian", operator=build_operator("blur", image_size=4, K=5, blur_sigma_max=2.0), continuous_time=True
+    )
     x0 = torch.rand(3, 2, 4, 4) * 2 - 1
     mean, std_q = process.forward_terminal(x0)
     normal = PRIORS.build("standard_normal", process=process)
     q = torch.distributions.Normal(mean.double(), std_q)
-    expected = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, process.terminal_std())).flatten(1).sum(1)
+    expected = (
+        torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, process.terminal_std())).flatten(1).sum(1)
+    )
     torch.testing.assert_close(normal.kl_bound(x0, process).double(), expected, rtol=1e-4, atol=1e-4)
 
     images = torch.rand(50, 2, 4, 4) * 2 - 1
-    fitted = PRIORS.build("fitted_gaussian", process=process, shape=(2, 4, 4), load_data=lambda: (50, lambda idx: images[idx]))
+    fitted = PRIORS.build(
+        "fitted_gaussian", process=process, shape=(2, 4, 4), load_data=lambda: (50, lambda idx: images[idx])
+    )
     fitted.fit("cpu")
     tril = fitted.scale_tril.double()
     covariance = tril @ tril.transpose(-1, -2) + process.terminal_std() ** 2 * torch.eye(2, dtype=torch.float64)

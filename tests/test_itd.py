@@ -1,4 +1,5 @@
 """Information-theoretic NLL: proposal, estimator oracles, log-SNR rule, MLP denoiser, toy data."""
+
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ from scipy.special import expit, logsumexp
 
 from model_code import itd
 from model_code.mlp import MLPDenoiser
-from scripts.toy2d import TOY2D_DATASETS, CorrelatedGaussian, GaussianMixture, Toy2DDataset, make_toy2d
+from scripts.data.toy2d import TOY2D_DATASETS, CorrelatedGaussian, GaussianMixture, Toy2DDataset, make_toy2d
 
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 
@@ -82,7 +83,9 @@ def test_non_positive_or_non_finite_scale_is_an_error(scale):
 
 def test_gaussian_entropy_and_curves_match_scipy_and_each_other():
     cg = CorrelatedGaussian()
-    assert itd.gaussian_entropy(cg.cov) == pytest.approx(stats.multivariate_normal(cov=cg.cov.numpy()).entropy(), rel=1e-12)
+    assert itd.gaussian_entropy(cg.cov) == pytest.approx(
+        stats.multivariate_normal(cov=cg.cov.numpy()).entropy(), rel=1e-12
+    )
     assert cg.entropy() == pytest.approx(LOG_2PI_E + 0.5 * math.log(4.0 * 0.05), rel=1e-12)
     grid = torch.linspace(-12, 12, 49, dtype=torch.float64)
     torch.testing.assert_close(itd.gaussian_baseline_mse(grid, 3), itd.gaussian_mmse_curve(grid, [1.0, 1.0, 1.0]))
@@ -337,7 +340,10 @@ def test_gaussian_mixture_log_prob_matches_scipy():
     x = mixture.sample(500, generator(12)).double()
     x[:5] = torch.tensor([[0.0, 0.0], [3.0, -3.0], [1.4, 0.0], [0.0, 1.2], [-1.0, -1.0]], dtype=torch.float64)
     components = np.stack(
-        [stats.multivariate_normal(mean=m, cov=mixture.std**2 * np.eye(2)).logpdf(x.numpy()) for m in mixture.means.numpy()]
+        [
+            stats.multivariate_normal(mean=m, cov=mixture.std**2 * np.eye(2)).logpdf(x.numpy())
+            for m in mixture.means.numpy()
+        ]
     )
     expected = logsumexp(components, axis=0) - math.log(8)
     np.testing.assert_allclose(mixture.log_prob(x).numpy(), expected, rtol=1e-10)
@@ -362,13 +368,19 @@ def test_correlated_gaussian_log_prob_and_entropy_match_scipy():
 
 
 def test_closed_form_log_prob_only_where_known():
-    assert {name for name, cls in TOY2D_DATASETS.items() if cls.exact_log_prob} == {"gaussian_mixture", "correlated_gaussian"}
+    assert {name for name, cls in TOY2D_DATASETS.items() if cls.exact_log_prob} == {
+        "gaussian_mixture",
+        "correlated_gaussian",
+    }
     with pytest.raises(NotImplementedError, match="Spiral has no closed-form log density"):
         make_toy2d("spiral").log_prob(torch.zeros(3, 2))
 
 
 def test_unknown_toy_dataset_lists_known_names():
-    with pytest.raises(ValueError, match="unknown toy2d dataset 'swissroll'; known: correlated_gaussian, gaussian_mixture, spiral, two_moons"):
+    with pytest.raises(
+        ValueError,
+        match="unknown toy2d dataset 'swissroll'; known: correlated_gaussian, gaussian_mixture, spiral, two_moons",
+    ):
         Toy2DDataset("swissroll", 10, seed=0)
     with pytest.raises(ValueError, match="unknown toy2d dataset"):
         make_toy2d("moons")

@@ -1,4 +1,5 @@
 """Information-theoretic diffusion in the framework: logistic log-SNR training, nll_itd, 2D data end to end."""
+
 import json
 import math
 import os
@@ -10,8 +11,8 @@ import torch
 
 from model_code.operators import build_operator
 from model_code.processes import PROCESSES
-from scripts import build
-from scripts.trainer import Trainer
+from scripts.config import build
+from scripts.training.trainer import Trainer
 from tests.test_configs import load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +44,9 @@ def test_refusals_name_the_problem():
     with pytest.raises(ValueError, match="plain Gaussian channel"):
         gaussian("blur").itd_eps_predictor(torch.nn.Identity())
     ihdm = PROCESSES.build("ihdm", operator=build_operator("identity", image_size=2, K=3), sigma=0.1)
-    with pytest.raises(ValueError, match="needs the gaussian process with the identity operator; this model uses the 'ihdm' process"):
+    with pytest.raises(
+        ValueError, match="needs the gaussian process with the identity operator; this model uses the 'ihdm' process"
+    ):
         ihdm.itd_eps_predictor(torch.nn.Identity())
 
 
@@ -65,7 +68,9 @@ def trained_gaussian(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("correlated"))
     config = load(os.path.join(ROOT, "configs", "toy2d", "correlated_gaussian.py"))
     config.model.update(dict(mlp_hidden=128, mlp_depth=3))  # a Gaussian needs less than the spiral's network
-    config.training.update(dict(n_iters=1500, snapshot_freq=1500, snapshot_freq_for_preemption=1500, sampling_freq=1500, num_samples=500))
+    config.training.update(
+        dict(n_iters=1500, snapshot_freq=1500, snapshot_freq_for_preemption=1500, sampling_freq=1500, num_samples=500)
+    )
     Trainer(config, workdir, torch.device("cpu")).run()
     return workdir
 
@@ -77,8 +82,19 @@ def run_cli(*args):
 
 
 def test_nll_itd_after_training_is_within_a_tenth_of_a_nat(trained_gaussian):
-    out = run_cli("evaluate.py", "--workdir", trained_gaussian, "--mode=nll_itd", "--num_test=2000", "--num_logsnr=200", "--experiment_name=itd", "--param_name=p")
-    result = json.load(open(os.path.join(trained_gaussian, "evaluation_results", "itd", "results.json")))["p"]["nll_itd"]
+    out = run_cli(
+        "evaluate.py",
+        "--workdir",
+        trained_gaussian,
+        "--mode=nll_itd",
+        "--num_test=2000",
+        "--num_logsnr=200",
+        "--experiment_name=itd",
+        "--param_name=p",
+    )
+    result = json.load(open(os.path.join(trained_gaussian, "evaluation_results", "itd", "results.json")))["p"][
+        "nll_itd"
+    ]
     exact = result["exact_entropy_nats"]
     assert exact == pytest.approx(0.5 * math.log((2 * math.pi * math.e) ** 2 * 4.0 * 0.05), rel=1e-9)
     assert abs(result["nll_nats"] - exact) < 0.1, (result["nll_nats"], result["nll_nats_stderr"], exact)

@@ -1,4 +1,5 @@
 """U-Net, EMA and the ihdm process: shapes, zero init, oracle denoisers, level coverage."""
+
 import pytest
 import torch
 
@@ -10,7 +11,15 @@ from tests.helpers import IHDMOracle
 
 
 def tiny_unet(channels=1, **overrides):
-    kwargs = dict(in_channels=channels, out_channels=channels, model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), dropout=0.0)
+    kwargs = dict(
+        in_channels=channels,
+        out_channels=channels,
+        model_channels=8,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_levels=(1,),
+        dropout=0.0,
+    )
     kwargs.update(overrides)
     return UNet(**kwargs)
 
@@ -75,7 +84,9 @@ def test_ihdm_reverse_step_with_the_oracle():
     oracle = IHDMOracle(process, x0)
     u3 = process.operator(x0, torch.tensor([3, 3]))
     noise = torch.randn_like(x0)
-    torch.testing.assert_close(process.reverse_step(oracle, u3, 3, noise), process.operator(x0, torch.tensor([2, 2])) + 0.02 * noise)
+    torch.testing.assert_close(
+        process.reverse_step(oracle, u3, 3, noise), process.operator(x0, torch.tensor([2, 2])) + 0.02 * noise
+    )
     torch.testing.assert_close(process.reverse_step(oracle, u3, 1, noise), x0)  # the last step returns the mean
 
 

@@ -1,4 +1,5 @@
 """Operator identities: A_0 = I, linearity, purity, agreement with independent float64 computations."""
+
 import math
 
 import numpy as np
@@ -103,7 +104,11 @@ def test_diagonal_operators_are_diagonal_in_their_basis(name):
 
 def test_scalar_maps_follow_their_formulas():
     x = torch.randn(1, 1, *SIZE)
-    for name, formula in [("constant_velocity", lambda t: 1 - t), ("constant_deceleration", lambda t: (1 - t) ** 2), ("identity", lambda t: 1.0)]:
+    for name, formula in [
+        ("constant_velocity", lambda t: 1 - t),
+        ("constant_deceleration", lambda t: (1 - t) ** 2),
+        ("identity", lambda t: 1.0),
+    ]:
         op = make(name, K=10)
         for k in (0, 3, 10):
             torch.testing.assert_close(op(x, torch.tensor([k])), formula(k / 10) * x)
@@ -149,7 +154,10 @@ def test_unknown_operator_lists_known_names():
 
 def test_build_spec_is_recorded():
     op = make("heat")
-    assert op.build_spec == {"name": "heat", "kwargs": dict(image_size=SIZE, K=6, blur_sigma_min=0.5, blur_sigma_max=6.0)}
+    assert op.build_spec == {
+        "name": "heat",
+        "kwargs": dict(image_size=SIZE, K=6, blur_sigma_min=0.5, blur_sigma_max=6.0),
+    }
 
 
 def test_heat_matches_the_float64_fft_blur_of_the_benchmark():
@@ -159,4 +167,6 @@ def test_heat_matches_the_float64_fft_blur_of_the_benchmark():
     op = make("heat", K=10, image_size=(8, 8))
     x, k = torch.rand(11, 3, 8, 8), torch.arange(11)
     freqs = (math.pi * torch.arange(8, dtype=torch.float64) / 8) ** 2
-    torch.testing.assert_close(upstream_blur(x, op.blur_sigmas[k], freqs[:, None] + freqs[None, :]), op(x, k), atol=2e-6, rtol=0)
+    torch.testing.assert_close(
+        upstream_blur(x, op.blur_sigmas[k], freqs[:, None] + freqs[None, :]), op(x, k), atol=2e-6, rtol=0
+    )

@@ -1,4 +1,5 @@
 """Mixed precision reaches the network only: operators, network inputs and targets stay float32."""
+
 import pytest
 import torch
 
@@ -38,7 +39,9 @@ class RecordingNet(torch.nn.Module):
 
 def run_loss(process, x0, autocast: bool):
     net, operator_outputs = RecordingNet(), []
-    hook = process.operator.register_forward_hook(lambda module, args, out: operator_outputs.append(out.detach().clone()))
+    hook = process.operator.register_forward_hook(
+        lambda module, args, out: operator_outputs.append(out.detach().clone())
+    )
     generator = torch.Generator().manual_seed(3)
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
@@ -66,7 +69,15 @@ def test_loss_under_bf16_autocast_sees_the_float32_inputs_and_targets(process_na
 
 
 def test_autocast_network_runs_the_network_in_bf16_and_returns_float32():
-    net = UNet(in_channels=3, out_channels=3, model_channels=8, channel_mult=(1,), num_res_blocks=1, attention_levels=(), dropout=0.0)
+    net = UNet(
+        in_channels=3,
+        out_channels=3,
+        model_channels=8,
+        channel_mult=(1,),
+        num_res_blocks=1,
+        attention_levels=(),
+        dropout=0.0,
+    )
     torch.nn.init.normal_(net.output[-1].weight)  # the zero-initialised output layer would hide the precision
     x, time = torch.randn(2, 3, 8, 8), torch.tensor([1.0, 5.0])
     wrapped = AutocastNetwork(net, "cpu", torch.bfloat16)

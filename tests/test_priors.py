@@ -1,4 +1,5 @@
 """Priors: the fitted Gaussian recovers known statistics and samples without data; the picture command."""
+
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import torch
 from model_code.operators import build_operator
 from model_code.priors import PRIORS
 from model_code.processes import PROCESSES
-from scripts.sampler import seeded_generators
+from scripts.sampling.sampler import seeded_generators
 from scripts.visualize_forward import forward_strip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +27,12 @@ def correlated_images(n=4000, size=4, seed=0):
 
 
 def fitted(process, images):
-    prior = PRIORS.build("fitted_gaussian", process=process, shape=images.shape[1:], load_data=lambda: (len(images), lambda idx: images[idx]))
+    prior = PRIORS.build(
+        "fitted_gaussian",
+        process=process,
+        shape=images.shape[1:],
+        load_data=lambda: (len(images), lambda idx: images[idx]),
+    )
     prior.fit("cpu")
     return prior
 
@@ -66,7 +72,9 @@ def test_fitted_gaussian_needs_a_basis_and_fitting():
         PRIORS.build("fitted_gaussian", process=process, shape=(1, 4, 4))
     identity = PROCESSES.build("ihdm", operator=build_operator("identity", image_size=4, K=3), sigma=0.01)
     with pytest.raises(ValueError, match="has not been fitted"):
-        PRIORS.build("fitted_gaussian", process=identity, shape=(1, 4, 4)).sample(seeded_generators(0, 0, [0]), (1, 4, 4), "cpu")
+        PRIORS.build("fitted_gaussian", process=identity, shape=(1, 4, 4)).sample(
+            seeded_generators(0, 0, [0]), (1, 4, 4), "cpu"
+        )
 
 
 def test_forward_strip_starts_at_the_data_and_follows_the_process():
@@ -83,8 +91,21 @@ def test_forward_strip_starts_at_the_data_and_follows_the_process():
 def test_forward_picture_command(tmp_path):
     out = tmp_path / "forward.png"
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.visualize_forward", "--config", "configs/mnist/quickstart.py", "--operators=heat,random_matrix", "--num_images=2", "--num_levels=4", f"--out={out}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "scripts.visualize_forward",
+            "--config",
+            "configs/mnist/quickstart.py",
+            "--operators=heat,random_matrix",
+            "--num_images=2",
+            "--num_levels=4",
+            f"--out={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     from PIL import Image

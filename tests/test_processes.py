@@ -1,4 +1,5 @@
 """The contract every (process, operator) pair keeps, and oracle checks of the reverse steps."""
+
 import math
 
 import numpy as np
@@ -37,7 +38,15 @@ PAIRS = [(p, o) for p in PROCESSES.names() for o in OPERATORS.names() if support
 
 
 def tiny_net():
-    return UNet(in_channels=1, out_channels=1, model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), dropout=0.0)
+    return UNet(
+        in_channels=1,
+        out_channels=1,
+        model_channels=8,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_levels=(1,),
+        dropout=0.0,
+    )
 
 
 def test_every_operator_works_with_ihdm_and_the_gaussian_refusals_say_why():
@@ -164,7 +173,10 @@ def test_blur_without_blur_gives_exactly_the_ddpm_marginals():
     u_blur = blur.diffuse(x0, levels, eps)
     u_identity = identity.diffuse(x0, levels, eps)
     logsnr = blur.logsnr(levels / K)
-    expected = torch.sigmoid(logsnr).sqrt()[:, None, None, None] * x0 + torch.sigmoid(-logsnr).sqrt()[:, None, None, None] * eps
+    expected = (
+        torch.sigmoid(logsnr).sqrt()[:, None, None, None] * x0
+        + torch.sigmoid(-logsnr).sqrt()[:, None, None, None] * eps
+    )
     torch.testing.assert_close(u_blur, expected, atol=1e-5, rtol=0)
     torch.testing.assert_close(u_identity, expected, atol=1e-6, rtol=0)
 

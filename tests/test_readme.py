@@ -1,4 +1,5 @@
 """The README's front door stays true: its one-line Quickstart and Tests commands, CI, config paths."""
+
 import os
 import re
 

@@ -1,10 +1,11 @@
 """Sampling modes and per-image seeds, checked with a network whose reverse steps are known."""
+
 import torch
 
 from model_code.operators import build_operator
 from model_code.priors import KernelDensityPrior
 from model_code.processes import PROCESSES
-from scripts.sampler import generate_range, sample
+from scripts.sampling.sampler import generate_range, sample
 
 
 class Zero(torch.nn.Module):

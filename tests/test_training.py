@@ -1,4 +1,5 @@
 """Training, exact resume, sampling modes, checkpoint safety, and the command-line entry points."""
+
 import hashlib
 import json
 import os
@@ -10,8 +11,10 @@ import time
 import pytest
 import torch
 
-from scripts.rundir import CheckpointError, RunDir, load_checkpoint, save_checkpoint
-from scripts.trainer import Trainer, TrainingDiverged
+from scripts.cli.errors import CheckpointError, TrainingDiverged
+from scripts.runs.checkpoints import load_checkpoint, save_checkpoint
+from scripts.runs.rundir import RunDir
+from scripts.training.trainer import Trainer
 from tests.configs import tiny  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,7 +97,16 @@ def test_corrupt_or_missing_checkpoint_is_an_error_naming_the_file(tmp_path):
 
 def test_train_kill_resume_sample_cli(tmp_path):
     workdir = str(tmp_path / "run")
-    command = [sys.executable, "train.py", "--config", TINY, "--workdir", workdir, "--config.training.n_iters=100000", "--config.training.sampling_freq=100000"]
+    command = [
+        sys.executable,
+        "train.py",
+        "--config",
+        TINY,
+        "--workdir",
+        workdir,
+        "--config.training.n_iters=100000",
+        "--config.training.sampling_freq=100000",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     meta = RunDir(workdir).meta_checkpoint
     deadline = time.time() + 120
@@ -108,13 +120,27 @@ def test_train_kill_resume_sample_cli(tmp_path):
     assert stopped_at >= 5
 
     target = stopped_at + 3
-    resumed = run_cli("train.py", "--config", TINY, "--workdir", workdir, f"--config.training.n_iters={target}", "--config.training.sampling_freq=100000")
+    resumed = run_cli(
+        "train.py",
+        "--config",
+        TINY,
+        "--workdir",
+        workdir,
+        f"--config.training.n_iters={target}",
+        "--config.training.sampling_freq=100000",
+    )
     assert f"resuming from {meta} at step {stopped_at}" in resumed.stdout
     assert load_checkpoint(meta)["step"] == target
 
     # --share_noise parses like --same_init; what each mode does is tested in-process (test_sampler.py)
-    for extra, folder in [([], "random"), (["--same_init"], "same_init"), (["--interpolate", "--num_points=5"], "interpolate")]:
-        out = run_cli("sample.py", "--config", TINY, "--workdir", workdir, "--checkpoint", "0", "--batch_size=3", *extra)
+    for extra, folder in [
+        ([], "random"),
+        (["--same_init"], "same_init"),
+        (["--interpolate", "--num_points=5"], "interpolate"),
+    ]:
+        out = run_cli(
+            "sample.py", "--config", TINY, "--workdir", workdir, "--checkpoint", "0", "--batch_size=3", *extra
+        )
         folder_path = os.path.join(workdir, "sample_outputs", f"{folder}_checkpoint0_step{target}_seed0")
         for name in ("samples.png", "initial.png", "process.gif", "samples.npz"):
             assert os.path.join(folder_path, name) in out.stdout
@@ -122,7 +148,16 @@ def test_train_kill_resume_sample_cli(tmp_path):
     without_config = run_cli("sample.py", "--workdir", workdir, "--batch_size=2")
     assert "2 samples (random)" in without_config.stdout
 
-    evaluation = run_cli("evaluate.py", "--workdir", workdir, "--mode=elbo", "--experiment_name=e1", "--param_name=delta0.02", "--delta=0.02", "--num_test=16")
+    evaluation = run_cli(
+        "evaluate.py",
+        "--workdir",
+        workdir,
+        "--mode=elbo",
+        "--experiment_name=e1",
+        "--param_name=delta0.02",
+        "--delta=0.02",
+        "--num_test=16",
+    )
     last_line = evaluation.stdout.strip().splitlines()[-1]
     assert last_line.startswith("ELBO: ") and "bits/dim" in last_line
     results = json.load(open(os.path.join(workdir, "evaluation_results", "e1", "results.json")))
@@ -130,13 +165,35 @@ def test_train_kill_resume_sample_cli(tmp_path):
     assert len(results["delta0.02"]["elbo"]["per_level_nats"]["transitions"]) == tiny.get_config().model.K - 1
     assert "delta0.02 elbo" in open(os.path.join(workdir, "evaluation_results", "e1", "log.txt")).read()
     stats = str(tmp_path / "stats")
-    fid = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--feature_net=fast_random_conv", "--num_gen=8", "--batch_size=4", f"--stats_dir={stats}", "--experiment_name=e1")
+    fid = run_cli(
+        "evaluate.py",
+        "--workdir",
+        workdir,
+        "--mode=fid",
+        "--feature_net=fast_random_conv",
+        "--num_gen=8",
+        "--batch_size=4",
+        f"--stats_dir={stats}",
+        "--experiment_name=e1",
+    )
     assert fid.stdout.strip().splitlines()[-1].startswith("FID (fast_random_conv, 8 samples vs mnist5k train): ")
     assert os.listdir(stats) == ["mnist5k_train_8_fast_random_conv.npz"]
     results = json.load(open(os.path.join(workdir, "evaluation_results", "e1", "results.json")))
     assert results["default"]["fid"]["num_gen"] == 8 and results["default"]["fid"]["fid_fast_random_conv"] > 0
-    other = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--feature_net=fast_random_conv", "--num_gen=8", f"--stats_dir={stats}", "--dataset_name_cleanfid=afhq", check=False)
-    assert other.returncode == 1 and f"{stats}/afhq_train_8_fast_random_conv.npz" in other.stderr.strip().splitlines()[-1]
+    other = run_cli(
+        "evaluate.py",
+        "--workdir",
+        workdir,
+        "--mode=fid",
+        "--feature_net=fast_random_conv",
+        "--num_gen=8",
+        f"--stats_dir={stats}",
+        "--dataset_name_cleanfid=afhq",
+        check=False,
+    )
+    assert (
+        other.returncode == 1 and f"{stats}/afhq_train_8_fast_random_conv.npz" in other.stderr.strip().splitlines()[-1]
+    )
     bad = run_cli("evaluate.py", "--workdir", workdir, "--mode=likelihood", check=False)
     assert bad.returncode == 1 and "unknown --mode 'likelihood'; allowed:" in bad.stderr
 
@@ -161,7 +218,9 @@ def test_bad_training_input_gives_one_line(tmp_path, args, message):
 def test_missing_checkpoint_and_bad_mode_for_sample(tmp_path):
     result = run_cli("sample.py", "--config", TINY, "--workdir", str(tmp_path), check=False)
     assert result.returncode == 1 and "checkpoints-meta/checkpoint.pth does not exist" in result.stderr
-    result = run_cli("sample.py", "--config", TINY, "--workdir", str(tmp_path), "--same_init", "--interpolate", check=False)
+    result = run_cli(
+        "sample.py", "--config", TINY, "--workdir", str(tmp_path), "--same_init", "--interpolate", check=False
+    )
     assert result.returncode == 1 and "choose at most one" in result.stderr
 
 

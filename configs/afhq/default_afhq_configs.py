@@ -1,4 +1,5 @@
 """AFHQ 256x256 (K = 200, sigma_B,max = 128). Put the images (folder or .zip) at data.root."""
+
 from configs.default import get_default_configs
 
 

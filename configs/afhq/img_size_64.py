@@ -1,4 +1,5 @@
 """AFHQ at 64x64 (K = 200, sigma_B,max = 32)."""
+
 from configs.afhq import default_afhq_configs
 
 

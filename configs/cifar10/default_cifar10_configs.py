@@ -1,4 +1,5 @@
 """CIFAR-10 32x32, the IHDM paper's setting (K = 200, sigma_B,max = 24)."""
+
 from configs.default import get_default_configs
 
 

@@ -4,6 +4,7 @@ The same U-Net as the IHDM CIFAR-10 setting (128 channels, (1, 2, 2, 2), 4 block
 and 4x4); sigma_B(t) = 20 sin^2(pi t / 2), d_min = 0.001, cosine log-SNR schedule in [-10, 10], data in
 [-1, 1], continuous-time training, 1000 sampling steps from N(0, sigma_1^2 I).
 """
+
 from configs.cifar10 import default_cifar10_configs
 
 

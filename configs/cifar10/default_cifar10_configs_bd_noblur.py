@@ -1,4 +1,5 @@
 """The no-blur limit of blurring diffusion on CIFAR-10: DDPM with the cosine schedule."""
+
 from configs.cifar10 import default_cifar10_configs_bd
 
 

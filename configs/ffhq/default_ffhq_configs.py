@@ -1,4 +1,8 @@
-"""FFHQ 256x256: the AFHQ 256 setting (K = 200, sigma_B,max = 128) with lr 2e-5. Put the images (folder or .zip) at data.root."""
+"""FFHQ 256x256: the AFHQ 256 setting (K = 200, sigma_B,max = 128) with lr 2e-5.
+
+Put the images (folder or .zip) at data.root.
+"""
+
 from configs.afhq import default_afhq_configs
 
 

@@ -1,4 +1,5 @@
 """FFHQ at 128x128 with sigma_B,max = 128."""
+
 from configs.ffhq import default_ffhq_configs
 
 

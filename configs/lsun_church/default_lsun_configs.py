@@ -1,4 +1,5 @@
 """LSUN churches 128x128 (K = 400, sigma_B,max = 64). Put the images (folder or .zip) at data.root."""
+
 from configs.default import get_default_configs
 
 

@@ -4,6 +4,7 @@ The gaussian process with the identity operator (a plain Gaussian channel), data
 log SNR ~ logistic(loc, scale) truncated to loc +- 4 scale with importance weights. loc and scale
 come from `python -m scripts.suggest_logsnr --config configs/mnist/ddpm_itd.py` (data spectrum).
 """
+
 from configs.mnist import default_mnist_configs
 
 

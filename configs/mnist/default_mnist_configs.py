@@ -1,4 +1,5 @@
 """MNIST 28x28, the IHDM paper's setting (K = 100, sigma_B,max = 20)."""
+
 from configs.default import get_default_configs
 
 

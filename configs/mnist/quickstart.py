@@ -4,6 +4,7 @@ Smaller than the paper's MNIST model in every direction (channels, depth, levels
 a milder maximum blur, so the prior keeps the rough layout of a digit and the network has less to
 invent. Train with the paper's settings by using default_mnist_configs.py instead.
 """
+
 from configs.default import get_default_configs
 
 

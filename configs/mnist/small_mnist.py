@@ -1,4 +1,5 @@
 """A smaller MNIST model: K = 50, 64 channels at every level."""
+
 from configs.mnist import default_mnist_configs
 
 

@@ -1,4 +1,5 @@
 """A correlated 2D Gaussian (eigenvalues 4 and 0.05), whose exact entropy the NLL estimate is checked against."""
+
 from configs.toy2d import default_toy2d
 
 

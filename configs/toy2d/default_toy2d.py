@@ -4,6 +4,7 @@ Trained with log SNR drawn from a truncated logistic (the information-theoretic 
 so evaluate.py --mode=nll_itd estimates the NLL with the same proposal. Points are stored as
 2-channel 1x1 images, so the whole pipeline treats them like tiny images.
 """
+
 from configs.default import get_default_configs
 
 

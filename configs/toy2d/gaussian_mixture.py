@@ -1,4 +1,5 @@
 """The gaussian_mixture 2D dataset (see default_toy2d.py)."""
+
 from configs.toy2d import default_toy2d
 
 

@@ -1,4 +1,5 @@
 """The two_moons 2D dataset (see default_toy2d.py)."""
+
 from configs.toy2d import default_toy2d
 
 

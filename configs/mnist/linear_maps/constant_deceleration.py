@@ -1,4 +1,5 @@
 """MNIST with constant deceleration, T(t) = (1 - t/K)^2 I (at rest at the origin at K), ihdm objective."""
+
 from configs.mnist import default_mnist_configs
 
 

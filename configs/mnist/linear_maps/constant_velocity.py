@@ -1,4 +1,5 @@
 """MNIST with constant velocity, T(t) = (1 - t/K) I, ihdm objective."""
+
 from configs.mnist import default_mnist_configs
 
 

@@ -1,4 +1,5 @@
 """MNIST with the identity map: u_k = u_0 + sigma eps at every level (plain denoising), ihdm objective."""
+
 from configs.mnist import default_mnist_configs
 
 

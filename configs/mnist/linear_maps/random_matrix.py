@@ -1,4 +1,5 @@
 """MNIST with a fixed random matrix per level (seeded by model.operator_seed, stored in checkpoints), ihdm objective."""
+
 from configs.mnist import default_mnist_configs
 
 

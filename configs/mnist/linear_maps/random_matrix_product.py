@@ -1,4 +1,5 @@
 """MNIST with a norm-controlled product of k random matrices at level k, ihdm objective."""
+
 from configs.mnist import default_mnist_configs
 
 

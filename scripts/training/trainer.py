@@ -5,6 +5,7 @@ training generator (levels, noise, flips, dequantisation) and the global RNG (dr
 data order is a function of the step (``EpochBatches``). A run stopped at step n and resumed
 reaches bit-for-bit the same weights on CPU as one that was never stopped.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,23 +19,18 @@ import ml_collections
 import torch
 from tqdm import tqdm
 
-from scripts import build
-from scripts.datasets import EpochBatches, batch_loader
-from scripts.imaging import save_png, save_scatter, to_unit
-from scripts.rundir import RunDir, load_checkpoint, load_module_state, save_checkpoint
-from scripts.sampler import sample
 from model_code.ema import EMA
 from model_code.precision import AutocastNetwork
+from scripts.cli.errors import TrainingDiverged
+from scripts.config import build
+from scripts.data.datasets import EpochBatches, batch_loader
+from scripts.runs.checkpoints import load_checkpoint, load_module_state, save_checkpoint
+from scripts.runs.rundir import RunDir
+from scripts.runtime.devices import pick_device
+from scripts.sampling.imaging import save_png, save_scatter, to_unit
+from scripts.sampling.sampler import sample
 
 LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is untouched."""
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def autocast_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
@@ -119,16 +115,26 @@ class Trainer:
             net=net,
             ema=EMA(net, config.model.ema_rate),
             optimizer=self._optimizer(net),
-            scaler=torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and config.training.mixed_precision == "fp16"),
+            scaler=torch.amp.GradScaler(
+                "cuda", enabled=self.device.type == "cuda" and config.training.mixed_precision == "fp16"
+            ),
             generator=torch.Generator(self.device).manual_seed(config.seed),
         )
-        self.network = AutocastNetwork(net, self.device.type, autocast_dtype(config.training.mixed_precision, self.device))
+        self.network = AutocastNetwork(
+            net, self.device.type, autocast_dtype(config.training.mixed_precision, self.device)
+        )
 
     def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
         optim = self.config.optim
         if optim.optimizer != "Adam":
             raise ValueError(f"optim.optimizer={optim.optimizer!r}; allowed: Adam")
-        return torch.optim.Adam(net.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2), eps=optim.eps, weight_decay=optim.weight_decay)
+        return torch.optim.Adam(
+            net.parameters(),
+            lr=optim.lr,
+            betas=(optim.beta1, optim.beta2),
+            eps=optim.eps,
+            weight_decay=optim.weight_decay,
+        )
 
     def resume(self) -> bool:
         """Load checkpoints-meta/checkpoint.pth if the workdir has one."""
@@ -176,7 +182,16 @@ class Trainer:
     def sample_grid(self, writer) -> None:
         """EMA samples with fixed seeds into samples/iter_STEP.png (a grid, or a scatter plot for 2D points)."""
         count = self.config.training.num_samples
-        out = sample(self.process, self.state.ema.shadow, self.prior, mode="random", count=count, seed=self.config.eval.seed, shape=self.shape, device=self.device)
+        out = sample(
+            self.process,
+            self.state.ema.shadow,
+            self.prior,
+            mode="random",
+            count=count,
+            seed=self.config.eval.seed,
+            shape=self.shape,
+            device=self.device,
+        )
         path = self.run_dir.path("samples", f"iter_{self.state.step:07d}.png")
         if self.data.kind == "points":
             reference = self.data.fetch(torch.arange(min(2000, len(self.data)))).flatten(1)
@@ -209,7 +224,9 @@ class Trainer:
                     log.add(self.train_step(next(loader)))
                     step = self.state.step
                     bar.update(1)
-                    at_checkpoint = step % training.snapshot_freq_for_preemption == 0 or step % training.snapshot_freq == 0
+                    at_checkpoint = (
+                        step % training.snapshot_freq_for_preemption == 0 or step % training.snapshot_freq == 0
+                    )
                     if step % training.log_freq == 0 or at_checkpoint or stop.signal_name or step == training.n_iters:
                         log.flush(writer, bar, step, self.learning_rate(step), training.batch_size)
                     if at_checkpoint:
@@ -221,7 +238,10 @@ class Trainer:
                     if stop.signal_name:
                         self.save()
                         bar.close()
-                        print(f"stopped by {stop.signal_name} at step {step}; state saved to {self.run_dir.meta_checkpoint}; run the same command to resume")
+                        print(
+                            f"stopped by {stop.signal_name} at step {step}; state saved to "
+                            f"{self.run_dir.meta_checkpoint}; run the same command to resume"
+                        )
                         return self.state
                 if self.state.step % training.snapshot_freq_for_preemption:
                     self.save()
@@ -270,7 +290,9 @@ class LogAccumulator:
         writer.add_scalar("loss", mean_loss, step)
         for index, (total, count) in enumerate(zip(self.bin_sums.tolist(), self.bin_counts.tolist())):
             if count:
-                writer.add_scalar(f"loss_by_level/{index / LEVEL_BINS:.2f}-{(index + 1) / LEVEL_BINS:.2f}", total / count, step)
+                writer.add_scalar(
+                    f"loss_by_level/{index / LEVEL_BINS:.2f}-{(index + 1) / LEVEL_BINS:.2f}", total / count, step
+                )
         writer.add_scalar("learning_rate", lr, step)
         writer.add_scalar("grad_norm", (self.grad_norm_sum / self.steps).item(), step)
         writer.add_scalar("images_per_second", images_per_second, step)

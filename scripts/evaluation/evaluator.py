@@ -4,6 +4,7 @@ Each mode is a function ``(request, config, model, device) -> result dict`` with
 ``headline`` (the final line printed). Results go to WORKDIR/evaluation_results/EXPERIMENT/:
 ``results.json`` ({param_name: {mode: result}}, rewritten atomically) and ``log.txt`` (appended).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -15,11 +16,13 @@ from typing import Any, Callable, Dict, Optional
 import ml_collections
 import torch
 
-from scripts import build
-from scripts.cli import TrainedModel, load_trained, resolve_config
-from scripts.datasets import DatasetUnavailable
-from scripts.rundir import write_atomic
-from scripts.trainer import pick_device
+from scripts.cli.errors import DatasetUnavailable
+from scripts.cli.flags import resolve_config
+from scripts.config import build
+from scripts.runs.files import write_atomic
+from scripts.runs.rundir import RunDir
+from scripts.runs.trained import TrainedModel, load_trained
+from scripts.runtime.devices import pick_device
 
 
 @dataclass
@@ -50,8 +53,10 @@ def _or(value, default):
     return default if value is None else value
 
 
-def run_elbo(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device) -> Dict[str, Any]:
-    from scripts.elbo import evaluate_elbo, plot_terms
+def run_elbo(
+    request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device
+) -> Dict[str, Any]:
+    from scripts.evaluation.elbo import evaluate_elbo, plot_terms
 
     test_data = build.build_data(config, "test", model.process)
     test_data.uniform_dequantization = True
@@ -66,7 +71,7 @@ def run_elbo(request: EvaluationRequest, config: ml_collections.ConfigDict, mode
         seed=_or(request.seed, config.eval.seed),
         device=device,
     )
-    folder = results_folder(request)
+    folder = RunDir(request.workdir).results_folder(request.experiment_name)
     result["plot"] = plot_terms(result, os.path.join(folder, f"elbo_terms_{request.param_name}.png"))
     result["headline"] = (
         f"ELBO: {result['nats_per_image']:.2f} nats/image, {result['bits_per_dim']:.4f} bits/dim "
@@ -82,11 +87,13 @@ def unit_batches(data, batch_size: int):
         yield torch.stack([data.dataset[i] for i in indices]).float() / 255.0
 
 
-def run_fid(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device) -> Dict[str, Any]:
+def run_fid(
+    request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device
+) -> Dict[str, Any]:
     """FID of --num_gen samples (image i from seed i) against the reference statistics of the dataset split."""
-    from scripts import fid
-    from scripts.imaging import to_unit
-    from scripts.sampler import generate_range
+    from scripts.evaluation import fid
+    from scripts.sampling.imaging import to_unit
+    from scripts.sampling.sampler import generate_range
 
     feature_net = fid.build_feature_net(request.feature_net, device)
     dataset = request.dataset_name_cleanfid or config.data.dataset
@@ -95,27 +102,39 @@ def run_fid(request: EvaluationRequest, config: ml_collections.ConfigDict, model
     resolution = height if height == width else height * 10000 + width
     # statistics of another dataset than the run's can be loaded (or downloaded), never computed from this one
     same_dataset = dataset == config.data.dataset
-    reference_data = (lambda: unit_batches(build.build_data(config, request.dataset_split, model.process), batch_size)) if same_dataset else None
+    reference_data = (
+        (lambda: unit_batches(build.build_data(config, request.dataset_split, model.process), batch_size))
+        if same_dataset
+        else None
+    )
     try:
-        reference = fid.reference_statistics(dataset, request.dataset_split, resolution, feature_net, request.stats_dir, reference_data)
+        reference = fid.reference_statistics(
+            dataset, request.dataset_split, resolution, feature_net, request.stats_dir, reference_data
+        )
     except DatasetUnavailable as error:
         path = fid.reference_stats_path(request.stats_dir, dataset, request.dataset_split, resolution, feature_net.name)
         raise DatasetUnavailable(f"reference statistics {path} are missing and cannot be computed: {error}") from None
     seed = _or(request.seed, config.eval.seed)
 
     def generate(start: int, count: int) -> torch.Tensor:
-        samples = generate_range(model.process, model.net, model.prior, start=start, count=count, seed=seed, shape=model.shape, device=device)
+        samples = generate_range(
+            model.process, model.net, model.prior, start=start, count=count, seed=seed, shape=model.shape, device=device
+        )
         return to_unit(samples, model.process.data_range)
 
     value = fid.fid_from_generator(generate, request.num_gen, batch_size, feature_net, reference)
     result = fid.fid_record(value, reference, request.num_gen)
     result["dataset"] = request.dataset_name or config.data.dataset
-    result["headline"] = f"FID ({feature_net.name}, {request.num_gen} samples vs {dataset} {request.dataset_split}): {value:.4f}"
+    result["headline"] = (
+        f"FID ({feature_net.name}, {request.num_gen} samples vs {dataset} {request.dataset_split}): {value:.4f}"
+    )
     return result
 
 
-def run_nll_itd(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device) -> Dict[str, Any]:
-    from scripts.itd_eval import run_nll_itd as run
+def run_nll_itd(
+    request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device
+) -> Dict[str, Any]:
+    from scripts.evaluation.itd_eval import run_nll_itd as run
 
     return run(request, config, model, device)
 
@@ -123,15 +142,9 @@ def run_nll_itd(request: EvaluationRequest, config: ml_collections.ConfigDict, m
 EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {"fid": run_fid, "elbo": run_elbo, "nll_itd": run_nll_itd}
 
 
-def results_folder(request: EvaluationRequest) -> str:
-    folder = os.path.join(request.workdir, "evaluation_results", request.experiment_name)
-    os.makedirs(folder, exist_ok=True)
-    return folder
-
-
 def record(request: EvaluationRequest, result: Dict[str, Any], model: TrainedModel) -> str:
     """Store ``result`` under results.json[param_name][mode] and append the headline to log.txt."""
-    folder = results_folder(request)
+    folder = RunDir(request.workdir).results_folder(request.experiment_name)
     path = os.path.join(folder, "results.json")
     results = {}
     if os.path.isfile(path):

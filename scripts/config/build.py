@@ -4,6 +4,7 @@ Library constructors take keyword arguments; ``build_from_pool`` passes each reg
 constructor the config values it declares, so adding an operator or a process with new
 parameters needs a config key, not a new branch here.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -13,20 +14,22 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 import ml_collections
 import torch
 
+from model_code.mlp import MLPDenoiser
 from model_code.operators import OPERATORS, Operator
 from model_code.priors import PRIORS
 from model_code.processes import PROCESSES, Process
 from model_code.registry import Registry
 from model_code.unet import UNet
-from model_code.mlp import MLPDenoiser
-from scripts.datasets import ImageData, build_dataset, wrap_dataset
+from scripts.data.datasets import ImageData, build_dataset, wrap_dataset
 
 NETWORKS = Registry("network")
 NETWORKS.register("unet")(UNet)
 NETWORKS.register("mlp")(MLPDenoiser)
 
 
-def build_from_pool(registry: Registry, name: str, pool: Mapping[str, Any], explicit: Optional[Mapping[str, Any]] = None) -> Any:
+def build_from_pool(
+    registry: Registry, name: str, pool: Mapping[str, Any], explicit: Optional[Mapping[str, Any]] = None
+) -> Any:
     """Build ``registry[name]`` with the entries of ``pool`` its constructor accepts.
 
     ``explicit`` values must be accepted (a command-line flag that does not apply is an error).
@@ -38,7 +41,11 @@ def build_from_pool(registry: Registry, name: str, pool: Mapping[str, Any], expl
         if key not in parameters:
             raise ValueError(f"{key!r} does not apply to {registry.kind} {name!r} (it takes: {', '.join(parameters)})")
         kwargs[key] = value
-    missing = [key for key, p in parameters.items() if p.default is inspect.Parameter.empty and key not in kwargs and p.kind == p.KEYWORD_ONLY]
+    missing = [
+        key
+        for key, p in parameters.items()
+        if p.default is inspect.Parameter.empty and key not in kwargs and p.kind == p.KEYWORD_ONLY
+    ]
     if missing:
         raise ValueError(f"{registry.kind} {name!r} needs {', '.join(missing)}, which the config does not provide")
     return registry.build(name, **kwargs)
@@ -104,7 +111,7 @@ def build_network(config: ml_collections.ConfigDict) -> torch.nn.Module:
 
 def data_kind(config: ml_collections.ConfigDict) -> str:
     """'points' for the 2D datasets, 'image' otherwise (decides how samples are drawn to PNG)."""
-    from scripts.toy2d import TOY2D_DATASETS
+    from scripts.data.toy2d import TOY2D_DATASETS
 
     return "points" if config.data.dataset in TOY2D_DATASETS else "image"
 
@@ -112,11 +119,20 @@ def data_kind(config: ml_collections.ConfigDict) -> str:
 def build_data(config: ml_collections.ConfigDict, split: str, process: Process) -> ImageData:
     data = config.data
     root = data.root or os.path.join("data", data.dataset)
-    dataset = build_dataset(data.dataset, split=split, image_size=image_size(config), num_channels=data.num_channels, root=root)
-    return wrap_dataset(dataset, data_range=process.data_range, random_flip=data.random_flip, uniform_dequantization=data.uniform_dequantization)
+    dataset = build_dataset(
+        data.dataset, split=split, image_size=image_size(config), num_channels=data.num_channels, root=root
+    )
+    return wrap_dataset(
+        dataset,
+        data_range=process.data_range,
+        random_flip=data.random_flip,
+        uniform_dequantization=data.uniform_dequantization,
+    )
 
 
-def build_prior(config: ml_collections.ConfigDict, process: Process, load_data: Callable[[], ImageData]) -> torch.nn.Module:
+def build_prior(
+    config: ml_collections.ConfigDict, process: Process, load_data: Callable[[], ImageData]
+) -> torch.nn.Module:
     """The configured prior; ``load_data`` is called only if the prior needs the training images."""
 
     def num_items_and_fetch():

@@ -6,6 +6,7 @@ Alongside: the MSE-against-log-SNR curve with the Gaussian baseline d sigmoid(a)
 the DDPM variational bound of the same model on the same images where the process defines it, and
 for 2D data a picture of the estimated density next to the true one where it is known.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,18 @@ def plot_mse_curve(centres: torch.Tensor, means: torch.Tensor, d: int, path: str
     return figure
 
 
-def plot_density(eps_pred, distribution, loc: float, scale: float, path: str, num_samples: int, generator, device, extent: float = 3.0, size: int = 60) -> str:
+def plot_density(
+    eps_pred,
+    distribution,
+    loc: float,
+    scale: float,
+    path: str,
+    num_samples: int,
+    generator,
+    device,
+    extent: float = 3.0,
+    size: int = 60,
+) -> str:
     """Estimated log density on a size x size grid over [-extent, extent]^2, beside the true one if known."""
     import matplotlib
 
@@ -74,7 +86,14 @@ def plot_density(eps_pred, distribution, loc: float, scale: float, path: str, nu
     reference = panels[-1][1]
     low, high = max(float(reference.max()) - 10, float(reference.min())), float(reference.max()) + 1
     for axis, (title, values) in zip(axes[0], panels):
-        image = axis.imshow(values.reshape(size, size).clamp(low, high).numpy(), origin="lower", extent=(-extent, extent, -extent, extent), cmap="viridis", vmin=low, vmax=high)
+        image = axis.imshow(
+            values.reshape(size, size).clamp(low, high).numpy(),
+            origin="lower",
+            extent=(-extent, extent, -extent, extent),
+            cmap="viridis",
+            vmin=low,
+            vmax=high,
+        )
         axis.set_title(title, fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
@@ -84,9 +103,9 @@ def plot_density(eps_pred, distribution, loc: float, scale: float, path: str, nu
 
 
 def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
-    from scripts import build
-    from scripts.elbo import bits_per_dim
-    from scripts.evaluator import results_folder
+    from scripts.config import build
+    from scripts.evaluation.elbo import bits_per_dim
+    from scripts.runs.rundir import RunDir
 
     eps_pred = model.process.itd_eps_predictor(model.net)
     loc = config.model.logistic_loc if request.logsnr_loc is None else request.logsnr_loc
@@ -100,7 +119,9 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
     generator = torch.Generator(device).manual_seed(seed)
     x = test_tensor(test_data, count, generator, device)
     estimate = nll_estimate(eps_pred, x, request.num_logsnr, loc, scale, generator)
-    units = bits_per_dim(estimate["mean"], estimate["d"], model.process.data_range, discrete=build.data_kind(config) == "image")
+    units = bits_per_dim(
+        estimate["mean"], estimate["d"], model.process.data_range, discrete=build.data_kind(config) == "image"
+    )
     result: Dict[str, Any] = {
         "nll_nats": estimate["mean"],
         "nll_nats_stderr": estimate["stderr"],
@@ -112,10 +133,16 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
         "test_images": count,
         "dimensions": estimate["d"],
     }
-    folder = results_folder(request)
+    folder = RunDir(request.workdir).results_folder(request.experiment_name)
     centres, means = binned_curve(estimate["logsnr"].cpu(), estimate["mse"].cpu())
     result["mse_curve"] = {"logsnr": centres.tolist(), "mse": means.tolist()}
-    figure = plot_mse_curve(centres, means, estimate["d"], os.path.join(folder, f"mse_curve_{request.param_name}.png"), f"NLL {estimate['mean']:.3f} nats ({result['bits_per_dim']:.4f} bits/dim)")
+    figure = plot_mse_curve(
+        centres,
+        means,
+        estimate["d"],
+        os.path.join(folder, f"mse_curve_{request.param_name}.png"),
+        f"NLL {estimate['mean']:.3f} nats ({result['bits_per_dim']:.4f} bits/dim)",
+    )
     result["mse_curve_plot"] = os.path.join(folder, f"mse_curve_{request.param_name}.png")
     write_tensorboard(request, figure, result, model.step)
     elbo = ddpm_bound(request, config, model, test_data, count, seed, device)
@@ -123,7 +150,14 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
         result["variational_bound"] = elbo
     if build.data_kind(config) == "points":
         result["density_plot"] = plot_density(
-            eps_pred, test_data.dataset.distribution, loc, scale, os.path.join(folder, f"density_{request.param_name}.png"), max(request.num_logsnr, 256), generator, device
+            eps_pred,
+            test_data.dataset.distribution,
+            loc,
+            scale,
+            os.path.join(folder, f"density_{request.param_name}.png"),
+            max(request.num_logsnr, 256),
+            generator,
+            device,
         )
         exact = _exact_entropy(test_data.dataset.distribution)
         if exact is not None:
@@ -139,19 +173,28 @@ def _exact_entropy(distribution) -> Optional[float]:
 
 def ddpm_bound(request, config, model, test_data, count: int, seed: int, device) -> Optional[Dict[str, Any]]:
     """The process's own variational bound on the same test images, or None if it defines none."""
-    from scripts.elbo import evaluate_elbo
+    from scripts.evaluation.elbo import evaluate_elbo
 
     try:
-        result = evaluate_elbo(model.process, model.net, model.prior, test_data, batch_size=config.eval.batch_size, passes=1, num_test=count, seed=seed, device=device)
+        result = evaluate_elbo(
+            model.process,
+            model.net,
+            model.prior,
+            test_data,
+            batch_size=config.eval.batch_size,
+            passes=1,
+            num_test=count,
+            seed=seed,
+            device=device,
+        )
     except NotImplementedError:
         return None
     return {key: result[key] for key in ("nats_per_image", "bits_per_dim", "discrete_bits_per_dim") if key in result}
 
 
 def write_tensorboard(request, figure, result: Dict[str, Any], step: int) -> None:
-    from torch.utils.tensorboard import SummaryWriter
-
     import matplotlib.pyplot as plt
+    from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(os.path.join(request.workdir, "tensorboard", "evaluation")) as writer:
         writer.add_figure(f"nll_itd/mse_curve/{request.param_name}", figure, step)
@@ -160,7 +203,10 @@ def write_tensorboard(request, figure, result: Dict[str, Any], step: int) -> Non
 
 
 def headline(result: Dict[str, Any]) -> str:
-    text = f"NLL (information-theoretic): {result['nll_nats']:.4f} +- {result['nll_nats_stderr']:.4f} nats, {result['bits_per_dim']:.4f} bits/dim"
+    text = (
+        f"NLL (information-theoretic): {result['nll_nats']:.4f} +- {result['nll_nats_stderr']:.4f} nats, "
+        f"{result['bits_per_dim']:.4f} bits/dim"
+    )
     if "discrete_bits_per_dim" in result:
         text += f" (8-bit discrete <= {result['discrete_bits_per_dim']:.4f})"
     if "variational_bound" in result:

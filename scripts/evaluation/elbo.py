@@ -8,6 +8,7 @@ test images, averages over Monte-Carlo passes and converts units:
     discrete bits/dim   L / (D ln 2) + log2(256 / width)    (8-bit data: dequantisation bound;
                                                               width = size of the data range)
 """
+
 from __future__ import annotations
 
 import math
@@ -17,11 +18,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from scripts.datasets import ImageData
+from scripts.data.datasets import ImageData
 
 
 @torch.no_grad()
-def evaluate_elbo(process, net, prior, test_data: ImageData, *, batch_size: int, passes: int, num_test: int, seed: int, device) -> Dict[str, object]:
+def evaluate_elbo(
+    process, net, prior, test_data: ImageData, *, batch_size: int, passes: int, num_test: int, seed: int, device
+) -> Dict[str, object]:
     """Average ELBO terms over ``num_test`` test images (0: all) and ``passes`` Monte-Carlo passes."""
     count = len(test_data) if num_test <= 0 else min(num_test, len(test_data))
     generator = torch.Generator(device).manual_seed(seed)
@@ -40,7 +43,13 @@ def evaluate_elbo(process, net, prior, test_data: ImageData, *, batch_size: int,
             seen += len(indices)
             bar.update(len(indices))
     bar.close()
-    return summarise({name: total / seen for name, total in totals.items()}, dim=int(np.prod(x0.shape[1:])), data_range=process.data_range, count=count, passes=passes)
+    return summarise(
+        {name: total / seen for name, total in totals.items()},
+        dim=int(np.prod(x0.shape[1:])),
+        data_range=process.data_range,
+        count=count,
+        passes=passes,
+    )
 
 
 def bits_per_dim(nats: float, dim: int, data_range, discrete: bool = True) -> Dict[str, float]:

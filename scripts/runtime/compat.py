@@ -6,6 +6,7 @@ CUDA. Its pure-Python parts (datasets, transforms, utils), which are all this pr
 uses, work once the two operator schemas that its import registers fake kernels for
 exist. The workaround is applied only when the normal import fails.
 """
+
 import importlib
 import sys
 

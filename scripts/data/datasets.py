@@ -21,16 +21,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from model_code.registry import Registry
+from scripts.cli.errors import DatasetUnavailable
 
 DATASETS = Registry("dataset")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MNIST5K_HELD_OUT = 500
 MNIST5K_SHUFFLE_SEED = 0
-
-
-class DatasetUnavailable(RuntimeError):
-    """A dataset that is not on disk and cannot be fetched; the message says what to do."""
 
 
 class TensorImages(Dataset):
@@ -77,7 +74,7 @@ def mnist5k(*, split: str, image_size: Tuple[int, int], num_channels: int, root:
 
 
 def _torchvision_dataset(name: str, constructor: str, root: str, split: str):
-    from scripts.compat import import_torchvision
+    from scripts.runtime.compat import import_torchvision
 
     datasets = import_torchvision().datasets
     try:
@@ -182,7 +179,7 @@ TOY2D_TEST_POINTS = 5_000
 def _toy2d(name: str):
     def constructor(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
         """2D points, stored as 2-channel 1x1 images (data.num_channels=2, data.image_size=1)."""
-        from scripts.toy2d import Toy2DDataset
+        from scripts.data.toy2d import Toy2DDataset
 
         if (num_channels, tuple(image_size)) != (2, (1, 1)):
             raise ValueError(f"2D point datasets need data.num_channels=2 and data.image_size=1, got {num_channels} and {tuple(image_size)}")
@@ -193,7 +190,7 @@ def _toy2d(name: str):
 
 
 def _register_toy2d() -> None:
-    from scripts.toy2d import TOY2D_DATASETS
+    from scripts.data.toy2d import TOY2D_DATASETS
 
     for name in TOY2D_DATASETS:
         DATASETS.register(name)(_toy2d(name))

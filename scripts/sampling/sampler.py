@@ -9,6 +9,7 @@ the batch size or the device count. The modes of sample.py only choose the seeds
 - share_noise: init seeds differ, every image uses noise seed 0 (the same noise at every step);
 - interpolate: u_K moves linearly between two prior draws, noise shared.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
@@ -49,7 +50,11 @@ def reverse_process(
     to u_0 (always both ends), kept on the CPU; otherwise an empty list.
     """
     levels = process.sampling_levels()
-    kept = set(np.linspace(0, len(levels), min(max_frames, len(levels) + 1)).round().astype(int).tolist()) if record else set()
+    kept = (
+        set(np.linspace(0, len(levels), min(max_frames, len(levels) + 1)).round().astype(int).tolist())
+        if record
+        else set()
+    )
     u = initial
     trajectory = [u.cpu()] if 0 in kept else []
     for step, k in enumerate(tqdm(levels, desc="sampling", leave=False, disable=not progress), start=1):
@@ -107,7 +112,9 @@ def sample(
 
 
 @torch.no_grad()
-def generate_range(process, net, prior, *, start: int, count: int, seed: int, shape: Sequence[int], device) -> torch.Tensor:
+def generate_range(
+    process, net, prior, *, start: int, count: int, seed: int, shape: Sequence[int], device
+) -> torch.Tensor:
     """Random-mode samples for image indices start..start+count-1 (FID generation in batches)."""
     indices = list(range(start, start + count))
     initial = prior.sample(seeded_generators(seed, INIT_STREAM, indices), shape, device)

@@ -1,4 +1,5 @@
 """Image grids, PNGs and GIFs from tensors in [0, 1]."""
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,9 @@ def save_png(path: str, images: torch.Tensor, nrow: Optional[int] = None) -> str
     return path
 
 
-def save_gif(path: str, frames: Sequence[torch.Tensor], nrow: Optional[int] = None, duration_ms: int = 60, max_frames: int = 100) -> str:
+def save_gif(
+    path: str, frames: Sequence[torch.Tensor], nrow: Optional[int] = None, duration_ms: int = 60, max_frames: int = 100
+) -> str:
     """Animate a sequence of batches [N, C, H, W] in [0, 1], keeping at most ``max_frames`` (always the last)."""
     frames = list(frames)
     keep = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
@@ -76,17 +79,27 @@ def _scatter_image(points: torch.Tensor, reference: Optional[torch.Tensor], titl
     return Image.open(buffer).convert("RGB")
 
 
-def save_scatter(path: str, points: torch.Tensor, reference: Optional[torch.Tensor] = None, title: str = "", extent: float = 3.5) -> str:
+def save_scatter(
+    path: str, points: torch.Tensor, reference: Optional[torch.Tensor] = None, title: str = "", extent: float = 3.5
+) -> str:
     """Scatter plot of 2D samples [N, 2] over the data [M, 2] as a PNG."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     _scatter_image(points, reference, title, extent).save(path)
     return path
 
 
-def save_scatter_gif(path: str, frames: Sequence[torch.Tensor], reference: Optional[torch.Tensor] = None, max_frames: int = 25, extent: float = 3.5) -> str:
+def save_scatter_gif(
+    path: str,
+    frames: Sequence[torch.Tensor],
+    reference: Optional[torch.Tensor] = None,
+    max_frames: int = 25,
+    extent: float = 3.5,
+) -> str:
     """Animate 2D points [N, 2] along the reverse process (at most ``max_frames``, always the last)."""
     keep = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
     pictures = [_scatter_image(frames[i], reference, f"step {i} of {len(frames) - 1}", extent) for i in keep]
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=[120] * (len(pictures) - 1) + [1500], loop=0)
+    pictures[0].save(
+        path, save_all=True, append_images=pictures[1:], duration=[120] * (len(pictures) - 1) + [1500], loop=0
+    )
     return path

@@ -1,0 +1,1 @@
+"""What the entry points share: flag parsing with one-line errors, and the errors reported as one line."""

@@ -1,0 +1,1 @@
+"""Datasets: images (embedded, torchvision, folders and zips) and 2D point sets."""

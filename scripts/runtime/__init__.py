@@ -1,0 +1,1 @@
+"""The machine: devices, and the torchvision import workaround."""

@@ -1,0 +1,1 @@
+"""The one sampler, and writing pictures (PNG grids, GIFs, scatter plots)."""
