@@ -1,0 +1,98 @@
+"""Random draws for a batch, either from one generator or keyed by (seed, step, example index).
+
+Processes and data augmentation draw through a ``Randomness``: ``randn(shape)``, ``rand(shape)``
+and ``randint(low, high, shape)``, where ``shape[0]`` is the number of examples.
+
+- ``GeneratorRandomness(generator)`` draws directly from one ``torch.Generator`` (tests, tools).
+- ``ExampleRandomness(seed, step, total, start, count)`` serves the examples start..start+count-1
+  of a global batch of ``total`` examples at training step ``step``. Its d-th draw is taken for all
+  ``total`` examples from a generator seeded by (seed, step, d), and the rows of this part are
+  returned. Example j of step n therefore gets the same level, noise, flip and dequantisation
+  whichever process or accumulation round computes it: 1 process, N processes and gradient
+  accumulation train the same model up to float summation order.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol, Sequence, Union
+
+import numpy as np
+import torch
+
+Shape = Sequence[int]
+
+
+class Randomness(Protocol):
+    def randn(self, shape: Shape) -> torch.Tensor:
+        """Standard normal float32 tensor of ``shape``."""
+
+    def rand(self, shape: Shape) -> torch.Tensor:
+        """Uniform [0, 1) float32 tensor of ``shape``."""
+
+    def randint(self, low: int, high: int, shape: Shape) -> torch.Tensor:
+        """Integers in [low, high) (int64) of ``shape``."""
+
+
+class GeneratorRandomness:
+    """Every draw straight from ``generator``, on the generator's device."""
+
+    def __init__(self, generator: Optional[torch.Generator], device: Union[str, torch.device, None] = None):
+        self.generator = generator
+        self.device = torch.device(device) if device is not None else (generator.device if generator else "cpu")
+
+    def randn(self, shape: Shape) -> torch.Tensor:
+        return torch.randn(tuple(shape), generator=self.generator, device=self.device)
+
+    def rand(self, shape: Shape) -> torch.Tensor:
+        return torch.rand(tuple(shape), generator=self.generator, device=self.device)
+
+    def randint(self, low: int, high: int, shape: Shape) -> torch.Tensor:
+        return torch.randint(low, high, tuple(shape), generator=self.generator, device=self.device)
+
+
+def seed_from(*keys: int) -> int:
+    """A 64-bit seed mixed from integer keys (numpy's SeedSequence), for torch.Generator.manual_seed."""
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 32 | int(state[1])
+
+
+class ExampleRandomness:
+    """Draws for rows ``start .. start + count - 1`` of a global batch of ``total`` examples at ``step``."""
+
+    def __init__(self, seed: int, step: int, total: int, start: int = 0, count: Optional[int] = None, device="cpu"):
+        count = total - start if count is None else count
+        if start < 0 or count < 0 or start + count > total:
+            raise ValueError(f"rows {start}..{start + count - 1} are outside a batch of {total}")
+        self.seed, self.step, self.total, self.start, self.count = seed, step, total, start, count
+        self.device = torch.device(device)
+        self.draws = 0
+
+    def _generator(self) -> torch.Generator:
+        generator = torch.Generator(self.device).manual_seed(seed_from(self.seed, self.step, self.draws))
+        self.draws += 1
+        return generator
+
+    def _full_shape(self, shape: Shape) -> tuple:
+        if shape[0] != self.count:
+            raise ValueError(f"this part of the batch has {self.count} examples; asked for {shape[0]}")
+        return (self.total, *shape[1:])
+
+    def _rows(self, full: torch.Tensor) -> torch.Tensor:
+        return full[self.start : self.start + self.count]
+
+    def randn(self, shape: Shape) -> torch.Tensor:
+        return self._rows(torch.randn(self._full_shape(shape), generator=self._generator(), device=self.device))
+
+    def rand(self, shape: Shape) -> torch.Tensor:
+        return self._rows(torch.rand(self._full_shape(shape), generator=self._generator(), device=self.device))
+
+    def randint(self, low: int, high: int, shape: Shape) -> torch.Tensor:
+        full = torch.randint(low, high, self._full_shape(shape), generator=self._generator(), device=self.device)
+        return self._rows(full)
+
+
+def as_randomness(source: Union[Randomness, torch.Generator, None], device=None) -> Randomness:
+    """A ``Randomness`` from a generator (or None: the global RNG); a ``Randomness`` is returned as is."""
+    if source is None or isinstance(source, torch.Generator):
+        return GeneratorRandomness(source, device)
+    return source

@@ -1,0 +1,170 @@
+"""The distributed context: the one module that knows ranks, world size and the local device.
+
+Launchers it recognises, in this order:
+
+- torchrun (one or several machines): ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK`` and the rendezvous
+  address are in the environment; the process group initialises from it (``env://``).
+- mpiexec / mpirun / srun --mpi (clusters that launch with MPI): rank and world size come from
+  mpi4py's ``COMM_WORLD``, the local rank from a shared-memory split of it; rank 0 picks the
+  rendezvous address (its host name, or ``MASTER_ADDR`` if set) and a free port (or ``MASTER_PORT``)
+  and broadcasts them.
+- anything else (plain ``python train.py``): a single process, no process group.
+
+NCCL on CUDA, gloo on CPU; each rank computes on ``cuda:LOCAL_RANK``. Control messages (stop
+requests) travel through a gloo group on the CPU, so they never synchronise the GPU stream.
+Everything else asks this module: ``rank()``, ``world_size()``, ``is_main()``, ``device()``,
+``barrier()``, ``all_reduce_sum()``, ``broadcast_object()``, ``any_rank()``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import torch.distributed as dist
+
+MPI_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+@dataclass
+class Context:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    control_group: Any = None  # gloo group for CPU-side flags (None: the default group is gloo, or no group)
+
+
+_context: Optional[Context] = None
+
+
+def _launched_by_mpi() -> bool:
+    return any(int(os.environ.get(name, "1")) > 1 for name in MPI_SIZE_VARIABLES)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
+
+
+def _mpi_rendezvous() -> tuple[int, int, int, str]:
+    """(rank, world size, local rank, tcp:// address) from mpi4py, rank 0 choosing the address."""
+    from mpi4py import MPI
+
+    world = MPI.COMM_WORLD
+    local_rank = world.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+    address = None
+    if world.Get_rank() == 0:
+        host = os.environ.get("MASTER_ADDR") or socket.gethostbyname(socket.gethostname())
+        port = int(os.environ.get("MASTER_PORT") or _free_port())
+        address = f"tcp://{host}:{port}"
+    return world.Get_rank(), world.Get_size(), local_rank, world.bcast(address, root=0)
+
+
+def init(prefer_cuda: bool = True, timeout_minutes: float = 30) -> Context:
+    """Initialise once (later calls return the same context); see the module docstring for launchers."""
+    global _context
+    if _context is not None:
+        return _context
+    use_cuda = prefer_cuda and torch.cuda.is_available()
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank, init_method = int(os.environ.get("LOCAL_RANK", "0")), "env://"
+    elif _launched_by_mpi():
+        rank, size, local_rank, init_method = _mpi_rendezvous()
+    else:
+        _context = Context(device=torch.device("cuda" if use_cuda else "cpu"))
+        return _context
+    device = torch.device(f"cuda:{local_rank}") if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    timeout = datetime.timedelta(minutes=timeout_minutes)
+    backend = "nccl" if use_cuda else "gloo"
+    dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=size, timeout=timeout)
+    control = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None
+    _context = Context(rank, size, local_rank, device, control)
+    return _context
+
+
+def shutdown() -> None:
+    """Tear the process group down (no-op for a single process)."""
+    global _context
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    _context = None
+
+
+def context() -> Context:
+    return _context if _context is not None else Context()
+
+
+def rank() -> int:
+    return context().rank
+
+
+def world_size() -> int:
+    return context().world_size
+
+
+def is_main() -> bool:
+    return context().rank == 0
+
+
+def device() -> torch.device:
+    return context().device
+
+
+def active() -> bool:
+    return context().world_size > 1
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over ranks in place and return it (unchanged for a single process)."""
+    if active():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_gather_cat(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate each rank's ``tensor`` [n_r, ...] along dim 0 in rank order (sizes may differ)."""
+    if not active():
+        return tensor
+    parts = [None] * world_size()
+    dist.all_gather_object(parts, tensor.cpu())
+    return torch.cat(parts).to(tensor.device)
+
+
+def broadcast_object(value: Any, source: int = 0) -> Any:
+    """Rank ``source``'s ``value`` on every rank."""
+    if not active():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=source, group=context().control_group)
+    return box[0]
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if ``flag`` is true on any rank (CPU-side; no GPU synchronisation)."""
+    if not active():
+        return flag
+    value = torch.tensor([int(flag)], dtype=torch.int32)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=context().control_group)
+    return bool(value.item())
+
+
+def shard(count: int) -> range:
+    """The items of 0..count-1 this rank handles: a contiguous block, earlier ranks taking the remainder."""
+    size, index = world_size(), rank()
+    base, extra = divmod(count, size)
+    start = index * base + min(index, extra)
+    return range(start, start + base + (index < extra))

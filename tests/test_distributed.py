@@ -1,0 +1,54 @@
+"""The distributed context under torchrun and mpiexec (gloo, 2 processes on the CPU)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from scripts.runtime import distributed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+
+
+def one_thread_env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    return env
+
+
+def launch(launcher, script_args, timeout=120):
+    if launcher == "torchrun":
+        command = [os.path.join(BIN, "torchrun"), "--standalone", "--nproc_per_node=2", *script_args]
+    else:
+        mpiexec = shutil.which("mpiexec", path=BIN) or shutil.which("mpiexec")
+        if mpiexec is None:
+            pytest.skip("mpiexec is not installed (requirements.txt installs the mpich wheel)")
+        command = [mpiexec, "-n", "2", sys.executable, *script_args]
+    return subprocess.run(command, cwd=ROOT, env=one_thread_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "mpiexec"])
+def test_ranks_reduce_gather_broadcast_and_shard(launcher, tmp_path):
+    result = launch(launcher, [os.path.join(ROOT, "tests", "dist_primitives.py"), str(tmp_path)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    for r, values in enumerate(ranks):
+        assert values["rank"] == r and values["world_size"] == 2 and values["local_rank"] == r
+        assert values["sum"] == 3.0  # 1 + 2
+        assert values["gathered"] == [0, 0, 1]
+        assert values["message"] == {"from": 0}
+        assert values["stop"] is True  # raised on the last rank only
+    assert ranks[0]["shard"] == [0, 1, 2, 3] and ranks[1]["shard"] == [4, 5, 6]
+
+
+def test_a_single_process_has_no_group():
+    context = distributed.init(prefer_cuda=False)
+    assert (context.rank, context.world_size) == (0, 1)
+    assert not distributed.active() and distributed.is_main()
+    assert list(distributed.shard(5)) == [0, 1, 2, 3, 4]
+    assert distributed.any_rank(False) is False

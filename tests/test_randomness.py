@@ -1,0 +1,46 @@
+"""Draws keyed by (seed, step, example) do not depend on how a batch is split."""
+
+import pytest
+import torch
+
+from model_code.randomness import ExampleRandomness, GeneratorRandomness, as_randomness
+
+
+def draws(randomness, count):
+    return [randomness.randint(1, 10, (count,)), randomness.randn((count, 2, 3)), randomness.rand((count,))]
+
+
+@pytest.mark.parametrize("parts", [[8], [4, 4], [3, 5], [2, 2, 2, 2], [1, 7]])
+def test_any_split_of_the_batch_sees_the_same_draws_per_example(parts):
+    whole = draws(ExampleRandomness(seed=5, step=11, total=8), 8)
+    start, pieces = 0, []
+    for count in parts:
+        pieces.append(draws(ExampleRandomness(seed=5, step=11, total=8, start=start, count=count), count))
+        start += count
+    for index, full in enumerate(whole):
+        assert torch.equal(torch.cat([piece[index] for piece in pieces]), full)
+
+
+def test_draws_differ_between_steps_seeds_and_successive_calls():
+    a = ExampleRandomness(seed=0, step=1, total=4).randn((4, 5))
+    assert not torch.equal(a, ExampleRandomness(seed=0, step=2, total=4).randn((4, 5)))
+    assert not torch.equal(a, ExampleRandomness(seed=1, step=1, total=4).randn((4, 5)))
+    randomness = ExampleRandomness(seed=0, step=1, total=4)
+    first, second = randomness.randn((4, 5)), randomness.randn((4, 5))
+    assert torch.equal(first, a) and not torch.equal(first, second)
+
+
+def test_wrong_part_sizes_are_refused():
+    with pytest.raises(ValueError, match="outside a batch of 4"):
+        ExampleRandomness(seed=0, step=0, total=4, start=3, count=2)
+    with pytest.raises(ValueError, match="has 2 examples; asked for 3"):
+        ExampleRandomness(seed=0, step=0, total=4, start=0, count=2).randn((3,))
+
+
+def test_generator_randomness_is_the_generator_itself():
+    ours = GeneratorRandomness(torch.Generator().manual_seed(3))
+    reference = torch.Generator().manual_seed(3)
+    assert torch.equal(ours.randn((2, 3)), torch.randn((2, 3), generator=reference))
+    assert torch.equal(ours.randint(0, 9, (4,)), torch.randint(0, 9, (4,), generator=reference))
+    assert isinstance(as_randomness(torch.Generator()), GeneratorRandomness)
+    assert as_randomness(ours) is ours
