@@ -1,12 +1,13 @@
 """The layout of a run directory and its saved config.
 
-    WORKDIR/config.json                    the resolved config of the run
-    WORKDIR/checkpoints-meta/checkpoint.pth  the latest state (resume point; --checkpoint 0)
-    WORKDIR/checkpoints/checkpoint_N.pth   numbered snapshots, N = step // snapshot_freq
-    WORKDIR/samples/                       sample grids written during training
-    WORKDIR/tensorboard/                   TensorBoard logs
-    WORKDIR/sample_outputs/, WORKDIR/evaluation_results/   sample.py and evaluate.py outputs
+WORKDIR/config.json                    the resolved config of the run
+WORKDIR/checkpoints-meta/checkpoint.pth  the latest state (resume point; --checkpoint 0)
+WORKDIR/checkpoints/checkpoint_N.pth   numbered snapshots, N = step // snapshot_freq
+WORKDIR/samples/                       sample grids written during training
+WORKDIR/tensorboard/                   TensorBoard logs
+WORKDIR/sample_outputs/, WORKDIR/evaluation_results/   sample.py and evaluate.py outputs
 """
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,10 @@ class RunDir:
         path = self.meta_checkpoint if number == 0 else self.snapshot(number)
         if not os.path.isfile(path):
             available = ", ".join(map(str, self.snapshot_numbers())) or "none"
-            raise CheckpointError(f"checkpoint {path} does not exist (numbered snapshots available: {available}); train first or pick another --checkpoint")
+            raise CheckpointError(
+                f"checkpoint {path} does not exist (numbered snapshots available: {available}); "
+                "train first or pick another --checkpoint"
+            )
         return path
 
     def results_folder(self, experiment: str) -> str:
@@ -65,7 +69,9 @@ class RunDir:
 
     def load_config(self) -> ml_collections.ConfigDict:
         if not os.path.isfile(self.config_path):
-            raise CheckpointError(f"{self.config_path} does not exist: pass --config, or point --workdir at a training run")
+            raise CheckpointError(
+                f"{self.config_path} does not exist: pass --config, or point --workdir at a training run"
+            )
         with open(self.config_path) as handle:
             return config_from_dict(json.load(handle))
 
@@ -81,5 +87,3 @@ def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict(tuples(values))
     config.lock()
     return config
-
-
