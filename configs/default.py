@@ -37,7 +37,7 @@ def get_default_configs():
     data.random_flip = False  # random horizontal flips during training
     data.uniform_dequantization = False  # (255 x + u) / 256 during training
 
-    # --- forward process (model_code/operators.py, model_code/processes.py)
+    # --- forward process (model_code/operators/, model_code/processes.py)
     config.model = model = ml_collections.ConfigDict()
     model.process = "ihdm"  # ihdm | gaussian
     # operator: heat | blur | identity | random_matrix | random_matrix_product | constant_velocity |

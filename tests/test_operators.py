@@ -9,7 +9,8 @@ import scipy.ndimage
 import torch
 
 from model_code.dct import dct_matrix
-from model_code.operators import OPERATORS, build_operator, heat_blur_schedule
+from model_code.operators import OPERATORS, build_operator
+from model_code.operators.heat import heat_blur_schedule
 from tests.helpers import make_operator
 
 SIZE = (12, 10)
