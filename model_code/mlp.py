@@ -26,6 +26,8 @@ class MLPDenoiser(nn.Module):
     (or a scalar) -> shaped like x. The output is exactly zero at initialisation.
     """
 
+    library_only = ("time_embedding_dim", "max_period")
+
     def __init__(
         self,
         *,

@@ -2,8 +2,10 @@
 
 Each prior draws image i of a batch from its own ``torch.Generator`` (``sample(generators)``),
 so a sample depends on its seed only, never on the batch it was drawn in, and two images with
-equal seeds get the same initial state. All priors build on ``process.terminal(x0) -> (m, s)``,
-the marginal of u_K given a training image.
+equal seeds get the same initial state. All priors build on ``process.prior_component(x0) -> (m, s)``,
+the process's Gaussian component for a training image. The ELBO's prior term is ``kl_bound(q_mean, q_std)``
+for the process's q(u_K | x0) = N(q_mean, q_std^2 I): the evaluator asks the process for q and the prior for
+the KL; the prior never calls back into the evaluation.
 
 - ``kde``: the paper's prior, a Gaussian kernel density over the training images taken to level K:
   p(u_K) = 1/N sum_n N(u_K; m_n, s^2 I). Needs the training set when sampling.
@@ -17,6 +19,7 @@ prior needs the images; ``fetch(indices [n]) -> [n, C, H, W]`` in the process's 
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -36,17 +39,18 @@ def randn_per_generator(generators: List[torch.Generator], shape: Sequence[int],
     return torch.stack([torch.randn(tuple(shape), generator=g) for g in generators]).to(device)
 
 
-def terminal_means(
+def prior_component_means(
     process, num_items: int, fetch: FetchImages, device, chunk_size: int = 1024
 ) -> Iterator[torch.Tensor]:
-    """m_n = process.terminal(x_n)[0] for every training image, in chunks [<= chunk_size, C, H, W]."""
+    """m_n = process.prior_component(x_n)[0] for every training image, in chunks [<= chunk_size, C, H, W]."""
     for start in range(0, num_items, chunk_size):
         indices = torch.arange(start, min(start + chunk_size, num_items))
-        yield process.terminal(fetch(indices).to(device))[0]
+        yield process.prior_component(fetch(indices).to(device))[0]
 
 
-class Prior(nn.Module):
-    """Shared plumbing: the process (not registered as a submodule) and lazy access to the data."""
+class Prior(nn.Module, abc.ABC):
+    """The interface of every prior p(u_K), and shared plumbing: the process (not registered as a
+    submodule) whose components the prior is built on, and lazy access to the training data."""
 
     def __init__(self, *, process, load_data: Optional[LoadData] = None):
         super().__init__()
@@ -70,8 +74,15 @@ class Prior(nn.Module):
     def fit(self, device) -> None:
         """Called once when training starts; priors with parameters estimate them here."""
 
+    @abc.abstractmethod
     def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
-        raise NotImplementedError
+        """u_K [len(generators), *shape] on device, draw i from ``generators[i]`` alone."""
+
+    @abc.abstractmethod
+    def kl_bound(self, q_mean: torch.Tensor, q_std: float) -> torch.Tensor:
+        """KL(q || p(u_K)) in nats, or an upper bound of it, for q = N(q_mean, q_std^2 I).
+
+        q_mean [B, C, H, W] -> [B]."""
 
 
 @PRIORS.register("kde")
@@ -81,6 +92,8 @@ class KernelDensityPrior(Prior):
     ``chunk_size`` bounds the components held at once by ``kl_bound``.
     """
 
+    library_only = ("chunk_size",)
+
     def __init__(self, *, process, load_data: Optional[LoadData] = None, chunk_size: int = 1024):
         super().__init__(process=process, load_data=load_data)
         self.chunk_size = chunk_size
@@ -89,25 +102,24 @@ class KernelDensityPrior(Prior):
         """u_K = m_n + s eps, with n ~ U{0..N-1} and eps from generator i. Returns [len(generators), *shape]."""
         num_items, fetch = self.data()
         indices = torch.stack([torch.randint(num_items, (), generator=g) for g in generators])
-        mean, std = self.process.terminal(fetch(indices).to(device))
+        mean, std = self.process.prior_component(fetch(indices).to(device))
         return mean + std * randn_per_generator(generators, shape, device)
 
-    def kl_bound(self, x0: torch.Tensor, process, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Upper bound of KL(q(u_K | x0) || p(u_K)) for q = N(A_K x0, sigma^2 I), in nats, [B].
+    def kl_bound(self, q_mean: torch.Tensor, q_std: float) -> torch.Tensor:
+        """Upper bound of KL(q || p(u_K)) for q = N(q_mean, sigma^2 I), sigma = q_std, in nats: [B, C, H, W] -> [B].
 
-        With KL_n the closed-form KL from q to component n (bandwidth delta, D = C H W),
-            KL_n = 0.5 (D sigma^2/delta^2 + |A_K x0 - m_n|^2/delta^2 - D + 2 D log(delta/sigma)),
+        With KL_n the closed-form KL from q to component n (mean m_n, bandwidth delta, D = C H W),
+            KL_n = 0.5 (D sigma^2/delta^2 + |q_mean - m_n|^2/delta^2 - D + 2 D log(delta/sigma)),
         convexity of -log gives KL(q || 1/N sum_n p_n) <= log N - logsumexp_n(-KL_n).
         The N components are streamed in chunks, so no [B, N] matrix is held at once.
         """
-        mean, sigma = process.forward_terminal(x0)
-        delta = process.terminal_std()
-        dim = x0[0].numel()
+        sigma, delta = q_std, self.process.prior_component_std()
+        dim = q_mean[0].numel()
         constant = dim * sigma**2 / delta**2 - dim + 2 * dim * torch.log(torch.tensor(delta / sigma)).item()
-        flat = mean.flatten(1).double()
+        flat = q_mean.flatten(1).double()
         num_items, fetch = self.data()
-        running = torch.full((x0.shape[0],), -float("inf"), dtype=torch.float64, device=x0.device)
-        for components in terminal_means(process, num_items, fetch, x0.device, self.chunk_size):
+        running = torch.full((q_mean.shape[0],), -float("inf"), dtype=torch.float64, device=q_mean.device)
+        for components in prior_component_means(self.process, num_items, fetch, q_mean.device, self.chunk_size):
             components = components.flatten(1).double()
             distances = (
                 flat.pow(2).sum(1, keepdim=True) + components.pow(2).sum(1)[None] - 2 * flat @ components.T
@@ -118,16 +130,16 @@ class KernelDensityPrior(Prior):
 
 @PRIORS.register("standard_normal")
 class StandardNormalPrior(Prior):
-    """u_K ~ N(0, s^2 I) with s the process's terminal standard deviation."""
+    """u_K ~ N(0, s^2 I) with s the process's prior-component standard deviation."""
 
     def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
-        return self.process.terminal_std() * randn_per_generator(generators, shape, device)
+        return self.process.prior_component_std() * randn_per_generator(generators, shape, device)
 
-    def kl_bound(self, x0: torch.Tensor, process, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """KL(N(m, s_q^2 I) || N(0, s^2 I)) = 0.5 (D s_q^2/s^2 + |m|^2/s^2 - D + 2 D log(s/s_q)), exact. [B]"""
-        mean, std_q = process.forward_terminal(x0)
-        std, dim = process.terminal_std(), x0[0].numel()
-        squared = mean.flatten(1).double().pow(2).sum(1)
+    def kl_bound(self, q_mean: torch.Tensor, q_std: float) -> torch.Tensor:
+        """KL(N(m, s_q^2 I) || N(0, s^2 I)) = 0.5 (D s_q^2/s^2 + |m|^2/s^2 - D + 2 D log(s/s_q)), exact.
+        m = q_mean [B, C, H, W], s_q = q_std -> [B]."""
+        std_q, std, dim = q_std, self.process.prior_component_std(), q_mean[0].numel()
+        squared = q_mean.flatten(1).double().pow(2).sum(1)
         return (0.5 * (dim * std_q**2 / std**2 + squared / std**2 - dim + 2 * dim * math.log(std / std_q))).float()
 
 
@@ -158,7 +170,7 @@ class FittedGaussianPrior(Prior):
         """Mean and per-coefficient channel covariance of B m_n over the training set (float64 sums)."""
         num_items, fetch = self.data()
         total = outer = None
-        for means in terminal_means(self.process, num_items, fetch, device):
+        for means in prior_component_means(self.process, num_items, fetch, device):
             coefficients = self.process.operator.to_basis(means).double().permute(0, 2, 3, 1)  # [n, H, W, C]
             chunk_total = coefficients.sum(0)
             chunk_outer = torch.einsum("nhwc,nhwd->hwcd", coefficients, coefficients)
@@ -178,22 +190,23 @@ class FittedGaussianPrior(Prior):
         eps = randn_per_generator(generators, shape, device)
         correlated = torch.einsum("hwcd,nhwd->nhwc", self.scale_tril, z.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         coefficients = self.mean + correlated
-        return self.process.operator.from_basis(coefficients) + self.process.terminal_std() * eps
+        return self.process.operator.from_basis(coefficients) + self.process.prior_component_std() * eps
 
-    def kl_bound(self, x0: torch.Tensor, process, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def kl_bound(self, q_mean: torch.Tensor, q_std: float) -> torch.Tensor:
         """KL(q || p), exact: per coefficient, q = N(B m, s_q^2 I_C) and p = N(mean, S), S = Sigma + s^2 I_C:
-        0.5 (s_q^2 tr S^-1 + (mean - B m)^T S^-1 (mean - B m) - C + log det S - C log s_q^2). [B]"""
-        mean, std_q = process.forward_terminal(x0)
-        channels = x0.shape[1]
-        eye = torch.eye(channels, dtype=torch.float64, device=x0.device)
+        0.5 (s_q^2 tr S^-1 + (mean - B m)^T S^-1 (mean - B m) - C + log det S - C log s_q^2).
+        m = q_mean [B, C, H, W], s_q = q_std -> [B]."""
+        std_q, channels = q_std, q_mean.shape[1]
+        eye = torch.eye(channels, dtype=torch.float64, device=q_mean.device)
         tril = self.scale_tril.double()
-        covariance = tril @ tril.transpose(-1, -2) + process.terminal_std() ** 2 * eye  # [H, W, C, C]
+        covariance = tril @ tril.transpose(-1, -2) + self.process.prior_component_std() ** 2 * eye  # [H, W, C, C]
         chol = torch.linalg.cholesky(covariance)
-        difference = (self.mean.double() - process.operator.to_basis(mean).double()).permute(0, 2, 3, 1)  # [B, H, W, C]
+        to_basis = self.process.operator.to_basis
+        difference = (self.mean.double() - to_basis(q_mean).double()).permute(0, 2, 3, 1)  # [B, H, W, C]
         whitened = torch.linalg.solve_triangular(chol, difference.unsqueeze(-1), upper=False).squeeze(-1)
         trace = torch.cholesky_inverse(chol).diagonal(dim1=-2, dim2=-1).sum()
         log_det = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum()
-        dim = x0[0].numel()
+        dim = q_mean[0].numel()
         return (
             0.5 * (std_q**2 * trace + whitened.pow(2).flatten(1).sum(1) - dim + log_det - 2 * dim * math.log(std_q))
         ).float()

@@ -1,25 +1,14 @@
 """Processes: a forward operator composed with a training objective and a reverse step.
 
 A process owns the semantics of its method, so the trainer, sampler and evaluator call the
-same methods on every process and never branch on which one it is:
-
-- ``data_range``: the interval the process expects its data in.
-- ``loss(net, x0, generator) -> ([B], [B])``: per-example training loss and the level t in [0, 1]
-  each example was trained at (for logging the loss by level).
-- ``model_time(...)``: what the network sees as its time input.
-- ``sampling_levels()``: the levels K, K-1, ..., 1 the sampler steps through.
-- ``diffuse(x0, k, eps) -> u_k``: a draw from the forward process q(u_k | x0).
-- ``terminal(x0) -> (mean, std)``: a prior component for training image x0 (priors are built on it);
-  ``forward_terminal(x0) -> (mean, std)``: q(u_K | x0), which the ELBO's prior term compares with.
-- ``reverse_step(net, u, k, noise) -> u_{k-1}``: one ancestral step; stateless, the caller
-  passes the standard normal ``noise`` so it controls seeds and noise sharing.
-- ``elbo_terms(net, x0, prior, generator)``: the per-example ELBO breakdown, where defined.
+methods that ``Process`` declares on every process and never branch on which one it is.
 """
 
 from __future__ import annotations
 
+import abc
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -37,10 +26,16 @@ def _per_example_sum(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).sum(1)
 
 
-class Process(nn.Module):
-    """Base class holding the operator (and so its buffers) and the number of levels K."""
+class Process(nn.Module, abc.ABC):
+    """The interface of every process: what the trainer, sampler, evaluator and priors call.
 
-    data_range: Tuple[float, float] = (0.0, 1.0)
+    Holds the operator (and so its buffers) and the number of levels K. Shapes: data x0 and states
+    u [B, C, H, W] (2D points as [B, 2, 1, 1]) in ``data_range``; levels k [B] (integers 0..K, or reals
+    for continuous-time processes); ``net(x [B, C, H, W], time [B]) -> [B, C, H, W]``; ``generator``
+    drives every random draw, so a caller that seeds it reproduces the result.
+    """
+
+    data_range: Tuple[float, float] = (0.0, 1.0)  # the interval the process expects its data in
 
     def __init__(self, *, operator: Operator):
         super().__init__()
@@ -48,14 +43,52 @@ class Process(nn.Module):
         self.K = operator.K
 
     def sampling_levels(self) -> List[int]:
+        """The levels K, K-1, ..., 1 the sampler steps through, one ``reverse_step`` each."""
         return list(range(self.K, 0, -1))
 
+    @abc.abstractmethod
+    def loss(
+        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Per-example training loss [B] and the level fraction t in [0, 1] [B] each example was trained at."""
+
+    @abc.abstractmethod
+    def diffuse(self, x0: torch.Tensor, k: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """A draw u_k [B, C, H, W] from the forward process q(u_k | x0), given standard normal eps [B, C, H, W]."""
+
+    @abc.abstractmethod
+    def reverse_step(self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor) -> torch.Tensor:
+        """One ancestral step u_k [B, C, H, W] -> u_{k-1}; stateless: the caller passes the standard normal
+        ``noise`` [B, C, H, W], so it controls seeds and noise sharing. At k = 1 it returns the data estimate."""
+
+    @abc.abstractmethod
+    def prior_component(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+        """The prior's Gaussian component N(mean, std^2 I) built on training image x0: (mean [B, C, H, W], std).
+
+        Priors over u_K are built from these components (a kernel density, a fitted Gaussian, ...)."""
+
+    @abc.abstractmethod
+    def prior_component_std(self) -> float:
+        """The std of every prior component, without an image (the standard-normal prior's scale)."""
+
+    @abc.abstractmethod
+    def forward_marginal_at_K(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+        """q(u_K | x0) = N(mean, std^2 I): (mean [B, C, H, W], std). The ELBO's prior term is
+        KL(q(u_K | x0) || p(u_K)), which the prior computes from these two."""
+
+    @abc.abstractmethod
+    def sampling_settings(self) -> Dict[str, Any]:
+        """The settings of the reverse process that may differ from training (recorded with results)."""
+
     def elbo_terms(
-        self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None
+        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
     ) -> Dict[str, torch.Tensor]:
+        """Per-example ELBO terms in nats except the prior's: {'transitions': [B, K-1] for levels 2..K,
+        'reconstruction': [B]}. The prior term comes from ``prior.kl_bound(*forward_marginal_at_K(x0))``."""
         raise NotImplementedError(f"the {self.build_spec['name']!r} process does not define ELBO terms yet")
 
     def itd_eps_predictor(self, net: Net):
+        """eps_hat(z, a) for the information-theoretic NLL estimator; only a plain Gaussian channel has one."""
         raise ValueError(
             f"the information-theoretic NLL estimator needs the gaussian process with the identity operator; "
             f"this model uses the {self.build_spec['name']!r} process"
@@ -93,7 +126,7 @@ class IHDMProcess(Process):
         """u_k = A_k x0 + sigma eps. x0, eps [B, C, H, W], k [B]."""
         return self.operator(x0, k) + self.sigma * eps
 
-    def denoise(self, net: Net, u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    def reverse_mean(self, net: Net, u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """mu(u_k, k) = u_k + f(u_k, k): the estimate of A_{k-1} u_0. u [B, C, H, W], k [B]."""
         return u + net(u, self.model_time(k)).to(u.dtype)
 
@@ -107,33 +140,36 @@ class IHDMProcess(Process):
         k = torch.randint(1, self.K + 1, (x0.shape[0],), device=x0.device, generator=generator)
         u = self.diffuse(x0, k, _randn_like(x0, generator))
         target = self.operator(x0, k - 1)
-        return _per_example_sum((self.denoise(net, u, k) - target) ** 2), k.float() / self.K
+        return _per_example_sum((self.reverse_mean(net, u, k) - target) ** 2), k.float() / self.K
 
-    def terminal_std(self) -> float:
+    def prior_component_std(self) -> float:
         """The kernel-density prior's bandwidth: delta."""
         return self.delta
 
-    def forward_terminal(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+    def forward_marginal_at_K(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
         """q(u_K | x0) = N(A_K x0, sigma^2 I): (mean, std)."""
-        return self.terminal(x0)[0], self.sigma
+        return self.prior_component(x0)[0], self.sigma
 
-    def terminal(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+    def prior_component(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
         """The kernel-density prior's component for image x0: mean A_K x0, bandwidth delta."""
         k = torch.full((x0.shape[0],), self.K, device=x0.device, dtype=torch.long)
-        return self.operator(x0, k), self.terminal_std()
+        return self.operator(x0, k), self.prior_component_std()
+
+    def sampling_settings(self) -> Dict[str, Any]:
+        """{'delta': the reverse-step noise std}."""
+        return {"delta": self.delta}
 
     def reverse_step(self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor) -> torch.Tensor:
         """u_{k-1} = mu(u_k, k) + delta noise (k > 1), mu(u_1, 1) at k = 1."""
         levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
-        mean = self.denoise(net, u, levels)
+        mean = self.reverse_mean(net, u, levels)
         return mean + self.delta * noise if k > 1 else mean
 
     def elbo_terms(
-        self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None
+        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
     ) -> Dict[str, torch.Tensor]:
         """Per-example ELBO terms in nats (D = C H W), x0 [B, C, H, W] (dequantised, in [0, 1]).
 
-        prior [B]: variational bound of KL(q(u_K | x0) || p(u_K)) from ``prior.kl_bound``.
         transitions [B, K-1], column j for level k = j + 2:
             0.5 (|A_{k-1} x0 - mu(u_k, k)|^2 / delta^2 + 2 D log(delta / sigma) + D sigma^2 / delta^2 - D),
             the KL between q(u_{k-1} | x0) = N(A_{k-1} x0, sigma^2) and p(u_{k-1} | u_k) = N(mu, delta^2).
@@ -146,15 +182,14 @@ class IHDMProcess(Process):
         for k in range(2, self.K + 1):
             levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
             u = self.diffuse(x0, levels, _randn_like(x0, generator))
-            error = _per_example_sum((self.operator(x0, levels - 1) - self.denoise(net, u, levels)) ** 2)
+            error = _per_example_sum((self.operator(x0, levels - 1) - self.reverse_mean(net, u, levels)) ** 2)
             transitions.append(0.5 * (error / delta**2 + constant))
         ones = torch.ones(x0.shape[0], device=x0.device, dtype=torch.long)
         u1 = self.diffuse(x0, ones, _randn_like(x0, generator))
-        reconstruction = 0.5 * _per_example_sum((x0 - self.denoise(net, u1, ones)) ** 2) / delta**2
+        reconstruction = 0.5 * _per_example_sum((x0 - self.reverse_mean(net, u1, ones)) ** 2) / delta**2
         reconstruction = reconstruction + dim * math.log(delta * math.sqrt(2 * math.pi))
         empty = torch.zeros(x0.shape[0], 0, device=x0.device)
         return {
-            "prior": prior.kl_bound(x0, self, generator),
             "transitions": torch.stack(transitions, dim=1) if transitions else empty,
             "reconstruction": reconstruction,
         }
@@ -306,21 +341,27 @@ class GaussianProcess(Process):
         self.require_plain_channel("the information-theoretic NLL estimator")
         return lambda z, logsnr: net(z, self.model_time(logsnr)).to(z.dtype)
 
-    def terminal_std(self) -> float:
+    def prior_component_std(self) -> float:
+        """sigma_1, the noise std of u_K."""
         return float(torch.sigmoid(torch.tensor(-self.logsnr(torch.tensor(1.0)).item())).sqrt())
 
-    def terminal(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+    def prior_component(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
         """The marginal of u_K given x0: mean B^T(alpha_1 B x0), std sigma_1."""
         k = torch.full((x0.shape[0],), self.K, device=x0.device, dtype=torch.long)
         alpha, _, _ = self.marginal(k)
-        return self.operator.from_basis(alpha * self.operator.to_basis(x0)), self.terminal_std()
+        return self.operator.from_basis(alpha * self.operator.to_basis(x0)), self.prior_component_std()
 
-    def forward_terminal(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
-        """q(u_K | x0): the same Gaussian as ``terminal``."""
-        return self.terminal(x0)
+    def forward_marginal_at_K(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+        """q(u_K | x0): the same Gaussian as ``prior_component``."""
+        return self.prior_component(x0)
 
-    def denoised(self, net: Net, u: torch.Tensor, k: torch.Tensor, clip: bool) -> torch.Tensor:
-        """x_hat = (u_t - sigma_t eps_hat) / alpha_t in the basis, optionally clipped to the data range."""
+    def sampling_settings(self) -> Dict[str, Any]:
+        """{'clip_denoised': whether x_hat is clipped to the data range in each step}."""
+        return {"clip_denoised": self.clip_denoised}
+
+    def predict_x0_coefficients(self, net: Net, u: torch.Tensor, k: torch.Tensor, clip: bool) -> torch.Tensor:
+        """x_hat = (u_t - sigma_t eps_hat) / alpha_t in the basis [B, C, H, W], optionally clipped to the data
+        range. u [B, C, H, W] in pixels, k [B]."""
         alpha, sigma, logsnr = self.marginal(k)
         eps_hat = self.operator.to_basis(net(u, self.model_time(logsnr)).to(u.dtype))
         x_hat = (self.operator.to_basis(u) - sigma * eps_hat) / alpha
@@ -342,18 +383,17 @@ class GaussianProcess(Process):
     def reverse_step(self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor) -> torch.Tensor:
         """Ancestral step k -> k-1 with the posterior at x = x_hat; the last step returns x_hat."""
         levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
-        x_hat = self.denoised(net, u, levels, clip=self.clip_denoised)
+        x_hat = self.predict_x0_coefficients(net, u, levels, clip=self.clip_denoised)
         if k == 1:
             return self.operator.from_basis(x_hat)
         mean, var = self.posterior(u, x_hat, k)
         return self.operator.from_basis(mean + var.sqrt() * noise)
 
     def elbo_terms(
-        self, net: Net, x0: torch.Tensor, prior, generator: Optional[torch.Generator] = None
+        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
     ) -> Dict[str, torch.Tensor]:
-        """The discrete-time variational bound with K steps, per example, in nats (no clipping).
+        """The discrete-time variational bound with K steps, per example, in nats (no clipping), less the prior term.
 
-        prior [B]: ``prior.kl_bound`` of q(u_K | x0).
         transitions [B, K-1], level k = 2..K: KL(q(u_{k-1} | u_k, x0) || p(u_{k-1} | u_k)); both share
             the posterior variance v, so per coefficient it is 0.5 v alpha_s^2 / sigma_s^4 (x0 - x_hat)^2.
         reconstruction [B]: -log N(x0; x_hat(u_1), sigma_1^2 / alpha_1^2) per coefficient: the decoder's
@@ -365,7 +405,7 @@ class GaussianProcess(Process):
         for k in range(2, self.K + 1):
             levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
             u = self.diffuse(x0, levels, _randn_like(x0, generator))
-            x_hat = self.denoised(net, u, levels, clip=False)
+            x_hat = self.predict_x0_coefficients(net, u, levels, clip=False)
             _, variance = self.posterior(u, x_hat, k)
             alpha_s, sigma_s, _ = self.marginal(levels - 1)
             transitions.append(
@@ -373,7 +413,7 @@ class GaussianProcess(Process):
             )
         ones = torch.ones(x0.shape[0], device=x0.device, dtype=torch.long)
         u1 = self.diffuse(x0, ones, _randn_like(x0, generator))
-        x_hat = self.denoised(net, u1, ones, clip=False)
+        x_hat = self.predict_x0_coefficients(net, u1, ones, clip=False)
         alpha_1, sigma_1, _ = self.marginal(ones)
         decoder_variance = (sigma_1 / alpha_1).pow(2).expand_as(x_coefficients)
         reconstruction = 0.5 * _per_example_sum(
@@ -381,7 +421,6 @@ class GaussianProcess(Process):
         )
         empty = torch.zeros(x0.shape[0], 0, device=x0.device)
         return {
-            "prior": prior.kl_bound(x0, self, generator),
             "transitions": torch.stack(transitions, dim=1) if transitions else empty,
             "reconstruction": reconstruction,
         }

@@ -3,6 +3,7 @@
 import torch
 
 from model_code.operators import build_operator
+from scripts.data.datasets import DATASETS, check_split
 
 
 def make_operator(name: str, K: int, image_size, **overrides):
@@ -26,3 +27,9 @@ class IHDMOracle(torch.nn.Module):
 
     def forward(self, u, time):
         return self.process.operator(self.x0, time.round().long() - 1) - u
+
+
+def build_dataset(name: str, *, split: str, image_size, num_channels: int, root: str):
+    """A registered dataset built directly (no config): uint8 images [C, H, W] or points [D]."""
+    check_split(split)
+    return DATASETS.build(name, split=split, image_size=tuple(image_size), num_channels=num_channels, root=root)

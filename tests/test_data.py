@@ -10,8 +10,9 @@ from PIL import Image
 
 from scripts.cli.errors import DatasetUnavailable
 from scripts.data import datasets
-from scripts.data.datasets import EpochBatches, ImageData, build_dataset
+from scripts.data.datasets import EpochBatches, ImageData
 from scripts.sampling.imaging import to_unit
+from tests.helpers import build_dataset
 
 
 def test_mnist5k_splits():
@@ -29,18 +30,22 @@ def test_mnist5k_splits():
 
 def test_prepare_maps_range_dequantises_and_flips():
     images = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).repeat(8, 1, 1, 1)
-    data = ImageData(
-        datasets.TensorImages(images), data_range=(-1.0, 1.0), random_flip=False, uniform_dequantization=False
-    )
-    x = data.prepare(images)
+
+    def data(random_flip=False, uniform_dequantization=False):
+        return ImageData(
+            datasets.TensorImages(images),
+            data_range=(-1.0, 1.0),
+            random_flip=random_flip,
+            uniform_dequantization=uniform_dequantization,
+        )
+
+    x = data().prepare(images)
     assert x.min() == -1.0 and x.max() == 1.0
     torch.testing.assert_close(to_unit(x, (-1.0, 1.0)), images.float() / 255)
-    data.uniform_dequantization = True
-    x01 = to_unit(data.prepare(images, torch.Generator().manual_seed(0)), (-1.0, 1.0))
+    x01 = to_unit(data(uniform_dequantization=True).prepare(images, torch.Generator().manual_seed(0)), (-1.0, 1.0))
     lower = images.float() / 256
     assert (x01 >= lower).all() and (x01 < lower + 1 / 256).all()
-    data.uniform_dequantization, data.random_flip = False, True
-    flipped = data.prepare(images, torch.Generator().manual_seed(0))
+    flipped = data(random_flip=True).prepare(images, torch.Generator().manual_seed(0))
     is_flipped = [torch.equal(f, x[i].flip(-1)) for i, f in enumerate(flipped)]
     assert any(is_flipped) and not all(is_flipped)
 

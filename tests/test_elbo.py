@@ -8,6 +8,7 @@ import torch
 from model_code.operators import build_operator
 from model_code.priors import KernelDensityPrior
 from model_code.processes import PROCESSES
+from scripts.evaluation.elbo import elbo_terms
 from tests.helpers import IHDMOracle
 
 
@@ -30,7 +31,7 @@ def test_oracle_transitions_reduce_to_the_gaussian_kl():
     process = ihdm()
     x0 = torch.rand(3, 1, 4, 4)
     prior = KernelDensityPrior(process=process, load_data=lambda: (3, lambda idx: x0[idx]))
-    terms = process.elbo_terms(IHDMOracle(process, x0), x0, prior)
+    terms = elbo_terms(process, IHDMOracle(process, x0), prior, x0)
     closed = gaussian_kl(x0, process.sigma**2, x0, process.delta**2)  # q and p share their mean
     assert terms["transitions"].shape == (3, 3)  # levels 2..K
     torch.testing.assert_close(terms["transitions"], closed[:, None].expand(3, 3), atol=1e-4, rtol=1e-5)
@@ -47,14 +48,15 @@ def test_kde_bound_is_exact_for_one_component_and_independent_of_chunking():
     exact = gaussian_kl(
         process.operator(x0, k.expand(2)), process.sigma**2, process.operator(images[:1], k), process.delta**2
     )
-    torch.testing.assert_close(single.kl_bound(x0, process), exact.float(), atol=1e-3, rtol=1e-5)
+    q = process.forward_marginal_at_K(x0)
+    torch.testing.assert_close(single.kl_bound(*q), exact.float(), atol=1e-3, rtol=1e-5)
     duplicated = KernelDensityPrior(
         process=process, load_data=lambda: (5, lambda idx: images[:1].expand(len(idx), -1, -1, -1))
     )
-    torch.testing.assert_close(duplicated.kl_bound(x0, process), exact.float(), atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(duplicated.kl_bound(*q), exact.float(), atol=1e-3, rtol=1e-5)
     whole = KernelDensityPrior(process=process, load_data=lambda: (7, lambda idx: images[idx]))
     chunked = KernelDensityPrior(process=process, load_data=lambda: (7, lambda idx: images[idx]), chunk_size=2)
-    torch.testing.assert_close(chunked.kl_bound(x0, process), whole.kl_bound(x0, process), atol=1e-4, rtol=1e-6)
+    torch.testing.assert_close(chunked.kl_bound(*q), whole.kl_bound(*q), atol=1e-4, rtol=1e-6)
 
 
 def test_kde_bound_is_above_a_monte_carlo_kl():
@@ -62,7 +64,7 @@ def test_kde_bound_is_above_a_monte_carlo_kl():
     images = torch.rand(5, 1, 2, 2) * 0.3
     x0 = torch.rand(1, 1, 2, 2) * 0.3
     prior = KernelDensityPrior(process=process, load_data=lambda: (5, lambda idx: images[idx]))
-    bound = prior.kl_bound(x0, process).item()
+    bound = prior.kl_bound(*process.forward_marginal_at_K(x0)).item()
     k = torch.full((1,), 4)
     mean_q = process.operator(x0, k).flatten()
     components = process.operator(images, k.expand(5)).flatten(1)
@@ -81,8 +83,8 @@ class ExactGaussianPrior:
     def __init__(self, variance):
         self.variance = variance
 
-    def kl_bound(self, x0, process, generator=None):
-        return gaussian_kl(x0, process.sigma**2, torch.zeros_like(x0), self.variance)
+    def kl_bound(self, q_mean, q_std):
+        return gaussian_kl(q_mean, q_std**2, torch.zeros_like(q_mean), self.variance)
 
 
 class OptimalLinear(torch.nn.Module):
@@ -105,8 +107,8 @@ def test_elbo_of_gaussian_data_bounds_the_exact_nll(K):
     process = ihdm("identity", K=K, size=(2, 4), sigma=sigma, delta=posterior_std)
     generator = torch.Generator().manual_seed(0)
     x0 = s * torch.randn(40000, 1, 2, 4, generator=generator)
-    terms = process.elbo_terms(
-        OptimalLinear(s**2 / (s**2 + sigma**2)), x0, ExactGaussianPrior(s**2 + sigma**2), generator
+    terms = elbo_terms(
+        process, OptimalLinear(s**2 / (s**2 + sigma**2)), ExactGaussianPrior(s**2 + sigma**2), x0, generator
     )
     total = terms["prior"] + terms["transitions"].sum(1) + terms["reconstruction"]
     estimate, error = total.mean().item(), total.std().item() / math.sqrt(len(total))
@@ -146,7 +148,7 @@ def test_ddpm_bound_of_gaussian_data_is_above_the_exact_nll_and_tightens_with_K(
         )
         generator = torch.Generator().manual_seed(0)
         x0 = s * torch.randn(2000, 1, 2, 4, generator=generator)
-        terms = process.elbo_terms(OptimalEps(s), x0, PRIORS.build("standard_normal", process=process), generator)
+        terms = elbo_terms(process, OptimalEps(s), PRIORS.build("standard_normal", process=process), x0, generator)
         total = terms["prior"] + terms["transitions"].sum(1) + terms["reconstruction"]
         estimate, error = total.mean().item(), total.std().item() / math.sqrt(len(total))
         assert estimate > exact + 3 * error
@@ -161,13 +163,15 @@ def test_prior_kl_terms_match_torch_distributions():
         "gaussian", operator=build_operator("blur", image_size=4, K=5, blur_sigma_max=2.0), continuous_time=True
     )
     x0 = torch.rand(3, 2, 4, 4) * 2 - 1
-    mean, std_q = process.forward_terminal(x0)
+    mean, std_q = process.forward_marginal_at_K(x0)
     normal = PRIORS.build("standard_normal", process=process)
     q = torch.distributions.Normal(mean.double(), std_q)
     expected = (
-        torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, process.terminal_std())).flatten(1).sum(1)
+        torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, process.prior_component_std()))
+        .flatten(1)
+        .sum(1)
     )
-    torch.testing.assert_close(normal.kl_bound(x0, process).double(), expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(normal.kl_bound(mean, std_q).double(), expected, rtol=1e-4, atol=1e-4)
 
     images = torch.rand(50, 2, 4, 4) * 2 - 1
     fitted = PRIORS.build(
@@ -175,9 +179,9 @@ def test_prior_kl_terms_match_torch_distributions():
     )
     fitted.fit("cpu")
     tril = fitted.scale_tril.double()
-    covariance = tril @ tril.transpose(-1, -2) + process.terminal_std() ** 2 * torch.eye(2, dtype=torch.float64)
+    covariance = tril @ tril.transpose(-1, -2) + process.prior_component_std() ** 2 * torch.eye(2, dtype=torch.float64)
     p = torch.distributions.MultivariateNormal(fitted.mean.double().permute(1, 2, 0), covariance)
     coefficients = process.operator.to_basis(mean).double().permute(0, 2, 3, 1)
     q = torch.distributions.MultivariateNormal(coefficients, std_q**2 * torch.eye(2, dtype=torch.float64))
     expected = torch.distributions.kl_divergence(q, p).flatten(1).sum(1)
-    torch.testing.assert_close(fitted.kl_bound(x0, process).double(), expected, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(fitted.kl_bound(mean, std_q).double(), expected, rtol=1e-4, atol=1e-3)

@@ -79,7 +79,7 @@ def test_contract(process_name, operator_name):
     assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
     assert torch.equal(x0, x_copy), "the loss must not modify the data"
 
-    mean, std = proc.terminal(x0)
+    mean, std = proc.prior_component(x0)
     assert mean.shape == x0.shape and std > 0
     u = mean + std * torch.randn_like(x0)
     with torch.no_grad():

@@ -1,14 +1,18 @@
 """The config boundary: turn a ConfigDict into explicitly constructed library objects.
 
-Library constructors take keyword arguments; ``build_from_pool`` passes each registered
-constructor the config values it declares, so adding an operator or a process with new
-parameters needs a config key, not a new branch here.
+Library constructors take keyword arguments. Each registry has a ``Feed`` that says where every
+keyword parameter of its constructors comes from, derived from the constructor's signature: a value
+the build function provides (derived from several keys, or an object built before), nothing when
+the constructor declares the parameter library-only (its default stays), a renamed config key, or
+the config key of the same name in the feed's group. A parameter fed by none of these is an error
+when the object is built (and in the tests, for every registered constructor), so a new parameter
+can never be silently left at its default while the config says otherwise.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import ml_collections
@@ -20,35 +24,129 @@ from model_code.priors import PRIORS
 from model_code.processes import PROCESSES, Process
 from model_code.registry import Registry
 from model_code.unet import UNet
-from scripts.data.datasets import ImageData, build_dataset, wrap_dataset
+from scripts.data.datasets import DATASETS, Data, check_split, dataset_kind, wrap_dataset
 
 NETWORKS = Registry("network")
 NETWORKS.register("unet")(UNet)
 NETWORKS.register("mlp")(MLPDenoiser)
 
+PROVIDED = "provided by the build function"
+LIBRARY_ONLY = "library-only (constructor default)"
 
-def build_from_pool(
-    registry: Registry, name: str, pool: Mapping[str, Any], explicit: Optional[Mapping[str, Any]] = None
-) -> Any:
-    """Build ``registry[name]`` with the entries of ``pool`` its constructor accepts.
 
-    ``explicit`` values must be accepted (a command-line flag that does not apply is an error).
+@dataclass(frozen=True)
+class Feed:
+    """Where the keyword parameters of one registry's constructors come from.
+
+    ``selector``: the config key naming the entry (e.g. ``model.forward``); ``group``: the config group
+    whose keys feed parameters of the same name; ``provided``: parameters the build function supplies;
+    ``renamed``: parameter -> config key where the names differ.
     """
-    constructor = registry.get(name)
-    parameters = inspect.signature(constructor).parameters
-    kwargs = {key: value for key, value in pool.items() if key in parameters}
-    for key, value in (explicit or {}).items():
-        if key not in parameters:
-            raise ValueError(f"{key!r} does not apply to {registry.kind} {name!r} (it takes: {', '.join(parameters)})")
-        kwargs[key] = value
-    missing = [
-        key
-        for key, p in parameters.items()
-        if p.default is inspect.Parameter.empty and key not in kwargs and p.kind == p.KEYWORD_ONLY
-    ]
-    if missing:
-        raise ValueError(f"{registry.kind} {name!r} needs {', '.join(missing)}, which the config does not provide")
-    return registry.build(name, **kwargs)
+
+    registry: Registry
+    selector: str
+    group: str
+    provided: Tuple[str, ...] = ()
+    renamed: Mapping[str, str] = field(default_factory=dict)
+
+
+OPERATOR_FEED = Feed(OPERATORS, "model.forward", "model", ("image_size",), {"seed": "model.operator_seed"})
+PROCESS_FEED = Feed(PROCESSES, "model.process", "model", ("operator",))
+NETWORK_FEED = Feed(
+    NETWORKS,
+    "model.network",
+    "model",
+    ("in_channels", "out_channels", "data_dim"),
+    {"hidden": "model.mlp_hidden", "depth": "model.mlp_depth"},
+)
+PRIOR_FEED = Feed(PRIORS, "model.prior", "model", ("process", "shape", "load_data"))
+DATASET_FEED = Feed(DATASETS, "data.dataset", "data", ("split", "image_size", "root"))
+FEEDS = (OPERATOR_FEED, PROCESS_FEED, NETWORK_FEED, PRIOR_FEED, DATASET_FEED)
+
+
+def config_value(config: ml_collections.ConfigDict, key: str) -> Any:
+    """The value at a dotted key such as ``model.K``."""
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def immutable(value: Any) -> Any:
+    """Lists (as a config read back from JSON holds them) become tuples, as the constructors declare."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def has_key(config: ml_collections.ConfigDict, key: str) -> bool:
+    node = config
+    for part in key.split("."):
+        if not hasattr(node, "keys") or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def parameter_sources(feed: Feed, name: str, config: ml_collections.ConfigDict) -> Dict[str, str]:
+    """For each keyword parameter of ``name``'s constructor: PROVIDED, LIBRARY_ONLY or the config key feeding it.
+
+    Raises ValueError naming every parameter that nothing feeds, a library-only declaration that names
+    no parameter, and a library-only parameter without a default.
+    """
+    registry = feed.registry
+    parameters = registry.parameters(name)
+    library_only = registry.library_only(name)
+    problems = [f"declares library-only {p!r}, which is not a parameter" for p in library_only if p not in parameters]
+    sources: Dict[str, str] = {}
+    for parameter, signature in parameters.items():
+        key = feed.renamed.get(parameter, f"{feed.group}.{parameter}")
+        if parameter in feed.provided:
+            sources[parameter] = PROVIDED
+        elif parameter in library_only:
+            sources[parameter] = LIBRARY_ONLY
+            if signature.default is signature.empty:
+                problems.append(f"declares {parameter!r} library-only but gives it no default")
+        elif has_key(config, key):
+            sources[parameter] = key
+        else:
+            problems.append(
+                f"parameter {parameter!r} is fed by nothing: no config key {key} and not declared library-only "
+                f"(add the key to configs/default.py, or list it in the constructor's library_only)"
+            )
+    if problems:
+        raise ValueError(f"{registry.kind} {name!r}: " + "; ".join(problems))
+    return sources
+
+
+def build_registered(
+    feed: Feed,
+    config: ml_collections.ConfigDict,
+    provided: Mapping[str, Callable[[], Any]],
+    explicit: Optional[Mapping[str, Any]] = None,
+) -> Any:
+    """Build the entry the config selects, every keyword argument fed as ``parameter_sources`` says.
+
+    ``provided`` maps each of ``feed.provided`` to a function computing its value (called only if the
+    constructor takes it); ``explicit`` values (command-line flags) override and must be accepted.
+    """
+    if set(provided) != set(feed.provided):
+        raise RuntimeError(f"the {feed.registry.kind} feed provides {feed.provided}, the build gave {tuple(provided)}")
+    name = config_value(config, feed.selector)
+    sources = parameter_sources(feed, name, config)
+    explicit = dict(explicit or {})
+    for parameter in explicit:
+        if parameter not in sources:
+            raise ValueError(
+                f"{parameter!r} does not apply to {feed.registry.kind} {name!r} (it takes: {', '.join(sources)})"
+            )
+    kwargs: Dict[str, Any] = {}
+    for parameter, source in sources.items():
+        if parameter in explicit:
+            kwargs[parameter] = explicit[parameter]
+        elif source == PROVIDED:
+            kwargs[parameter] = provided[parameter]()
+        elif source != LIBRARY_ONLY:
+            kwargs[parameter] = immutable(config_value(config, source))
+    return feed.registry.build(name, **kwargs)
 
 
 def image_size(config: ml_collections.ConfigDict) -> Tuple[int, int]:
@@ -62,82 +160,68 @@ def data_shape(config: ml_collections.ConfigDict) -> Tuple[int, ...]:
 
 
 def build_operator(config: ml_collections.ConfigDict) -> Operator:
-    model = config.model
-    pool = dict(
-        image_size=image_size(config),
-        K=model.K,
-        blur_sigma_min=model.blur_sigma_min,
-        blur_sigma_max=model.blur_sigma_max,
-        min_scale=model.min_scale,
-        seed=model.operator_seed,
-    )
-    return build_from_pool(OPERATORS, model.forward, pool)
+    """The configured operator (``model.forward``)."""
+    return build_registered(OPERATOR_FEED, config, {"image_size": lambda: image_size(config)})
 
 
 def build_process(config: ml_collections.ConfigDict, delta: Optional[float] = None) -> Process:
     """The configured process; ``delta`` (from --delta) overrides the sampling noise where it applies."""
-    model = config.model
-    pool = dict(
-        operator=build_operator(config),
-        sigma=model.sigma,
-        delta=model.delta,
-        continuous_time=model.continuous_time,
-        logsnr_min=model.logsnr_min,
-        logsnr_max=model.logsnr_max,
-        clip_denoised=model.clip_denoised,
-        logsnr_sampling=model.logsnr_sampling,
-        logistic_loc=model.logistic_loc,
-        logistic_scale=model.logistic_scale,
-    )
-    return build_from_pool(PROCESSES, model.process, pool, explicit={"delta": delta} if delta is not None else None)
+    explicit = {"delta": delta} if delta is not None else None
+    return build_registered(PROCESS_FEED, config, {"operator": lambda: build_operator(config)}, explicit)
 
 
 def build_network(config: ml_collections.ConfigDict) -> torch.nn.Module:
-    model = config.model
-    pool = dict(
-        in_channels=config.data.num_channels,
-        out_channels=config.data.num_channels,
-        model_channels=model.model_channels,
-        channel_mult=tuple(model.channel_mult),
-        num_res_blocks=model.num_res_blocks,
-        attention_levels=tuple(model.attention_levels),
-        dropout=model.dropout,
-        data_dim=int(torch.Size(data_shape(config)).numel()),
-        hidden=model.mlp_hidden,
-        depth=model.mlp_depth,
+    """The configured denoiser (``model.network``): C channels in and out, or D = C H W entries for the MLP."""
+    channels = lambda: config.data.num_channels
+    data_dim = lambda: int(torch.Size(data_shape(config)).numel())
+    return build_registered(
+        NETWORK_FEED, config, {"in_channels": channels, "out_channels": channels, "data_dim": data_dim}
     )
-    return build_from_pool(NETWORKS, model.network, pool)
 
 
 def data_kind(config: ml_collections.ConfigDict) -> str:
-    """'points' for the 2D datasets, 'image' otherwise (decides how samples are drawn to PNG)."""
-    from scripts.data.toy2d import TOY2D_DATASETS
-
-    return "points" if config.data.dataset in TOY2D_DATASETS else "image"
+    """'image' or 'points', as the configured dataset is registered (decides how samples are drawn)."""
+    return dataset_kind(config.data.dataset)
 
 
-def build_data(config: ml_collections.ConfigDict, split: str, process: Process) -> ImageData:
-    data = config.data
-    root = data.root or os.path.join("data", data.dataset)
-    dataset = build_dataset(
-        data.dataset, split=split, image_size=image_size(config), num_channels=data.num_channels, root=root
+def build_data(
+    config: ml_collections.ConfigDict, split: str, process: Process, *, uniform_dequantization: Optional[bool] = None
+) -> Data:
+    """The configured dataset's ``split``, presented in the process's data range.
+
+    ``uniform_dequantization``: add U[0, 1) noise to the 8-bit values of images (evaluation asks for it on
+    the test split); None follows ``data.uniform_dequantization``.
+    """
+    check_split(split)
+    dataset = build_registered(
+        DATASET_FEED,
+        config,
+        {
+            "split": lambda: split,
+            "image_size": lambda: image_size(config),
+            "root": lambda: config.data.root or os.path.join("data", config.data.dataset),
+        },
     )
+    dequantize = config.data.uniform_dequantization if uniform_dequantization is None else uniform_dequantization
     return wrap_dataset(
         dataset,
+        kind=dataset_kind(config.data.dataset),
         data_range=process.data_range,
-        random_flip=data.random_flip,
-        uniform_dequantization=data.uniform_dequantization,
+        random_flip=config.data.random_flip,
+        uniform_dequantization=dequantize,
     )
 
 
-def build_prior(
-    config: ml_collections.ConfigDict, process: Process, load_data: Callable[[], ImageData]
-) -> torch.nn.Module:
+def build_prior(config: ml_collections.ConfigDict, process: Process, load_data: Callable[[], Data]) -> torch.nn.Module:
     """The configured prior; ``load_data`` is called only if the prior needs the training images."""
 
     def num_items_and_fetch():
         data = load_data()
         return len(data), data.fetch
 
-    pool: Dict[str, Any] = dict(process=process, shape=data_shape(config), load_data=num_items_and_fetch)
-    return build_from_pool(PRIORS, config.model.prior, pool)
+    provided = {
+        "process": lambda: process,
+        "shape": lambda: data_shape(config),
+        "load_data": lambda: num_items_and_fetch,
+    }
+    return build_registered(PRIOR_FEED, config, provided)

@@ -64,7 +64,7 @@ def _mnist5k_images() -> torch.Tensor:
     return images[order]
 
 
-@DATASETS.register("mnist5k")
+@DATASETS.register("mnist5k", kind="image")
 def mnist5k(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
     """Embedded MNIST: 4500 training digits and 500 held out (``split='test'``), no download."""
     _check_channels("mnist5k", num_channels, allowed=(1,))
@@ -86,7 +86,7 @@ def _torchvision_dataset(name: str, constructor: str, root: str, split: str):
         ) from None
 
 
-@DATASETS.register("mnist")
+@DATASETS.register("mnist", kind="image")
 def mnist(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
     """torchvision MNIST (60000 train / 10000 test), downloaded into root when online."""
     _check_channels("mnist", num_channels, allowed=(1,))
@@ -94,7 +94,7 @@ def mnist(*, split: str, image_size: Tuple[int, int], num_channels: int, root: s
     return TensorImages(resize_uint8(data.data[:, None].clone(), image_size))
 
 
-@DATASETS.register("cifar10")
+@DATASETS.register("cifar10", kind="image")
 def cifar10(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
     """torchvision CIFAR-10 (50000 train / 10000 test), downloaded into root when online."""
     _check_channels("cifar10", num_channels, allowed=(3,))
@@ -169,7 +169,7 @@ def _split_root(root: str, split: str) -> str:
 
 
 for _name in ("image_folder", "afhq", "ffhq", "lsun_church"):
-    DATASETS.register(_name)(_image_files)
+    DATASETS.register(_name, kind="image")(_image_files)
 
 
 TOY2D_TRAIN_POINTS = 50_000
@@ -193,7 +193,7 @@ def _register_toy2d() -> None:
     from scripts.data.toy2d import TOY2D_DATASETS
 
     for name in TOY2D_DATASETS:
-        DATASETS.register(name)(_toy2d(name))
+        DATASETS.register(name, kind="points")(_toy2d(name))
 
 
 _register_toy2d()
@@ -204,14 +204,38 @@ def _check_channels(name: str, num_channels: int, allowed: Sequence[int]) -> Non
         raise ValueError(f"data.num_channels={num_channels} does not fit dataset {name!r}; allowed: {list(allowed)}")
 
 
-def build_dataset(name: str, *, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
-    """A registered dataset of uint8 images [C, H, W]. split: 'train' or 'test'."""
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}; allowed: train, test")
-    return DATASETS.get(name)(split=split, image_size=tuple(image_size), num_channels=num_channels, root=root)
+SPLITS = ("train", "test")
+DATA_KINDS = ("image", "points")
 
 
-class ImageData:
+def check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+
+
+def dataset_kind(name: str) -> str:
+    """'image' (uint8 [C, H, W] items) or 'points' (float [D] items), as the dataset is registered."""
+    return DATASETS.metadata(name)["kind"]
+
+
+class Data:
+    """A registered dataset presented to the processes: ``prepare`` (training batches), ``fetch`` (the prior's
+    view), ``raw_batch`` (items stacked, as stored). ``kind`` is the dataset's registered kind."""
+
+    kind: str
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def raw_batch(self, indices) -> torch.Tensor:
+        """The items at ``indices`` (a sequence or [n] tensor of ints) stacked as stored: [n, *item shape]."""
+        return torch.stack([self.dataset[int(i)] for i in indices])
+
+
+class ImageData(Data):
     """A dataset of uint8 images plus the map into the process's data range.
 
     ``prepare`` turns a uint8 batch [B, C, H, W] into floats in ``data_range``: optional random
@@ -221,14 +245,13 @@ class ImageData:
 
     kind = "image"
 
-    def __init__(self, dataset: Dataset, *, data_range: Tuple[float, float], random_flip: bool, uniform_dequantization: bool):
-        self.dataset = dataset
+    def __init__(
+        self, dataset: Dataset, *, data_range: Tuple[float, float], random_flip: bool, uniform_dequantization: bool
+    ):
+        super().__init__(dataset)
         self.low, self.high = data_range
         self.random_flip = random_flip
         self.uniform_dequantization = uniform_dequantization
-
-    def __len__(self) -> int:
-        return len(self.dataset)
 
     def from_unit(self, x: torch.Tensor) -> torch.Tensor:
         return self.low + (self.high - self.low) * x
@@ -245,33 +268,32 @@ class ImageData:
         return self.from_unit(x)
 
     def fetch(self, indices: torch.Tensor) -> torch.Tensor:
-        """Images at ``indices`` [n] as floats in the data range, without augmentation: [n, C, H, W]."""
-        batch = torch.stack([self.dataset[int(i)] for i in indices])
-        return self.from_unit(batch.float() / 255.0)
+        """Images at ``indices`` [n] as floats in the data range, without augmentation or dequantisation: [n, C, H, W]."""
+        return self.from_unit(self.raw_batch(indices).float() / 255.0)
 
 
-class PointData:
-    """2D points [B, 2] presented as [B, 2, 1, 1] so every process and sampler treats them as tiny images."""
+class PointData(Data):
+    """2D points [B, 2] presented as [B, 2, 1, 1] so every process and sampler treats them as tiny images.
+
+    Points are continuous already: flips and dequantisation do not apply to them."""
 
     kind = "points"
-
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
 
     def prepare(self, batch: torch.Tensor, generator: Optional[torch.Generator] = None, *, augment: bool = True) -> torch.Tensor:
         return batch.float()[:, :, None, None]
 
     def fetch(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.prepare(torch.stack([self.dataset[int(i)] for i in indices]))
+        return self.prepare(self.raw_batch(indices))
 
 
-def wrap_dataset(dataset: Dataset, *, data_range: Tuple[float, float], random_flip: bool, uniform_dequantization: bool):
-    """ImageData for uint8 image datasets, PointData for point datasets (``kind = 'points'``)."""
-    if getattr(dataset, "kind", "image") == "points":
+def wrap_dataset(
+    dataset: Dataset, *, kind: str, data_range: Tuple[float, float], random_flip: bool, uniform_dequantization: bool
+) -> Data:
+    """ImageData for a dataset of kind 'image', PointData for kind 'points'."""
+    if kind == "points":
         return PointData(dataset)
+    if kind != "image":
+        raise ValueError(f"unknown data kind {kind!r}; allowed: {', '.join(DATA_KINDS)}")
     return ImageData(dataset, data_range=data_range, random_flip=random_flip, uniform_dequantization=uniform_dequantization)
 
 

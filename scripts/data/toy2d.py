@@ -181,8 +181,6 @@ class Toy2DDataset(Dataset):
     ``points`` float32 [num_points, 2]; item i is points[i] ([2]). ``distribution`` is the source.
     """
 
-    kind = "points"
-
     def __init__(self, name: str, num_points: int, seed: int = 0, **kwargs):
         if not isinstance(num_points, int) or num_points < 1:
             raise ValueError(f"num_points must be a positive integer, got {num_points!r}")

@@ -1,7 +1,9 @@
 """ELBO (negative log-likelihood bound) of a trained model on the test split, with its breakdown.
 
-The process defines the terms (``process.elbo_terms``); this module only feeds it dequantised
-test images, averages over Monte-Carlo passes and converts units:
+The process defines the transition and reconstruction terms (``process.elbo_terms``) and its
+q(u_K | x0) (``process.forward_marginal_at_K``); the prior turns that q into the prior term
+(``prior.kl_bound``). This module asks each for its part, feeds dequantised test images, averages
+over Monte-Carlo passes and converts units:
 
     nats per image      L = prior + sum_k transitions_k + reconstruction
     bits per dimension  L / (D ln 2)                        (continuous density of the scaled data)
@@ -12,18 +14,30 @@ test images, averages over Monte-Carlo passes and converts units:
 from __future__ import annotations
 
 import math
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from scripts.data.datasets import ImageData
+from model_code.priors import Prior
+from model_code.processes import Process
+from scripts.data.datasets import Data
+
+
+def elbo_terms(
+    process: Process, net, prior: Prior, x0: torch.Tensor, generator: Optional[torch.Generator] = None
+) -> Dict[str, torch.Tensor]:
+    """Per-example ELBO terms in nats for x0 [B, C, H, W]: 'prior' [B] = KL(q(u_K | x0) || p(u_K)) (or its
+    bound), then the process's 'transitions' [B, K-1] (levels 2..K) and 'reconstruction' [B]."""
+    transitions_and_reconstruction = process.elbo_terms(net, x0, generator)
+    q_mean, q_std = process.forward_marginal_at_K(x0)
+    return {"prior": prior.kl_bound(q_mean, q_std), **transitions_and_reconstruction}
 
 
 @torch.no_grad()
 def evaluate_elbo(
-    process, net, prior, test_data: ImageData, *, batch_size: int, passes: int, num_test: int, seed: int, device
+    process, net, prior, test_data: Data, *, batch_size: int, passes: int, num_test: int, seed: int, device
 ) -> Dict[str, object]:
     """Average ELBO terms over ``num_test`` test images (0: all) and ``passes`` Monte-Carlo passes."""
     count = len(test_data) if num_test <= 0 else min(num_test, len(test_data))
@@ -34,9 +48,8 @@ def evaluate_elbo(
     for _ in range(passes):
         for start in range(0, count, batch_size):
             indices = torch.arange(start, min(start + batch_size, count))
-            batch = torch.stack([test_data.dataset[int(i)] for i in indices]).to(device)
-            x0 = test_data.prepare(batch, generator, augment=False)
-            terms = process.elbo_terms(net, x0, prior, generator)
+            x0 = test_data.prepare(test_data.raw_batch(indices).to(device), generator, augment=False)
+            terms = elbo_terms(process, net, prior, x0, generator)
             for name, values in terms.items():
                 summed = values.double().sum(0)
                 totals[name] = summed if name not in totals else totals[name] + summed

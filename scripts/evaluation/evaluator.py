@@ -58,8 +58,7 @@ def run_elbo(
 ) -> Dict[str, Any]:
     from scripts.evaluation.elbo import evaluate_elbo, plot_terms
 
-    test_data = build.build_data(config, "test", model.process)
-    test_data.uniform_dequantization = True
+    test_data = build.build_data(config, "test", model.process, uniform_dequantization=True)
     result = evaluate_elbo(
         model.process,
         model.net,
@@ -84,7 +83,7 @@ def unit_batches(data, batch_size: int):
     """The dataset's images as float batches [B, C, H, W] in [0, 1] (no augmentation)."""
     for start in range(0, len(data), batch_size):
         indices = range(start, min(start + batch_size, len(data)))
-        yield torch.stack([data.dataset[i] for i in indices]).float() / 255.0
+        yield data.raw_batch(indices).float() / 255.0
 
 
 def run_fid(
@@ -150,7 +149,7 @@ def record(request: EvaluationRequest, result: Dict[str, Any], model: TrainedMod
     if os.path.isfile(path):
         with open(path) as handle:
             results = json.load(handle)
-    entry = dict(result, checkpoint=model.checkpoint_path, step=model.step, delta=getattr(model.process, "delta", None))
+    entry = dict(result, checkpoint=model.checkpoint_path, step=model.step, **model.process.sampling_settings())
     results.setdefault(request.param_name, {})[request.mode] = entry
     write_atomic(path, json.dumps(results, indent=2, sort_keys=True).encode())
     stamp = datetime.datetime.now().isoformat(timespec="seconds")

@@ -18,9 +18,8 @@ from model_code.itd import gaussian_baseline_mse, log_density_grid, nll_estimate
 
 
 def test_tensor(test_data, count: int, generator: torch.Generator, device) -> torch.Tensor:
-    """The first ``count`` test items, dequantised for images, as one tensor [count, ...] on device."""
-    batch = torch.stack([test_data.dataset[i] for i in range(count)]).to(device)
-    return test_data.prepare(batch, generator, augment=False)
+    """The first ``count`` test items, prepared without augmentation, as one tensor [count, ...] on device."""
+    return test_data.prepare(test_data.raw_batch(range(count)).to(device), generator, augment=False)
 
 
 def binned_curve(logsnr: torch.Tensor, mse: torch.Tensor, bins: int = 40):
@@ -110,18 +109,14 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
     eps_pred = model.process.itd_eps_predictor(model.net)
     loc = config.model.logistic_loc if request.logsnr_loc is None else request.logsnr_loc
     scale = config.model.logistic_scale if request.logsnr_scale is None else request.logsnr_scale
-    test_data = build.build_data(config, "test", model.process)
-    if build.data_kind(config) == "image":
-        test_data.uniform_dequantization = True
+    test_data = build.build_data(config, "test", model.process, uniform_dequantization=True)
     num_test = config.eval.num_test if request.num_test is None else request.num_test
     count = len(test_data) if num_test <= 0 else min(num_test, len(test_data))
     seed = config.eval.seed if request.seed is None else request.seed
     generator = torch.Generator(device).manual_seed(seed)
     x = test_tensor(test_data, count, generator, device)
     estimate = nll_estimate(eps_pred, x, request.num_logsnr, loc, scale, generator)
-    units = bits_per_dim(
-        estimate["mean"], estimate["d"], model.process.data_range, discrete=build.data_kind(config) == "image"
-    )
+    units = bits_per_dim(estimate["mean"], estimate["d"], model.process.data_range, discrete=test_data.kind == "image")
     result: Dict[str, Any] = {
         "nll_nats": estimate["mean"],
         "nll_nats_stderr": estimate["stderr"],
@@ -148,7 +143,7 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
     elbo = ddpm_bound(request, config, model, test_data, count, seed, device)
     if elbo is not None:
         result["variational_bound"] = elbo
-    if build.data_kind(config) == "points":
+    if test_data.kind == "points":
         result["density_plot"] = plot_density(
             eps_pred,
             test_data.dataset.distribution,
