@@ -2,20 +2,20 @@
 
 import torch
 
-from model_code.operators import build_operator
+from configs.default import get_default_configs
+from scripts.config import build
 from scripts.data.datasets import DATASETS, check_split
 
+TEST_MODEL = dict(blur_sigma_max=4.0, operator_seed=1)  # small valid model.* values, whatever the operator
 
-def make_operator(name: str, K: int, image_size, **overrides):
-    """A registered operator with small, valid defaults for its extra parameters."""
-    kwargs = dict(image_size=image_size, K=K)
-    kwargs.update(
-        {"heat": dict(blur_sigma_min=0.5, blur_sigma_max=4.0), "blur": dict(blur_sigma_max=4.0)}.get(name, {})
-    )
-    if name.startswith("random"):
-        kwargs["seed"] = 1
-    kwargs.update(overrides)
-    return build_operator(name, **kwargs)
+
+def make_operator(name: str, K: int, image_size, **model_overrides):
+    """A registered operator fed as the config boundary feeds it: each parameter from its model.* key of
+    configs/default.py, with ``TEST_MODEL`` and ``model_overrides`` (model.* keys) applied; keys the operator
+    does not take are not read."""
+    config = get_default_configs()
+    config.model.update(dict(TEST_MODEL, forward=name, K=K, **model_overrides))
+    return build.build_registered(build.OPERATOR_FEED, config, {"image_size": lambda: image_size})
 
 
 class IHDMOracle(torch.nn.Module):

@@ -16,9 +16,8 @@ from tests.helpers import make_operator
 SIZE = (12, 10)
 
 
-def make(name, K=6, image_size=SIZE, **overrides):
-    defaults = {"heat": dict(blur_sigma_max=6.0), "blur": dict(blur_sigma_max=6.0)}.get(name, {})
-    return make_operator(name, K, image_size, **{**defaults, **overrides})
+def make(name, K=6, image_size=SIZE, **model_overrides):
+    return make_operator(name, K, image_size, **{"blur_sigma_max": 6.0, **model_overrides})
 
 
 def all_levels(op, batch):
@@ -121,7 +120,7 @@ def test_random_product_stays_finite_at_K_400_and_is_seeded():
     y = op(x, torch.tensor([1, 200, 400]))
     assert torch.isfinite(y).all() and y.abs().max() < 1e3
     assert torch.equal(op.left, make("random_matrix_product", K=400, image_size=(16, 16)).left)
-    assert not torch.equal(op.left, make("random_matrix_product", K=400, image_size=(16, 16), seed=2).left)
+    assert not torch.equal(op.left, make("random_matrix_product", K=400, image_size=(16, 16), operator_seed=2).left)
 
 
 def test_random_matrix_preserves_norm_on_average():

@@ -19,7 +19,7 @@ CASES = [  # every process with the heat and blur operators (the gaussian proces
 
 
 def build(process_name, operator_name, options):
-    op = make_operator(operator_name, K, SIZE, **({"blur_sigma_max": 8.0} if operator_name != "identity" else {}))
+    op = make_operator(operator_name, K, SIZE, blur_sigma_max=8.0)
     if process_name == "ihdm":
         return PROCESSES.build("ihdm", operator=op, sigma=0.01)
     return PROCESSES.build("gaussian", operator=op, **options)

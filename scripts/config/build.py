@@ -78,12 +78,14 @@ def immutable(value: Any) -> Any:
 
 
 def has_key(config: ml_collections.ConfigDict, key: str) -> bool:
+    """Whether the dotted key exists (the leaf's value is not read)."""
+    *groups, leaf = key.split(".")
     node = config
-    for part in key.split("."):
+    for part in groups:
         if not hasattr(node, "keys") or part not in node:
             return False
         node = node[part]
-    return True
+    return hasattr(node, "keys") and leaf in node
 
 
 def parameter_sources(feed: Feed, name: str, config: ml_collections.ConfigDict) -> Dict[str, str]:
