@@ -256,41 +256,6 @@ def gaussian_entropy(cov: ArrayLike) -> float:
     return 0.5 * (matrix.shape[0] * LOG_2PI_E + logdet.item())
 
 
-def optimal_gaussian_eps_pred(mean: ArrayLike, cov: ArrayLike) -> EpsPredictor:
-    """The optimal eps-predictor E[eps | z_a] for data N(mean, cov), in closed form.
-
-    With alpha = sqrt(sigmoid(a)), sigma = sqrt(sigmoid(-a)) and cov = U diag(lambda) U^T,
-
-        E[eps | z] = sigma (alpha^2 Sigma + sigma^2 I)^{-1} (z - alpha m)
-                   = U diag(sigma / (alpha^2 lambda + sigma^2)) U^T (z - alpha m),
-
-    linear in z. The returned callable maps z [B, ...] (d trailing entries, flattened in C order)
-    and logsnr [B] to [B, ...], in z's dtype and device.
-    """
-    matrix = _covariance(cov)
-    eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
-    _positive_eigenvalues(eigenvalues)
-    d = matrix.shape[0]
-    mean_vector = torch.as_tensor(mean, dtype=torch.float64).reshape(-1)
-    if mean_vector.numel() != d:
-        raise ValueError(f"mean has {mean_vector.numel()} entries but cov is {d}x{d}")
-
-    def eps_pred(z: torch.Tensor, logsnr: torch.Tensor) -> torch.Tensor:
-        flat = z.reshape(z.shape[0], -1)
-        if flat.shape[1] != d:
-            raise ValueError(f"z has {flat.shape[1]} entries per example, the Gaussian has d = {d}")
-        U = eigenvectors.to(z)
-        lam = eigenvalues.to(z)
-        alpha2 = torch.sigmoid(logsnr.to(z.dtype))[:, None]  # [B, 1]
-        sigma2 = torch.sigmoid(-logsnr.to(z.dtype))[:, None]
-        centred = flat - alpha2.sqrt() * mean_vector.to(z)
-        coefficients = centred @ U  # [B, d] in the eigenbasis
-        coefficients = coefficients * sigma2.sqrt() / (alpha2 * lam + sigma2)
-        return (coefficients @ U.T).reshape(z.shape)
-
-    return eps_pred
-
-
 def _crossing(logsnr: torch.Tensor, logit_curve: torch.Tensor, level: float, quantile: float) -> float:
     """First a where logit(mse/d) reaches ``level``, interpolating linearly in logit space."""
     above = torch.nonzero(logit_curve >= level).reshape(-1)

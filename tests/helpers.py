@@ -33,3 +33,24 @@ def build_dataset(name: str, *, split: str, image_size, num_channels: int, root:
     """A registered dataset built directly (no config): uint8 images [C, H, W] or points [D]."""
     check_split(split)
     return DATASETS.build(name, split=split, image_size=tuple(image_size), num_channels=num_channels, root=root)
+
+
+def optimal_gaussian_eps_pred(mean, cov):
+    """Oracle: E[eps | z_a] for data N(mean, cov) (float64 [d], [d, d]), in closed form.
+
+    With alpha^2 = sigmoid(a), sigma^2 = sigmoid(-a) and cov = U diag(lambda) U^T,
+    E[eps | z] = sigma (alpha^2 Sigma + sigma^2 I)^{-1} (z - alpha m)
+               = U diag(sigma / (alpha^2 lambda + sigma^2)) U^T (z - alpha m).
+    Returns (z [B, ...] with d entries, logsnr [B]) -> [B, ...].
+    """
+    eigenvalues, eigenvectors = torch.linalg.eigh(torch.as_tensor(cov, dtype=torch.float64))
+    mean = torch.as_tensor(mean, dtype=torch.float64).reshape(-1)
+
+    def eps_pred(z, logsnr):
+        alpha2 = torch.sigmoid(logsnr.to(z.dtype))[:, None]
+        sigma2 = torch.sigmoid(-logsnr.to(z.dtype))[:, None]
+        coefficients = (z.reshape(z.shape[0], -1) - alpha2.sqrt() * mean.to(z)) @ eigenvectors.to(z)
+        coefficients = coefficients * sigma2.sqrt() / (alpha2 * eigenvalues.to(z) + sigma2)
+        return (coefficients @ eigenvectors.to(z).T).reshape(z.shape)
+
+    return eps_pred
