@@ -108,3 +108,27 @@ def test_torchvision_dataset_offline_names_the_folder_and_the_alternative(monkey
     with pytest.raises(DatasetUnavailable) as error:
         build_dataset("cifar10", split="train", image_size=(32, 32), num_channels=3, root=str(tmp_path / "cifar10"))
     assert str(tmp_path / "cifar10") in str(error.value) and "mnist5k" in str(error.value)
+
+
+def test_the_data_kind_is_the_registered_one_and_dequantisation_is_an_argument():
+    from configs.default import get_default_configs
+    from model_code.processes import PROCESSES
+    from scripts.config import build
+    from tests.helpers import make_operator
+
+    process = PROCESSES.build("ihdm", operator=make_operator("identity", 3, 8), sigma=0.01)
+    config = get_default_configs()
+    config.data.image_size = 8
+    assert {datasets.dataset_kind(name) for name in datasets.DATASETS.names()} == {"image", "points"}
+    plain = build.build_data(config, "test", process)
+    dequantised = build.build_data(config, "test", process, uniform_dequantization=True)
+    assert plain.kind == build.data_kind(config) == "image" and not plain.uniform_dequantization
+    assert dequantised.uniform_dequantization
+    raw = plain.raw_batch(torch.tensor([3, 1]))
+    assert raw.dtype == torch.uint8 and torch.equal(raw, torch.stack([plain.dataset[3], plain.dataset[1]]))
+    x = dequantised.prepare(raw, torch.Generator().manual_seed(0), augment=False)
+    assert ((x * 256 - raw.float() >= 0) & (x * 256 - raw.float() < 1)).all()
+    config.data.dataset, config.data.num_channels, config.data.image_size = "spiral", 2, 1
+    assert build.data_kind(config) == "points" and build.build_data(config, "test", process).kind == "points"
+    with pytest.raises(ValueError, match="unknown split 'val'; allowed: train, test"):
+        build.build_data(config, "val", process)

@@ -55,7 +55,7 @@ def test_toy_datasets_in_the_pipeline():
     process = build.build_process(config)
     data = build.build_data(config, "train", process)
     assert data.kind == "points" and len(data) == 50000
-    batch = data.prepare(torch.stack([data.dataset[i] for i in range(4)]))
+    batch = data.prepare(data.raw_batch(range(4)))
     assert batch.shape == (4, 2, 1, 1) and build.data_shape(config) == (2, 1, 1)
     config.data.image_size = 4
     with pytest.raises(ValueError, match="data.num_channels=2 and data.image_size=1"):
