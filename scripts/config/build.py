@@ -214,8 +214,10 @@ def build_data(
     )
 
 
-def build_prior(config: ml_collections.ConfigDict, process: Process, load_data: Callable[[], Data]) -> torch.nn.Module:
-    """The configured prior; ``load_data`` is called only if the prior needs the training images."""
+def build_prior(
+    config: ml_collections.ConfigDict, process: Process, load_data: Optional[Callable[[], Data]]
+) -> torch.nn.Module:
+    """The configured prior; ``load_data`` is called only if the prior needs the training images (None: no data)."""
 
     def num_items_and_fetch():
         data = load_data()
@@ -224,6 +226,6 @@ def build_prior(config: ml_collections.ConfigDict, process: Process, load_data: 
     provided = {
         "process": lambda: process,
         "shape": lambda: data_shape(config),
-        "load_data": lambda: num_items_and_fetch,
+        "load_data": lambda: None if load_data is None else num_items_and_fetch,
     }
     return build_registered(PRIOR_FEED, config, provided)
