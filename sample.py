@@ -62,7 +62,6 @@ def write_pictures(folder, out, mode, config, model):
 def run():
     import numpy as np
 
-    from scripts.cli.flags import resolve_config
     from scripts.runs.trained import load_trained
     from scripts.runtime.devices import pick_device
     from scripts.sampling.sampler import sample
@@ -71,9 +70,9 @@ def run():
     count = FLAGS.num_points if mode == "interpolate" else FLAGS.batch_size
     if count < 1:
         raise ValueError(f"--batch_size / --num_points must be >= 1, got {count}")
-    config = resolve_config(FLAGS.config, FLAGS.workdir)
     device = pick_device()
-    model = load_trained(config, FLAGS.workdir, FLAGS.checkpoint, device, delta=FLAGS.delta)
+    model = load_trained(FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config, delta=FLAGS.delta)
+    config = model.config
     seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
     out = sample(
         model.process,

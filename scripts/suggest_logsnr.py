@@ -43,13 +43,14 @@ def spectrum_suggestion(config) -> tuple:
 
 
 @torch.no_grad()
-def model_suggestion(config) -> tuple:
+def model_suggestion() -> tuple:
     from model_code.itd import gaussian_channel, suggest_logistic_params
     from scripts.runs.trained import load_trained
     from scripts.runtime.devices import pick_device
 
     device = pick_device()
-    model = load_trained(config, FLAGS.workdir, FLAGS.checkpoint, device)
+    model = load_trained(FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config)
+    config = model.config
     eps_pred = model.process.itd_eps_predictor(model.net)
     x = data_matrix(config, model.process, "test", FLAGS.num_items).float().to(device).view(-1, *model.shape)
     generator = torch.Generator(device).manual_seed(0)
@@ -63,17 +64,16 @@ def model_suggestion(config) -> tuple:
 
 
 def run() -> None:
-    from scripts.cli.flags import resolve_config
-
     if FLAGS.config is None and FLAGS.workdir is None:
         raise ValueError(
             "give --config (suggest from the data spectrum) or --workdir (from a trained model's MSE curve)"
         )
-    config = resolve_config(FLAGS.config, FLAGS.workdir)
-    loc, scale = model_suggestion(config) if FLAGS.workdir else spectrum_suggestion(config)
-    source = (
-        f"the MSE curve of {FLAGS.workdir}" if FLAGS.workdir else f"the covariance spectrum of {config.data.dataset}"
-    )
+    if FLAGS.workdir:
+        loc, scale = model_suggestion()
+        source = f"the MSE curve of {FLAGS.workdir}"
+    else:
+        loc, scale = spectrum_suggestion(FLAGS.config)
+        source = f"the covariance spectrum of {FLAGS.config.data.dataset}"
     print(f"from {source}: loc = {loc:.4f}, scale = {scale:.4f}")
     print(f"--config.model.logistic_loc={loc:.4f} --config.model.logistic_scale={scale:.4f}")
 

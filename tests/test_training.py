@@ -1,5 +1,6 @@
 """Training, exact resume, sampling modes, checkpoint safety, and the command-line entry points."""
 
+import errno
 import hashlib
 import json
 import os
@@ -11,7 +12,7 @@ import time
 import pytest
 import torch
 
-from scripts.cli.errors import CheckpointError, TrainingDiverged
+from scripts.cli.errors import CheckpointError, RunDirError, TrainingDiverged
 from scripts.runs.checkpoints import load_checkpoint, save_checkpoint
 from scripts.runs.rundir import RunDir
 from scripts.training.trainer import Trainer
@@ -73,16 +74,16 @@ def test_checkpoints_and_outputs(tmp_path):
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
     path = str(tmp_path / "checkpoint.pth")
-    save_checkpoint(path, {"step": 1})
+    config = tiny.get_config()
+    save_checkpoint([path], {"step": 1}, config)
     before = sha1(path)
 
-    def broken_save(obj, handle):
-        handle.write(b"partial")
-        raise OSError("disk full")
+    def full_disk(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
-        save_checkpoint(path, {"step": 2})
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(RunDirError, match=f"cannot write {path}: No space left on device; the previous file is intact"):
+        save_checkpoint([path], {"step": 2}, config)
     assert sha1(path) == before and os.listdir(tmp_path) == ["checkpoint.pth"]
 
 

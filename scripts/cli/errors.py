@@ -18,6 +18,15 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is untouched."""
 
 
+class ConfigMismatch(ValueError):
+    """A --config that contradicts the run's own config on keys that change the model, process or data shape."""
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be used: in use by another run, unwritable, or a folder where a file
+    belongs; the message names the path."""
+
+
 USER_ERRORS = (
     ValueError,
     CheckpointError,
@@ -25,6 +34,7 @@ USER_ERRORS = (
     NotImplementedError,
     FileNotFoundError,
     TrainingDiverged,
+    RunDirError,
 )
 
 

@@ -6,10 +6,6 @@ import os
 import sys
 from typing import List, Optional
 
-import ml_collections
-
-from scripts.runs.rundir import RunDir
-
 
 def parse_flags(argv: List[str]) -> List[str]:
     """absl flag parsing whose errors (bad --config file, unknown key, wrong type) are one line."""
@@ -57,8 +53,3 @@ def unknown_override(argv: List[str]) -> Optional[str]:
                 return f"unknown config key {key!r} in {path}; keys in {group}: {known}"
             node = node[part]
     return None
-
-
-def resolve_config(config: Optional[ml_collections.ConfigDict], workdir: str) -> ml_collections.ConfigDict:
-    """The --config given on the command line, else the config saved in the run directory."""
-    return config if config is not None else RunDir(workdir).load_config()

@@ -17,7 +17,6 @@ import ml_collections
 import torch
 
 from scripts.cli.errors import DatasetUnavailable
-from scripts.cli.flags import resolve_config
 from scripts.config import build
 from scripts.runs.files import write_atomic
 from scripts.runs.rundir import RunDir
@@ -161,9 +160,9 @@ def record(request: EvaluationRequest, result: Dict[str, Any], model: TrainedMod
 def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     if request.mode not in EVALUATIONS:
         raise ValueError(f"unknown --mode {request.mode!r}; allowed: {', '.join(EVALUATIONS)}")
-    config = resolve_config(request.config, request.workdir)
     device = pick_device()
-    model = load_trained(config, request.workdir, request.checkpoint, device, delta=request.delta)
+    model = load_trained(request.workdir, request.checkpoint, device, config=request.config, delta=request.delta)
+    config = model.config
     with torch.no_grad():
         result = EVALUATIONS[request.mode](request, config, model, device)
     path = record(request, result, model)

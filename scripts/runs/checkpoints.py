@@ -1,38 +1,108 @@
-"""Checkpoint files: atomic saves and strict loads whose errors name the file."""
+"""Checkpoint files: what they hold, atomic saves, and strict loads that refuse damaged files.
+
+A checkpoint is the ``torch.save`` zip of a dict of plain types and tensors (``weights_only=True``
+loads it):
+
+    format_version   CHECKPOINT_FORMAT (absent in the first format, which held no config)
+    config           the run's resolved config as a plain dict (``ConfigDict.to_dict()``)
+    step             optimiser steps taken
+    net, ema         network and EMA weights (state dicts)
+    optimizer, scaler, rng   optimiser, loss-scaler and RNG states (exact resume)
+    process, prior   the process's persistent buffers (the random matrices of ``random_matrix*``)
+                     and the prior's fitted state
+
+The heat and blur operators keep their matrices as non-persistent buffers: they are a deterministic
+function of config keys that a checkpoint's config pins (image size, K, blur_sigma_*, min_scale), so
+rebuilding them from the stored config gives the same operator, while saving them would add
+2 (K + 1) H^2 floats per file (105 MB at 256x256, K = 200). Matrices drawn from a random generator
+are saved, since they should not depend on the generator's implementation staying the same.
+
+Integrity: ``torch.load`` does not check the CRC-32 that the zip stores for every record, so bytes
+changed inside a tensor load silently. ``load_checkpoint`` verifies every record's CRC first and
+refuses a damaged file with one line naming it.
+"""
 
 from __future__ import annotations
 
+import io
 import os
-from typing import Any, Dict
+import zipfile
+from typing import Any, Dict, List, Sequence
 
+import ml_collections
 import torch
 
 from scripts.cli.errors import CheckpointError
 from scripts.runs.files import write_atomic
 
+CHECKPOINT_FORMAT = 2  # 1: no config inside (read as such when "format_version" is absent)
 
-def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
-    """torch.save ``state`` atomically: a crash mid-write leaves the previous file intact."""
-    import io
 
+def save_checkpoint(paths: Sequence[str], state: Dict[str, Any], config: ml_collections.ConfigDict) -> None:
+    """Serialise ``state`` once, with the format version and the resolved config, and write it to each
+    of ``paths`` in order, atomically: a failure leaves the file it was writing as it was."""
     buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_atomic(path, buffer.getvalue())
+    torch.save({**state, "format_version": CHECKPOINT_FORMAT, "config": config.to_dict()}, buffer)
+    payload = buffer.getbuffer()
+    for path in paths:
+        write_atomic(path, payload)
+
+
+def damaged_record(path: str) -> str:
+    """'' if every zip record of ``path`` matches its stored CRC-32 and sizes, else what is wrong."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
+        return f"not a readable checkpoint archive ({type(error).__name__}: {error})"
+    return f"record {bad} does not match its CRC-32" if bad is not None else ""
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
+    """Verify the zip CRCs of ``path``, then ``torch.load`` it with ``weights_only=True``."""
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        what = "is not a file" if os.path.exists(path) else "does not exist"
+        raise CheckpointError(f"checkpoint {path} {what}")
+    damage = damaged_record(path)
+    if damage:
+        raise CheckpointError(f"checkpoint {path} is damaged: {damage}; it was left as it is, use another checkpoint")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # truncated files raise RuntimeError, pickle errors, EOFError, ...
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({type(error).__name__}: {error})") from None
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # pickle errors, unsupported types, ...
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(error).__name__}: {error})") from None
+    version = state.get("format_version", 1)
+    if version > CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} has format {version}; this code reads formats up to {CHECKPOINT_FORMAT} "
+            "(update the code)"
+        )
+    return state
+
+
+def state_mismatch(module: torch.nn.Module, state: Dict[str, torch.Tensor]) -> List[str]:
+    """Whole-entry descriptions of how ``state`` differs from ``module.state_dict()`` (names and shapes)."""
+    expected = module.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    shapes = [
+        f"{key} {list(state[key].shape)} vs {list(value.shape)}"
+        for key, value in expected.items()
+        if key in state and state[key].shape != value.shape
+    ]
+    parts = [("missing", missing), ("unexpected", unexpected), ("shape in checkpoint vs model", shapes)]
+    return [
+        f"{label}: {', '.join(items[:3])}{f' (+{len(items) - 3} more)' if len(items) > 3 else ''}"
+        for label, items in parts
+        if items
+    ]
 
 
 def load_module_state(module: torch.nn.Module, state: Dict[str, Any], what: str, path: str) -> None:
-    """Strict load_state_dict with an error that names the checkpoint."""
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        detail = " ".join(line.strip() for line in str(error).strip().splitlines()[1:3])[:300]
-        raise CheckpointError(f"{what} in {path} does not fit the configured model: {detail}") from None
+    """Strict load_state_dict with one error line that names the checkpoint and every kind of mismatch."""
+    mismatch = state_mismatch(module, state)
+    if mismatch:
+        raise CheckpointError(
+            f"the model built from the config does not fit the {what} in {path} ({'; '.join(mismatch)}): "
+            "the config differs from the one the checkpoint was trained with"
+        )
+    module.load_state_dict(state, strict=True)

@@ -1,24 +1,70 @@
-"""Writing files atomically: a crash mid-write leaves the previous file intact."""
+"""Writing files atomically: a crash or a failed write leaves the previous file intact.
+
+``write_atomic(path)`` writes ``.NAME.tmp-PID`` beside ``path``, fsyncs it and renames it over
+``path``. A process killed mid-write (kill -9) leaves its temporary file behind;
+``remove_stale_temporaries`` clears those of other processes.
+"""
 
 import os
+import re
+from typing import List
+
+from scripts.cli.errors import RunDirError
+
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
+
+
+def temporary_path(path: str) -> str:
+    """``folder/.NAME.tmp-PID``: where ``write_atomic`` stages ``folder/NAME``."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.tmp-{os.getpid()}")
 
 
 def write_atomic(path: str, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    An OSError (full disk, read-only folder, a folder named like the file) becomes one RunDirError
+    line naming ``path``; the previous file, if any, is left as it was.
+    """
     folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    temporary = temporary_path(path)
     try:
+        os.makedirs(folder, exist_ok=True)
         with open(temporary, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        kept = "the previous file is intact" if os.path.isfile(path) else "nothing was written"
+        raise RunDirError(f"cannot write {path}: {error.strerror or error}; {kept}") from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-    directory = os.open(folder, os.O_RDONLY)
+    sync_folder(folder)
+
+
+def sync_folder(folder: str) -> None:
+    """fsync a folder so that a rename inside it survives a power loss."""
+    descriptor = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(descriptor)
     finally:
-        os.close(directory)
+        os.close(descriptor)
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Remove ``write_atomic`` temporaries in ``folder`` that another process left (returns their paths).
+
+    Only for folders that this process alone writes (the caller holds the run's lock): a temporary
+    of another PID there belongs to a writer that died, whether or not its PID was reused since.
+    """
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    stale = [
+        os.path.join(folder, name)
+        for name in names
+        if (match := TEMPORARY.match(name)) and int(match["pid"]) != os.getpid()
+    ]
+    for path in stale:
+        os.remove(path)
+    return stale

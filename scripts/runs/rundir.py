@@ -1,6 +1,7 @@
 """The layout of a run directory and its saved config.
 
 WORKDIR/config.json                    the resolved config of the run
+WORKDIR/train.lock                     flock-held by the training process that uses the run
 WORKDIR/checkpoints-meta/checkpoint.pth  the latest state (resume point; --checkpoint 0)
 WORKDIR/checkpoints/checkpoint_N.pth   numbered snapshots, N = step // snapshot_freq
 WORKDIR/samples/                       sample grids written during training
@@ -10,15 +11,17 @@ WORKDIR/sample_outputs/, WORKDIR/evaluation_results/   sample.py and evaluate.py
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import ml_collections
 
-from scripts.cli.errors import CheckpointError
-from scripts.runs.files import write_atomic
+from scripts.cli.errors import CheckpointError, RunDirError
+from scripts.runs.files import remove_stale_temporaries, write_atomic
 
 
 class RunDir:
@@ -31,6 +34,10 @@ class RunDir:
     @property
     def config_path(self) -> str:
         return self.path("config.json")
+
+    @property
+    def lock_path(self) -> str:
+        return self.path("train.lock")
 
     @property
     def meta_checkpoint(self) -> str:
@@ -49,6 +56,8 @@ class RunDir:
         if number < 0:
             raise CheckpointError(f"--checkpoint must be >= 0 (0 = latest), got {number}")
         path = self.meta_checkpoint if number == 0 else self.snapshot(number)
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise CheckpointError(f"checkpoint {path} is not a file")
         if not os.path.isfile(path):
             available = ", ".join(map(str, self.snapshot_numbers())) or "none"
             raise CheckpointError(
@@ -64,16 +73,58 @@ class RunDir:
         return folder
 
     def save_config(self, config: ml_collections.ConfigDict) -> None:
-        os.makedirs(self.workdir, exist_ok=True)
         write_atomic(self.config_path, json.dumps(config.to_dict(), indent=2, sort_keys=True).encode())
 
+    def has_config(self) -> bool:
+        return os.path.isfile(self.config_path)
+
     def load_config(self) -> ml_collections.ConfigDict:
-        if not os.path.isfile(self.config_path):
+        if not self.has_config():
             raise CheckpointError(
                 f"{self.config_path} does not exist: pass --config, or point --workdir at a training run"
             )
-        with open(self.config_path) as handle:
-            return config_from_dict(json.load(handle))
+        try:
+            with open(self.config_path) as handle:
+                return config_from_dict(json.load(handle))
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"{self.config_path} is unreadable ({type(error).__name__}: {error})") from None
+
+    @contextlib.contextmanager
+    def training_lock(self) -> Iterator[None]:
+        """Hold an exclusive flock on WORKDIR/train.lock while training. The kernel drops it when the
+        holder dies, so only a live process refuses a second one."""
+        try:
+            os.makedirs(self.workdir, exist_ok=True)
+            handle = open(self.lock_path, "a+")
+        except OSError as error:
+            raise RunDirError(f"cannot use --workdir {self.workdir}: {error.strerror or error}") from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                raise RunDirError(
+                    f"{self.workdir} is in use by another training process (pid {holder} holds {self.lock_path}); "
+                    "wait for it to end or use another --workdir"
+                ) from None
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
+
+    def prepare_for_training(self) -> List[str]:
+        """Refuse a folder where a run file belongs (or the reverse), then remove the temporaries that
+        killed writers left behind (call while holding ``training_lock``). Returns the removed paths."""
+        folders = [self.workdir, self.path("checkpoints-meta"), self.path("checkpoints")]
+        files = [self.config_path, self.meta_checkpoint, *map(self.snapshot, self.snapshot_numbers())]
+        for folder in folders:
+            if os.path.exists(folder) and not os.path.isdir(folder):
+                raise RunDirError(f"{folder} is not a folder; move it away so that the run can write there")
+        for path in files:
+            if os.path.exists(path) and not os.path.isfile(path):
+                raise RunDirError(f"{path} is not a file; move it away so that the run can write there")
+        return [path for folder in folders for path in remove_stale_temporaries(folder)]
 
 
 def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:

@@ -1,4 +1,4 @@
-"""Loading a trained model (process, EMA network, prior) from a run directory."""
+"""Loading a trained model (process, EMA network, prior) from a run directory's checkpoint."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import torch
 
 from scripts.config import build
 from scripts.runs.checkpoints import load_checkpoint, load_module_state
+from scripts.runs.runconfig import run_config
 from scripts.runs.rundir import RunDir
 
 
 @dataclass
 class TrainedModel:
+    config: ml_collections.ConfigDict  # the config the model was rebuilt from
     process: torch.nn.Module
     net: torch.nn.Module
     prior: torch.nn.Module
@@ -24,19 +26,26 @@ class TrainedModel:
 
 
 def load_trained(
-    config: ml_collections.ConfigDict,
     workdir: str,
     checkpoint: int,
     device: torch.device,
+    config: Optional[ml_collections.ConfigDict] = None,
     delta: Optional[float] = None,
 ) -> TrainedModel:
-    """Rebuild process, EMA network and prior from a checkpoint (strict; a missing file is an error)."""
-    path = RunDir(workdir).checkpoint_path(checkpoint)
+    """Rebuild process, EMA network and prior from checkpoint number ``checkpoint`` of ``workdir``.
+
+    The checkpoint's own config is used unless ``config`` (the command line's) is given, which must
+    agree with it on every key that changes the model (``runconfig.FREE_KEYS``). Loading is strict:
+    a missing, damaged or misfitting checkpoint is an error naming the file.
+    """
+    run_dir = RunDir(workdir)
+    path = run_dir.checkpoint_path(checkpoint)
     state = load_checkpoint(path, device)
+    config = run_config(state, path, run_dir, config)
     process = build.build_process(config, delta=delta).to(device)
     load_module_state(process, state["process"], "process buffers", path)
     net = build.build_network(config).to(device)
     load_module_state(net, state["ema"], "EMA weights", path)
     prior = build.build_prior(config, process, lambda: build.build_data(config, "train", process)).to(device)
-    load_module_state(prior, state["prior"], "prior", path)
-    return TrainedModel(process, net.eval(), prior, build.data_shape(config), path, int(state["step"]))
+    load_module_state(prior, state["prior"], "prior state", path)
+    return TrainedModel(config, process, net.eval(), prior, build.data_shape(config), path, int(state["step"]))

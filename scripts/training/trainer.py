@@ -4,6 +4,12 @@ Resuming is exact: the checkpoint holds the network, EMA, optimiser, loss scaler
 training generator (levels, noise, flips, dequantisation) and the global RNG (dropout), and the
 data order is a function of the step (``EpochBatches``). A run stopped at step n and resumed
 reaches bit-for-bit the same weights on CPU as one that was never stopped.
+
+Nothing good is overwritten: one process trains in a run directory at a time (``train.lock``); a
+resume whose config contradicts the checkpoint's is refused before anything is written; weights
+are saved only after a loss computed with them is finite (the step that blows the weights up can
+still have a finite loss); a numbered snapshot is written before the resume point, so a kill
+between the two is redone by the resumed run.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
@@ -25,12 +32,14 @@ from scripts.cli.errors import TrainingDiverged
 from scripts.config import build
 from scripts.data.datasets import EpochBatches, batch_loader
 from scripts.runs.checkpoints import load_checkpoint, load_module_state, save_checkpoint
+from scripts.runs.runconfig import run_config
 from scripts.runs.rundir import RunDir
 from scripts.runtime.devices import pick_device
 from scripts.sampling.imaging import save_png, save_scatter, to_unit
 from scripts.sampling.sampler import sample
 
 LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
+GROWTH_WARNING = 1e3  # warn once when a logged mean loss exceeds this multiple of the lowest one so far
 
 
 def autocast_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
@@ -136,16 +145,20 @@ class Trainer:
             weight_decay=optim.weight_decay,
         )
 
-    def resume(self) -> bool:
-        """Load checkpoints-meta/checkpoint.pth if the workdir has one."""
-        path = self.run_dir.meta_checkpoint
-        if not os.path.isfile(path):
-            return False
+    def resume_path(self) -> Optional[str]:
+        """checkpoints-meta/checkpoint.pth; without it the newest numbered snapshot; None for a new run."""
+        if os.path.isfile(self.run_dir.meta_checkpoint):
+            return self.run_dir.meta_checkpoint
+        numbers = self.run_dir.snapshot_numbers()
+        return self.run_dir.snapshot(numbers[-1]) if numbers else None
+
+    def resume(self, path: str) -> None:
+        """Load the state at ``path``, refusing (before any change) a config that contradicts the run's."""
         checkpoint = load_checkpoint(path, self.device)
+        run_config(checkpoint, path, self.run_dir, self.config)
         self.state.load_state_dict(checkpoint, path)
         load_module_state(self.process, checkpoint["process"], "process buffers", path)
-        load_module_state(self.prior, checkpoint["prior"], "prior", path)
-        return True
+        load_module_state(self.prior, checkpoint["prior"], "prior state", path)
 
     def learning_rate(self, step: int) -> float:
         """Linear warm-up to optim.lr over optim.warmup steps (step counts from 1)."""
@@ -171,13 +184,45 @@ class Trainer:
         state.step += 1
         return {"losses": losses.detach().float(), "levels": levels.detach(), "grad_norm": grad_norm.detach()}
 
-    def save(self, snapshot: bool = False) -> None:
+    def due_snapshot(self) -> Optional[str]:
+        """The numbered snapshot the current step should have, if any."""
+        step, every = self.state.step, self.config.training.snapshot_freq
+        return self.run_dir.snapshot(step // every) if step > 0 and step % every == 0 else None
+
+    def write_state(self, paths) -> None:
         state = self.state.state_dict()
         state["process"] = self.process.state_dict()
         state["prior"] = self.prior.state_dict()
-        save_checkpoint(self.run_dir.meta_checkpoint, state)
-        if snapshot:
-            save_checkpoint(self.run_dir.snapshot(self.state.step // self.config.training.snapshot_freq), state)
+        save_checkpoint(paths, state, self.config)
+
+    def probe_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        """Mean loss of the current weights on ``batch`` (network in eval mode, a copy of the training
+        generator), leaving every random state as it was: the run continues as if it had not been called."""
+        generator = torch.Generator(self.device)
+        generator.set_state(self.state.generator.get_state())
+        self.state.net.eval()
+        with torch.no_grad():
+            x0 = self.data.prepare(batch.to(self.device), generator)
+            losses, _ = self.process.loss(self.network, x0, generator)
+        self.state.net.train()
+        return losses.float().mean()
+
+    def check_saveable(self, batch: torch.Tensor) -> None:
+        """Raise TrainingDiverged unless the weights to be saved give a finite loss and the EMA is finite."""
+        loss = self.probe_loss(batch)
+        ema_finite = torch.stack([p.isfinite().all() for p in self.state.ema.shadow.parameters()]).all()
+        if not bool(loss.isfinite() & ema_finite):
+            raise TrainingDiverged(
+                f"the weights of step {self.state.step} give a training loss of {loss.item()} (EMA finite: "
+                f"{bool(ema_finite)}); stopped without saving them, the last checkpoint is intact "
+                "(lower optim.lr or use bf16)"
+            )
+
+    def save(self, batch: torch.Tensor) -> None:
+        """Write the due numbered snapshot, then the resume point, once ``check_saveable`` passes."""
+        self.check_saveable(batch)
+        snapshot = self.due_snapshot()
+        self.write_state(([snapshot] if snapshot else []) + [self.run_dir.meta_checkpoint])
 
     def sample_grid(self, writer) -> None:
         """EMA samples with fixed seeds into samples/iter_STEP.png (a grid, or a scatter plot for 2D points)."""
@@ -202,26 +247,48 @@ class Trainer:
             writer.add_images("samples", images, self.state.step)
         tqdm.write(f"step {self.state.step}: samples in {path}")
 
+    def start(self) -> None:
+        """Check the run directory, resume from it or fit the prior, then record the config.
+
+        Runs under the run's lock; a refused resume has written nothing. A snapshot due at the resumed
+        step that is missing (a kill between the two writes of an older version) is written again.
+        """
+        removed = self.run_dir.prepare_for_training()
+        if removed:
+            print(f"removed temporary files that interrupted writes left: {', '.join(removed)}")
+        path = self.resume_path()
+        if path is None:
+            self.prior.fit(self.device)
+        else:
+            self.resume(path)
+            print(f"resuming from {path} at step {self.state.step}")
+            snapshot = self.due_snapshot()
+            if snapshot and not os.path.isfile(snapshot):
+                self.write_state([snapshot])
+        self.run_dir.save_config(self.config)
+
     def run(self) -> TrainState:
+        """Train to training.n_iters (or until SIGTERM / SIGINT), holding the run directory's lock."""
+        with self.run_dir.training_lock():
+            self.start()
+            return self.train()
+
+    def train(self) -> TrainState:
         from torch.utils.tensorboard import SummaryWriter
 
         training = self.config.training
-        self.run_dir.save_config(self.config)
-        resumed = self.resume()
-        if resumed:
-            print(f"resuming from {self.run_dir.meta_checkpoint} at step {self.state.step}")
-        else:
-            self.prior.fit(self.device)
         batches = EpochBatches(len(self.data), training.batch_size, self.config.seed, start_step=self.state.step)
         loader = iter(batch_loader(self.data.dataset, batches, training.num_workers))
         writer = SummaryWriter(self.run_dir.path("tensorboard"))
         log = LogAccumulator(self.device)
         bar = tqdm(total=training.n_iters, initial=self.state.step, desc="training", dynamic_ncols=True)
         self.state.net.train()
+        saved_step, batch = self.state.step, None
         try:
             with StopRequest() as stop:
                 while self.state.step < training.n_iters:
-                    log.add(self.train_step(next(loader)))
+                    batch = next(loader)
+                    log.add(self.train_step(batch))
                     step = self.state.step
                     bar.update(1)
                     at_checkpoint = (
@@ -230,21 +297,23 @@ class Trainer:
                     if step % training.log_freq == 0 or at_checkpoint or stop.signal_name or step == training.n_iters:
                         log.flush(writer, bar, step, self.learning_rate(step), training.batch_size)
                     if at_checkpoint:
-                        self.save(snapshot=step % training.snapshot_freq == 0)
+                        self.save(batch)
+                        saved_step = step
                     if step % training.sampling_freq == 0:
                         self.state.net.eval()
                         self.sample_grid(writer)
                         self.state.net.train()
                     if stop.signal_name:
-                        self.save()
+                        if saved_step != step:
+                            self.save(batch)
                         bar.close()
                         print(
                             f"stopped by {stop.signal_name} at step {step}; state saved to "
                             f"{self.run_dir.meta_checkpoint}; run the same command to resume"
                         )
                         return self.state
-                if self.state.step % training.snapshot_freq_for_preemption:
-                    self.save()
+                if saved_step != self.state.step:
+                    self.save(batch)
         finally:
             bar.close()
             writer.close()
@@ -256,6 +325,8 @@ class LogAccumulator:
 
     def __init__(self, device: torch.device):
         self.device = device
+        self.lowest_loss = math.inf
+        self.warned_growth = False
         self.reset()
 
     def reset(self) -> None:
@@ -265,7 +336,6 @@ class LogAccumulator:
         self.grad_norm_sum = torch.zeros((), device=self.device)
         self.steps = 0
         self.started = time.perf_counter()
-        self.first_bad_step: Optional[int] = None
 
     def add(self, out: Dict[str, torch.Tensor]) -> None:
         losses = out["losses"]
@@ -279,12 +349,14 @@ class LogAccumulator:
     def flush(self, writer, bar, step: int, lr: float, batch_size: int) -> None:
         if self.steps == 0:
             return
-        mean_loss = (self.loss_sum / self.steps).item()
-        if not math.isfinite(mean_loss):
+        mean_loss, grad_norm = (torch.stack([self.loss_sum, self.grad_norm_sum]) / self.steps).tolist()
+        if not math.isfinite(mean_loss):  # the gradient norm is inf on the steps fp16 loss scaling skips
             raise TrainingDiverged(
-                f"the training loss became {mean_loss} between steps {step - self.steps + 1} and {step}; "
-                "stopped without saving, the last checkpoint is intact (lower optim.lr or use bf16)"
+                f"the training loss became {mean_loss} (gradient norm {grad_norm}) between steps "
+                f"{step - self.steps + 1} and {step}; stopped without saving, the last checkpoint is intact "
+                "(lower optim.lr or use bf16)"
             )
+        self.warn_if_growing(mean_loss, step)
         seconds = time.perf_counter() - self.started
         images_per_second = self.steps * batch_size / max(seconds, 1e-9)
         writer.add_scalar("loss", mean_loss, step)
@@ -294,7 +366,18 @@ class LogAccumulator:
                     f"loss_by_level/{index / LEVEL_BINS:.2f}-{(index + 1) / LEVEL_BINS:.2f}", total / count, step
                 )
         writer.add_scalar("learning_rate", lr, step)
-        writer.add_scalar("grad_norm", (self.grad_norm_sum / self.steps).item(), step)
+        writer.add_scalar("grad_norm", grad_norm, step)
         writer.add_scalar("images_per_second", images_per_second, step)
         bar.set_postfix(loss=f"{mean_loss:.4g}", img_s=f"{images_per_second:.0f}")
         self.reset()
+
+    def warn_if_growing(self, mean_loss: float, step: int) -> None:
+        """One warning line when the logged loss exceeds GROWTH_WARNING times its lowest value so far."""
+        if mean_loss > GROWTH_WARNING * self.lowest_loss and not self.warned_growth:
+            self.warned_growth = True
+            tqdm.write(
+                f"warning: the training loss grew from {self.lowest_loss:.4g} to {mean_loss:.4g} by step {step}; "
+                "training may be diverging (lower optim.lr)",
+                file=sys.stderr,
+            )
+        self.lowest_loss = min(self.lowest_loss, mean_loss)
