@@ -5,7 +5,7 @@
         --dataset_name_cleanfid=cifar10 --dataset_split=train --batch_size=128 --num_gen=50000
     python evaluate.py ... --mode=elbo --delta=0.013
 
---config may be left out (the run's saved config is used). Results are appended to
+--config may be left out (the checkpoint carries the run's config). Results are appended to
 WORKDIR/evaluation_results/EXPERIMENT_NAME/log.txt and stored in results.json there, keyed by
 --param_name; the final number is the last line printed.
 """
@@ -14,7 +14,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Configuration file; default: WORKDIR/config.json.", lock_config=True)
+config_flags.DEFINE_config_file("config", None, "Configuration file; default: the checkpoint's own.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory of a training run.")
 flags.DEFINE_integer("checkpoint", 0, "0: the latest checkpoint (checkpoints-meta); N: checkpoints/checkpoint_N.pth.")
 flags.DEFINE_string("mode", "fid", "fid | elbo | nll_itd")

@@ -3,7 +3,7 @@
     python sample.py --config CONFIG --workdir WORKDIR --checkpoint 0 --batch_size=9
                      [--same_init | --share_noise | --interpolate --num_points=20] [--delta=D]
 
---config may be left out: the run's saved config is used. Writes a grid of the samples, a grid
+--config may be left out: the checkpoint carries the run's config. Writes a grid of the samples, a grid
 of the initial states u_K, a GIF of the reverse process and the raw arrays (.npz) under
 WORKDIR/sample_outputs/ and prints the paths.
 """
@@ -15,7 +15,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Configuration file; default: WORKDIR/config.json.", lock_config=True)
+config_flags.DEFINE_config_file("config", None, "Configuration file; default: the checkpoint's own.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory of a training run.")
 flags.DEFINE_integer("checkpoint", 0, "0: the latest checkpoint (checkpoints-meta); N: checkpoints/checkpoint_N.pth.")
 flags.DEFINE_integer("batch_size", 9, "Number of samples.")

@@ -113,6 +113,13 @@ def test_train_kill_resume_sample_cli(tmp_path):
     deadline = time.time() + 120
     while not os.path.exists(meta) and time.time() < deadline:
         time.sleep(0.2)
+    second = run_cli(*command[1:], check=False)
+    assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
+    assert (
+        second.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {workdir} is in use by another training process (pid {process.pid} holds")
+    )
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output

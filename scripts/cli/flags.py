@@ -1,4 +1,4 @@
-"""Command-line flags: absl parsing with one-line errors, and which config a command uses."""
+"""Command-line flags: absl parsing with one-line errors."""
 
 from __future__ import annotations
 
