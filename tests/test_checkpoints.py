@@ -184,6 +184,26 @@ def test_refused_resume_writes_nothing(run_copy):
     assert {path: sha1(path) for path in before} == before
 
 
+@pytest.mark.parametrize("forward", ["heat", "blur"])
+def test_rebuilding_from_the_stored_config_gives_the_same_operator(forward):
+    """Why the heat and blur matrices need not be saved: they are a deterministic function of the config."""
+    from scripts.config import build
+
+    config = tiny_config()
+    config.model.forward = forward
+    first, second = build.build_operator(config), build.build_operator(config)
+    buffers = dict(second.named_buffers())
+    assert len(buffers) >= 4 and not first.state_dict()  # none of them is persistent
+    assert all(torch.equal(value, buffers[name]) for name, value in first.named_buffers())
+
+
+def test_a_file_that_is_not_a_training_checkpoint_is_refused(tmp_path):
+    path = str(tmp_path / "weights.pth")
+    torch.save({"net": {}}, path)
+    with pytest.raises(CheckpointError, match=f"checkpoint {path} lacks step, ema, .*not a training checkpoint"):
+        load_checkpoint(path)
+
+
 def test_mismatch_of_state_names_whole_entries():
     net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
     state = {"0.weight": torch.zeros(4, 2), "0.bias": torch.zeros(3), "2.weight": torch.zeros(1)}

@@ -36,6 +36,7 @@ from scripts.cli.errors import CheckpointError
 from scripts.runs.files import write_atomic
 
 CHECKPOINT_FORMAT = 2  # 1: no config inside (read as such when "format_version" is absent)
+REQUIRED_ENTRIES = ("step", "net", "ema", "optimizer", "scaler", "rng", "process", "prior")
 
 
 def save_checkpoint(paths: Sequence[str], state: Dict[str, Any], config: ml_collections.ConfigDict) -> None:
@@ -70,6 +71,11 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # pickle errors, unsupported types, ...
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(error).__name__}: {error})") from None
+    missing = [key for key in REQUIRED_ENTRIES if key not in state] if isinstance(state, dict) else ["everything"]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} lacks {', '.join(missing)}: not a training checkpoint of this project"
+        )
     version = state.get("format_version", 1)
     if version > CHECKPOINT_FORMAT:
         raise CheckpointError(
