@@ -31,6 +31,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
+from model_code.randomness import RandomSource, as_randomness
+
 EpsPredictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ArrayLike = Union[torch.Tensor, Sequence[float], Sequence[Sequence[float]]]
 
@@ -62,7 +64,7 @@ def sample_truncated_logistic(
     n: int,
     loc: float,
     scale: float,
-    generator: Optional[torch.Generator] = None,
+    randomness: RandomSource = None,
     device: Optional[Union[str, torch.device]] = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -85,7 +87,7 @@ def sample_truncated_logistic(
         raise ValueError(f"n must be non-negative, got {n!r}")
     low = 1.0 / (1.0 + math.exp(TRUNCATION))  # sigmoid(-4)
     high = 1.0 - low  # sigmoid(4)
-    uniform = torch.rand(int(n), generator=generator, device=device, dtype=torch.float64)
+    uniform = as_randomness(randomness, device).rand((int(n),), dtype=torch.float64)
     u = low + (high - low) * uniform
     v = torch.log(u) - torch.log1p(-u)
     logsnr = loc + scale * v

@@ -15,6 +15,7 @@ from torch import nn
 
 from model_code.itd import gaussian_channel, sample_truncated_logistic, truncation_interval
 from model_code.operators import DiagonalOperator, Operator
+from model_code.randomness import RandomSource, as_randomness
 from model_code.registry import Registry
 
 PROCESSES = Registry("process")
@@ -31,8 +32,9 @@ class Process(nn.Module, abc.ABC):
 
     Holds the operator (and so its buffers) and the number of levels K. Shapes: data x0 and states
     u [B, C, H, W] (2D points as [B, 2, 1, 1]) in ``data_range``; levels k [B] (integers 0..K, or reals
-    for continuous-time processes); ``net(x [B, C, H, W], time [B]) -> [B, C, H, W]``; ``generator``
-    drives every random draw, so a caller that seeds it reproduces the result.
+    for continuous-time processes); ``net(x [B, C, H, W], time [B]) -> [B, C, H, W]``; ``randomness``
+    (a ``torch.Generator`` or a ``model_code.randomness.Randomness``) drives every random draw, so a caller
+    that seeds it reproduces the result.
     """
 
     data_range: Tuple[float, float] = (0.0, 1.0)  # the interval the process expects its data in
@@ -47,9 +49,7 @@ class Process(nn.Module, abc.ABC):
         return list(range(self.K, 0, -1))
 
     @abc.abstractmethod
-    def loss(
-        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def loss(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Per-example training loss [B] and the level fraction t in [0, 1] [B] each example was trained at."""
 
     @abc.abstractmethod
@@ -80,9 +80,7 @@ class Process(nn.Module, abc.ABC):
     def sampling_settings(self) -> Dict[str, Any]:
         """The settings of the reverse process that may differ from training (recorded with results)."""
 
-    def elbo_terms(
-        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
-    ) -> Dict[str, torch.Tensor]:
+    def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
         """Per-example ELBO terms in nats except the prior's: {'transitions': [B, K-1] for levels 2..K,
         'reconstruction': [B]}. The prior term comes from ``prior.kl_bound(*forward_marginal_at_K(x0))``."""
         raise NotImplementedError(f"the {self.build_spec['name']!r} process does not define ELBO terms yet")
@@ -95,8 +93,8 @@ class Process(nn.Module, abc.ABC):
         )
 
 
-def _randn_like(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+def _randn_like(x: torch.Tensor, randomness: RandomSource) -> torch.Tensor:
+    return as_randomness(randomness, x.device).randn(x.shape, dtype=x.dtype)
 
 
 @PROCESSES.register("ihdm")
@@ -130,15 +128,13 @@ class IHDMProcess(Process):
         """mu(u_k, k) = u_k + f(u_k, k): the estimate of A_{k-1} u_0. u [B, C, H, W], k [B]."""
         return u + net(u, self.model_time(k)).to(u.dtype)
 
-    def loss(
-        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def loss(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """sum_pixels (mu(u_k, k) - A_{k-1} x0)^2 with k ~ U{1..K}.
 
         x0 [B, C, H, W] -> (loss [B], t = k / K [B]).
         """
-        k = torch.randint(1, self.K + 1, (x0.shape[0],), device=x0.device, generator=generator)
-        u = self.diffuse(x0, k, _randn_like(x0, generator))
+        k = as_randomness(randomness, x0.device).randint(1, self.K + 1, (x0.shape[0],))
+        u = self.diffuse(x0, k, _randn_like(x0, randomness))
         target = self.operator(x0, k - 1)
         return _per_example_sum((self.reverse_mean(net, u, k) - target) ** 2), k.float() / self.K
 
@@ -165,9 +161,7 @@ class IHDMProcess(Process):
         mean = self.reverse_mean(net, u, levels)
         return mean + self.delta * noise if k > 1 else mean
 
-    def elbo_terms(
-        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
-    ) -> Dict[str, torch.Tensor]:
+    def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
         """Per-example ELBO terms in nats (D = C H W), x0 [B, C, H, W] (dequantised, in [0, 1]).
 
         transitions [B, K-1], column j for level k = j + 2:
@@ -181,11 +175,11 @@ class IHDMProcess(Process):
         transitions = []
         for k in range(2, self.K + 1):
             levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
-            u = self.diffuse(x0, levels, _randn_like(x0, generator))
+            u = self.diffuse(x0, levels, _randn_like(x0, randomness))
             error = _per_example_sum((self.operator(x0, levels - 1) - self.reverse_mean(net, u, levels)) ** 2)
             transitions.append(0.5 * (error / delta**2 + constant))
         ones = torch.ones(x0.shape[0], device=x0.device, dtype=torch.long)
-        u1 = self.diffuse(x0, ones, _randn_like(x0, generator))
+        u1 = self.diffuse(x0, ones, _randn_like(x0, randomness))
         reconstruction = 0.5 * _per_example_sum((x0 - self.reverse_mean(net, u1, ones)) ** 2) / delta**2
         reconstruction = reconstruction + dim * math.log(delta * math.sqrt(2 * math.pi))
         empty = torch.zeros(x0.shape[0], 0, device=x0.device)
@@ -307,14 +301,14 @@ class GaussianProcess(Process):
         alpha, sigma, _ = self.marginal(k)
         return self.operator.from_basis(alpha * self.operator.to_basis(x0)) + sigma * eps
 
-    def training_levels(self, batch: int, device, generator: Optional[torch.Generator]) -> torch.Tensor:
+    def training_levels(self, batch: int, device, randomness: RandomSource) -> torch.Tensor:
+        """Levels [batch]: t K with t ~ U[0, 1) in continuous time, else k ~ U{1..K}."""
+        draw = as_randomness(randomness, device)
         if self.continuous_time:
-            return torch.rand(batch, device=device, generator=generator) * self.K
-        return torch.randint(1, self.K + 1, (batch,), device=device, generator=generator)
+            return draw.rand((batch,)) * self.K
+        return draw.randint(1, self.K + 1, (batch,))
 
-    def loss(
-        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def loss(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """Mean over pixels of (eps - eps_hat(u_t, t))^2. x0 [B, ...] -> (loss [B], t [B]).
 
         schedule: t ~ U(0, 1] (or k / K, k ~ U{1..K}), log SNR from the cosine schedule.
@@ -324,14 +318,14 @@ class GaussianProcess(Process):
         """
         if self.logsnr_sampling == "logistic":
             logsnr, weight = sample_truncated_logistic(
-                x0.shape[0], self.logistic_loc, self.logistic_scale, generator=generator, device=x0.device
+                x0.shape[0], self.logistic_loc, self.logistic_scale, randomness, device=x0.device
             )
-            eps = _randn_like(x0, generator)
+            eps = _randn_like(x0, randomness)
             u = gaussian_channel(x0, logsnr, eps)
             t = cosine_time(logsnr, self.logsnr_min, self.logsnr_max)
         else:
-            k = self.training_levels(x0.shape[0], x0.device, generator)
-            eps = _randn_like(x0, generator)
+            k = self.training_levels(x0.shape[0], x0.device, randomness)
+            eps = _randn_like(x0, randomness)
             u, logsnr, weight, t = self.diffuse(x0, k, eps), self.logsnr(k.float() / self.K), 1.0, k.float() / self.K
         eps_hat = net(u, self.model_time(logsnr)).to(x0.dtype)
         return weight * (eps - eps_hat).pow(2).flatten(1).mean(1), t.clamp(0, 1)
@@ -389,9 +383,7 @@ class GaussianProcess(Process):
         mean, var = self.posterior(u, x_hat, k)
         return self.operator.from_basis(mean + var.sqrt() * noise)
 
-    def elbo_terms(
-        self, net: Net, x0: torch.Tensor, generator: Optional[torch.Generator] = None
-    ) -> Dict[str, torch.Tensor]:
+    def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
         """The discrete-time variational bound with K steps, per example, in nats (no clipping), less the prior term.
 
         transitions [B, K-1], level k = 2..K: KL(q(u_{k-1} | u_k, x0) || p(u_{k-1} | u_k)); both share
@@ -404,7 +396,7 @@ class GaussianProcess(Process):
         transitions = []
         for k in range(2, self.K + 1):
             levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
-            u = self.diffuse(x0, levels, _randn_like(x0, generator))
+            u = self.diffuse(x0, levels, _randn_like(x0, randomness))
             x_hat = self.predict_x0_coefficients(net, u, levels, clip=False)
             _, variance = self.posterior(u, x_hat, k)
             alpha_s, sigma_s, _ = self.marginal(levels - 1)
@@ -412,7 +404,7 @@ class GaussianProcess(Process):
                 0.5 * _per_example_sum(variance * alpha_s**2 / sigma_s**4 * (x_coefficients - x_hat) ** 2)
             )
         ones = torch.ones(x0.shape[0], device=x0.device, dtype=torch.long)
-        u1 = self.diffuse(x0, ones, _randn_like(x0, generator))
+        u1 = self.diffuse(x0, ones, _randn_like(x0, randomness))
         x_hat = self.predict_x0_coefficients(net, u1, ones, clip=False)
         alpha_1, sigma_1, _ = self.marginal(ones)
         decoder_variance = (sigma_1 / alpha_1).pow(2).expand_as(x_coefficients)

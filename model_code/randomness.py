@@ -23,11 +23,11 @@ Shape = Sequence[int]
 
 
 class Randomness(Protocol):
-    def randn(self, shape: Shape) -> torch.Tensor:
-        """Standard normal float32 tensor of ``shape``."""
+    def randn(self, shape: Shape, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Standard normal tensor of ``shape``."""
 
-    def rand(self, shape: Shape) -> torch.Tensor:
-        """Uniform [0, 1) float32 tensor of ``shape``."""
+    def rand(self, shape: Shape, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Uniform [0, 1) tensor of ``shape``."""
 
     def randint(self, low: int, high: int, shape: Shape) -> torch.Tensor:
         """Integers in [low, high) (int64) of ``shape``."""
@@ -40,11 +40,11 @@ class GeneratorRandomness:
         self.generator = generator
         self.device = torch.device(device) if device is not None else (generator.device if generator else "cpu")
 
-    def randn(self, shape: Shape) -> torch.Tensor:
-        return torch.randn(tuple(shape), generator=self.generator, device=self.device)
+    def randn(self, shape: Shape, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.randn(tuple(shape), generator=self.generator, device=self.device, dtype=dtype)
 
-    def rand(self, shape: Shape) -> torch.Tensor:
-        return torch.rand(tuple(shape), generator=self.generator, device=self.device)
+    def rand(self, shape: Shape, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.rand(tuple(shape), generator=self.generator, device=self.device, dtype=dtype)
 
     def randint(self, low: int, high: int, shape: Shape) -> torch.Tensor:
         return torch.randint(low, high, tuple(shape), generator=self.generator, device=self.device)
@@ -80,18 +80,23 @@ class ExampleRandomness:
     def _rows(self, full: torch.Tensor) -> torch.Tensor:
         return full[self.start : self.start + self.count]
 
-    def randn(self, shape: Shape) -> torch.Tensor:
-        return self._rows(torch.randn(self._full_shape(shape), generator=self._generator(), device=self.device))
+    def randn(self, shape: Shape, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        full = torch.randn(self._full_shape(shape), generator=self._generator(), device=self.device, dtype=dtype)
+        return self._rows(full)
 
-    def rand(self, shape: Shape) -> torch.Tensor:
-        return self._rows(torch.rand(self._full_shape(shape), generator=self._generator(), device=self.device))
+    def rand(self, shape: Shape, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        full = torch.rand(self._full_shape(shape), generator=self._generator(), device=self.device, dtype=dtype)
+        return self._rows(full)
 
     def randint(self, low: int, high: int, shape: Shape) -> torch.Tensor:
         full = torch.randint(low, high, self._full_shape(shape), generator=self._generator(), device=self.device)
         return self._rows(full)
 
 
-def as_randomness(source: Union[Randomness, torch.Generator, None], device=None) -> Randomness:
+RandomSource = Union[Randomness, torch.Generator, None]
+
+
+def as_randomness(source: RandomSource, device=None) -> Randomness:
     """A ``Randomness`` from a generator (or None: the global RNG); a ``Randomness`` is returned as is."""
     if source is None or isinstance(source, torch.Generator):
         return GeneratorRandomness(source, device)

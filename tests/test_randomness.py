@@ -44,3 +44,28 @@ def test_generator_randomness_is_the_generator_itself():
     assert torch.equal(ours.randint(0, 9, (4,)), torch.randint(0, 9, (4,), generator=reference))
     assert isinstance(as_randomness(torch.Generator()), GeneratorRandomness)
     assert as_randomness(ours) is ours
+
+
+def _process(name):
+    from model_code.processes import PROCESSES
+    from tests.helpers import make_operator
+
+    if name == "ihdm":
+        return PROCESSES.build("ihdm", operator=make_operator("heat", 5, 8), sigma=0.01)
+    if name == "gaussian_logistic":
+        op = make_operator("identity", 5, 8)
+        return PROCESSES.build("gaussian", operator=op, logsnr_sampling="logistic")
+    return PROCESSES.build("gaussian", operator=make_operator("blur", 5, 8), continuous_time=True)
+
+
+@pytest.mark.parametrize("name", ["ihdm", "gaussian", "gaussian_logistic"])
+def test_process_losses_of_a_split_batch_equal_the_whole_batch(name):
+    """Levels, noise and log SNRs of example j depend on (seed, step, j) only, so parts reproduce the whole."""
+    process = _process(name)
+    net = lambda x, time: 0.1 * x * (1 + time.view(-1, 1, 1, 1) / 1000)  # per-example, exact in float32
+    x0 = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    whole, levels = process.loss(net, x0, ExampleRandomness(seed=2, step=7, total=6))
+    parts = [process.loss(net, x0[s : s + c], ExampleRandomness(2, 7, 6, s, c)) for s, c in [(0, 1), (1, 3), (4, 2)]]
+    assert torch.equal(torch.cat([p[0] for p in parts]), whole)
+    assert torch.equal(torch.cat([p[1] for p in parts]), levels)
+    assert len(set(levels.tolist())) > 1  # the examples really drew different levels
