@@ -31,7 +31,7 @@ def test_logistic_training_loss_is_the_weighted_eps_mse():
     zero = lambda u, time: torch.zeros_like(u)
     losses, _ = process.loss(zero, x0, torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(0)
-    _, weight = sample_truncated_logistic(6, 1.0, 2.0, generator=generator)
+    _, weight = sample_truncated_logistic(6, 1.0, 2.0, generator)
     eps = torch.randn(x0.shape, generator=generator)
     torch.testing.assert_close(losses, weight * eps.pow(2).flatten(1).mean(1))
 
