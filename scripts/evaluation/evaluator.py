@@ -89,28 +89,35 @@ def run_fid(
     request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device
 ) -> Dict[str, Any]:
     """FID of --num_gen samples (image i from seed i) against the reference statistics of the dataset split."""
-    from scripts.evaluation import fid
+    from scripts.evaluation import features, fid, reference_stats
     from scripts.sampling.imaging import to_unit
     from scripts.sampling.sampler import generate_range
 
-    feature_net = fid.build_feature_net(request.feature_net, device)
+    feature_net = features.build_feature_net(request.feature_net, device)
     dataset = request.dataset_name_cleanfid or config.data.dataset
     batch_size = _or(request.batch_size, config.eval.batch_size)
     height, width = build.image_size(config)
     resolution = height if height == width else height * 10000 + width
     # statistics of another dataset than the run's can be loaded (or downloaded), never computed from this one
     same_dataset = dataset == config.data.dataset
-    reference_data = (
-        (lambda: unit_batches(build.build_data(config, request.dataset_split, model.process), batch_size))
-        if same_dataset
-        else None
-    )
+
+    def reference_images():
+        data = build.build_data(config, request.dataset_split, model.process)
+        return len(data), unit_batches(data, batch_size)
+
     try:
-        reference = fid.reference_statistics(
-            dataset, request.dataset_split, resolution, feature_net, request.stats_dir, reference_data
+        reference = reference_stats.reference_statistics(
+            dataset,
+            request.dataset_split,
+            resolution,
+            feature_net,
+            request.stats_dir,
+            reference_images if same_dataset else None,
         )
     except DatasetUnavailable as error:
-        path = fid.reference_stats_path(request.stats_dir, dataset, request.dataset_split, resolution, feature_net.name)
+        path = reference_stats.reference_stats_path(
+            request.stats_dir, dataset, request.dataset_split, resolution, feature_net.name
+        )
         raise DatasetUnavailable(f"reference statistics {path} are missing and cannot be computed: {error}") from None
     seed = _or(request.seed, config.eval.seed)
 

@@ -33,6 +33,12 @@ def make_grid(images: torch.Tensor, nrow: Optional[int] = None, padding: int = 2
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
+def evenly_spaced_frames(count: int, max_frames: int) -> List[int]:
+    """Indices of at most ``max_frames`` of ``count`` frames, evenly spaced and sorted, the first and the last
+    always among them (for max_frames >= 2): ``round(linspace(0, count - 1, min(max_frames, count)))``."""
+    return np.unique(np.linspace(0, count - 1, min(max_frames, count)).round().astype(int)).tolist()
+
+
 def save_png(path: str, images: torch.Tensor, nrow: Optional[int] = None) -> str:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     Image.fromarray(make_grid(images, nrow)).save(path)
@@ -43,9 +49,7 @@ def save_gif(
     path: str, frames: Sequence[torch.Tensor], nrow: Optional[int] = None, duration_ms: int = 60, max_frames: int = 100
 ) -> str:
     """Animate a sequence of batches [N, C, H, W] in [0, 1], keeping at most ``max_frames`` (always the last)."""
-    frames = list(frames)
-    keep = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
-    pictures: List[Image.Image] = [Image.fromarray(make_grid(frames[i], nrow)) for i in keep]
+    pictures = [Image.fromarray(make_grid(frames[i], nrow)) for i in evenly_spaced_frames(len(frames), max_frames)]
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     durations = [duration_ms] * (len(pictures) - 1) + [1500]  # linger on the final samples
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
@@ -96,8 +100,8 @@ def save_scatter_gif(
     extent: float = 3.5,
 ) -> str:
     """Animate 2D points [N, 2] along the reverse process (at most ``max_frames``, always the last)."""
-    keep = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
-    pictures = [_scatter_image(frames[i], reference, f"step {i} of {len(frames) - 1}", extent) for i in keep]
+    keep = evenly_spaced_frames(len(frames), max_frames)
+    pictures = [_scatter_image(frames[i], reference, f"frame {i} of {len(frames) - 1}", extent) for i in keep]
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     pictures[0].save(
         path, save_all=True, append_images=pictures[1:], duration=[120] * (len(pictures) - 1) + [1500], loop=0

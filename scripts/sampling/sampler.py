@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from model_code.priors import randn_per_generator
+from scripts.sampling.imaging import evenly_spaced_frames
 
 INIT_STREAM = 0
 NOISE_STREAM = 1
@@ -50,11 +51,7 @@ def reverse_process(
     to u_0 (always both ends), kept on the CPU; otherwise an empty list.
     """
     levels = process.sampling_levels()
-    kept = (
-        set(np.linspace(0, len(levels), min(max_frames, len(levels) + 1)).round().astype(int).tolist())
-        if record
-        else set()
-    )
+    kept = set(evenly_spaced_frames(len(levels) + 1, max_frames)) if record else set()
     u = initial
     trajectory = [u.cpu()] if 0 in kept else []
     for step, k in enumerate(tqdm(levels, desc="sampling", leave=False, disable=not progress), start=1):

@@ -1,0 +1,169 @@
+"""Reference statistics for FID: the Gaussian fit of a dataset split's features, computed once and cached.
+
+Cached as ``<cache_dir>/<dataset>_<split>_<res>_<network>.npz`` (mu [D], sigma [D, D], the feature
+network's name, the number of images and where they came from), written atomically with the
+permissions any new file of the user gets (umask).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional, Tuple
+
+import numpy as np
+import torch
+
+from scripts.evaluation.features import INCEPTION_DIM, INCEPTION_NAME, FeatureNet, feature_statistics
+from scripts.evaluation.frechet import check_gaussian
+from scripts.evaluation.inception_weights import import_cleanfid
+from scripts.runs.files import write_atomic
+
+log = logging.getLogger(__name__)
+
+# A dataset split's images, produced only when the statistics must be computed: a zero-argument
+# callable returning (number of images, iterable of float batches [B, C, H, W] in [0, 1]).
+ImageSource = Callable[[], Tuple[int, Iterable[torch.Tensor]]]
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class ReferenceStats:
+    """Gaussian fit of one image set's features: mu [D], sigma [D, D] (float64), the feature
+    network's name, the number of images (-1 if unknown) and where it came from."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    network: str
+    num_images: int
+    source: str
+
+
+def reference_stats_path(cache_dir: str, dataset: str, split: str, resolution: int, network: str) -> str:
+    """``<cache_dir>/<dataset>_<split>_<resolution>_<network>.npz``."""
+    for what, value in (("dataset", dataset), ("split", split), ("network", network)):
+        if not isinstance(value, str) or not _NAME_PATTERN.match(value):
+            raise ValueError(
+                f"{what} {value!r} must be a non-empty name of letters, digits, "
+                f"'.', '_' or '-' (it becomes part of a file name)"
+            )
+    if not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution must be a positive int, got {resolution!r}")
+    return os.path.join(cache_dir, f"{dataset}_{split}_{resolution}_{network}.npz")
+
+
+def save_reference_stats(path: str, stats: ReferenceStats) -> None:
+    """Write ``stats`` to ``path`` as an npz, atomically (``write_atomic``)."""
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        mu=stats.mu,
+        sigma=stats.sigma,
+        network=np.str_(stats.network),
+        num_images=np.int64(stats.num_images),
+        source=np.str_(stats.source),
+    )
+    write_atomic(path, buffer.getvalue())
+
+
+def load_reference_stats(path: str, network: str) -> ReferenceStats:
+    """Load stats saved by ``save_reference_stats``; the file must record ``network``."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stats = ReferenceStats(
+                mu=data["mu"].astype(np.float64),
+                sigma=data["sigma"].astype(np.float64),
+                network=str(data["network"]),
+                num_images=int(data["num_images"]),
+                source=str(data["source"]),
+            )
+    except (OSError, KeyError, ValueError) as error:
+        raise ValueError(
+            f"reference statistics {path} are unreadable or incomplete "
+            f"(need mu, sigma, network, num_images, source): {error}"
+        ) from None
+    if stats.network != network:
+        raise ValueError(f"reference statistics {path} were computed with {stats.network!r}, not {network!r}")
+    return stats
+
+
+def _missing(path: str, network: str, dataset: str, split: str) -> FileNotFoundError:
+    """The error for a statistics file that is absent and cannot be made here, naming it."""
+    return FileNotFoundError(
+        f"reference statistics {path} are missing and cannot be computed here: provide that "
+        f"file (npz with mu [D], sigma [D, D], network={network!r}, num_images, source) or "
+        f"a source of {dataset} {split} images"
+    )
+
+
+def _published_cleanfid_stats(dataset: str, split: str, resolution: int) -> Optional[ReferenceStats]:
+    """clean-fid's published CIFAR-10 "clean" Inception statistics, or None if unavailable."""
+    if (dataset, resolution) != ("cifar10", 32):
+        return None
+    try:
+        mu, sigma = import_cleanfid().features.get_reference_statistics(
+            name="cifar10", res=32, mode="clean", split=split
+        )
+        mu, sigma = check_gaussian(mu, sigma, "")
+        if mu.shape != (INCEPTION_DIM,):
+            raise ValueError(f"published mu has shape {mu.shape}, expected ({INCEPTION_DIM},)")
+    except Exception as error:  # offline: URLError; a partial download: a zip/npz error
+        log.warning(
+            "clean-fid's published cifar10 %s statistics are unavailable (%s: %s); computing them from the dataset",
+            split,
+            type(error).__name__,
+            error,
+        )
+        return None
+    return ReferenceStats(mu, sigma, INCEPTION_NAME, -1, f"clean-fid published cifar10_clean_{split}_32")
+
+
+def _computed_stats(
+    path: str, dataset: str, split: str, feature_net: FeatureNet, images: ImageSource, progress: bool
+) -> ReferenceStats:
+    """Features of every image ``images`` yields, announced in one line (what, how many, where cached)."""
+    num_images, batches = images()
+    print(
+        f"FID reference statistics: computing {feature_net.name} features of the {num_images} {dataset} {split} "
+        f"images once (cached in {path})",
+        flush=True,
+    )
+    mu, sigma, count = feature_statistics(
+        batches, feature_net, num_images=num_images, desc=f"reference {dataset} {split}", progress=progress
+    )
+    return ReferenceStats(mu, sigma, feature_net.name, count, f"computed from {dataset} {split}")
+
+
+def reference_statistics(
+    dataset: str,
+    split: str,
+    resolution: int,
+    feature_net: FeatureNet,
+    cache_dir: str,
+    images: Optional[ImageSource] = None,
+    *,
+    progress: bool = True,
+) -> ReferenceStats:
+    """Load ``<cache_dir>/<dataset>_<split>_<resolution>_<network>.npz`` or make and save it.
+
+    Missing file: for cifar10 at 32 with Inception, clean-fid's published statistics are tried
+    first (a download; offline it fails and one line is logged); otherwise the features of
+    every image ``images`` yields are used, after a one-line announcement. ``images`` is not
+    called when the file exists; a missing file that nothing can produce (no ``images``) raises
+    FileNotFoundError naming it.
+    """
+    network = feature_net.name
+    path = reference_stats_path(cache_dir, dataset, split, resolution, network)
+    if os.path.isfile(path):
+        return load_reference_stats(path, network)
+    stats = _published_cleanfid_stats(dataset, split, resolution) if network == INCEPTION_NAME else None
+    if stats is None:
+        if images is None:
+            raise _missing(path, network, dataset, split)
+        stats = _computed_stats(path, dataset, split, feature_net, images, progress)
+    save_reference_stats(path, stats)
+    return stats
