@@ -1,5 +1,7 @@
 """U-Net, EMA and the ihdm process: shapes, zero init, oracle denoisers, level coverage."""
 
+import math
+
 import pytest
 import torch
 
@@ -39,14 +41,28 @@ def test_unet_rejects_attention_outside_levels():
         tiny_unet(attention_levels=(2,))
 
 
-def test_ema_follows_formula():
+def test_ema_follows_formula_with_warm_up():
     net = torch.nn.Linear(2, 2)
     ema = EMA(net, 0.9)
-    before = ema.shadow.weight.clone()
+    for n, beta in [(0, 0.1), (5, 6 / 15), (80, 0.9)]:  # min(0.9, (1 + n) / (10 + n))
+        before = ema.shadow.weight.clone()
+        with torch.no_grad():
+            net.weight.add_(1.0)
+        ema.update(net, n)
+        torch.testing.assert_close(ema.shadow.weight, beta * before + (1 - beta) * net.weight)
+
+
+def test_ema_forgets_the_initial_weights():
+    net = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():
-        net.weight.add_(1.0)
-    ema.update(net)
-    torch.testing.assert_close(ema.shadow.weight, 0.9 * before + 0.1 * net.weight)
+        net.weight.fill_(1.0)
+    ema = EMA(net, 0.995)
+    with torch.no_grad():
+        net.weight.zero_()
+    for n in range(600):
+        ema.update(net, n)
+    share = math.factorial(9) * math.factorial(600) / math.factorial(609)  # prod (1 + n) / (10 + n)
+    assert ema.shadow.weight.item() == pytest.approx(share, rel=1e-3) and share < 1e-17
 
 
 def heat_ihdm(K=5, size=8, sigma=0.01, delta=None):

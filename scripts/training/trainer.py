@@ -180,7 +180,7 @@ class Trainer:
             group["lr"] = self.learning_rate(state.step + 1)
         state.scaler.step(state.optimizer)
         state.scaler.update()
-        state.ema.update(state.net)
+        state.ema.update(state.net, state.step)
         state.step += 1
         return {"losses": losses.detach().float(), "levels": levels.detach(), "grad_norm": grad_norm.detach()}
 
