@@ -22,7 +22,11 @@ def get_default_configs():
     training.log_freq = 50  # TensorBoard scalars
     training.num_samples = 36  # images in each periodic sample grid
     training.mixed_precision = "bf16"  # on CUDA: 'bf16' | 'fp16' (with loss scaling) | 'no'; CPU always float32
-    training.num_workers = 0  # DataLoader workers (image folders benefit from 4-8)
+    training.num_workers = 0  # DataLoader workers for image folders (in-memory datasets stay on the device)
+    # speed options (python -m scripts.benchmark_train measures each against its absence)
+    training.channels_last = False  # network weights and input in channels-last memory order
+    training.compile = False  # torch.compile the network's training forward pass
+    training.tf32 = True  # CUDA: TF32 float32 convolutions (matrix products stay IEEE for the operators)
 
     # --- data (scripts/datasets.py)
     config.data = data = ml_collections.ConfigDict()
@@ -73,7 +77,7 @@ def get_default_configs():
     model.num_res_blocks = 4
     model.attention_levels = (2,)  # indices into channel_mult (level i works at image_size / 2^i)
     model.dropout = 0.1
-    model.ema_rate = 0.999
+    model.ema_rate = 0.999  # EMA decay min(ema_rate, (1 + n) / (10 + n)) after step n + 1 (warm-up)
 
     # --- optimiser (scripts/trainer.py)
     config.optim = optim = ml_collections.ConfigDict()
@@ -85,6 +89,7 @@ def get_default_configs():
     optim.weight_decay = 0.0
     optim.warmup = 5_000  # linear learning-rate warm-up steps
     optim.grad_clip = 1.0  # clip the global gradient norm (<= 0 disables)
+    optim.implementation = "auto"  # Adam kernels: auto (fused on CUDA, foreach on CPU) | fused | foreach | for_loop
 
     # --- sampling and evaluation (sample.py, evaluate.py)
     config.eval = evaluation = ml_collections.ConfigDict()

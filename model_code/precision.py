@@ -18,14 +18,19 @@ class AutocastNetwork:
     """``net(x, time)`` under ``torch.autocast(device_type, dtype)``, returning float32.
 
     x [B, ...] float32, time [B] -> [B, ...] float32. With ``dtype=None`` it calls ``net`` as is.
+    ``channels_last`` hands the network its 4D input in channels-last memory order (values unchanged),
+    for a network whose weights were converted with ``net.to(memory_format=torch.channels_last)``.
     """
 
-    def __init__(self, net: nn.Module, device_type: str, dtype: Optional[torch.dtype]):
+    def __init__(self, net: nn.Module, device_type: str, dtype: Optional[torch.dtype], channels_last: bool = False):
         self.net = net
         self.device_type = device_type
         self.dtype = dtype
+        self.channels_last = channels_last
 
     def __call__(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         if self.dtype is None:
             return self.net(x, time)
         with torch.autocast(self.device_type, dtype=self.dtype):

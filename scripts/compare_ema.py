@@ -25,7 +25,6 @@ from ml_collections import config_flags
 
 from model_code.ema import EMA
 from scripts.config import build
-from scripts.data.datasets import EpochBatches, batch_loader
 from scripts.evaluation.elbo import evaluate_elbo
 from scripts.training.trainer import Trainer
 
@@ -89,12 +88,11 @@ def main(argv) -> None:
             "constant": ConstantEMA(state.net, config.model.ema_rate),
             "half-life": HalfLifeEMA(state.net, config.model.ema_rate, config.training.batch_size, FLAGS.rampup_ratio),
         }
-        batches = EpochBatches(len(trainer.data), config.training.batch_size, config.seed)
-        loader = iter(batch_loader(trainer.data.dataset, batches, config.training.num_workers))
-        print(f"ELBO (nats/image, {FLAGS.num_test} test images) of each average of one run of {config.training.n_iters}")
+        batches = trainer.training_batches()
+        print(f"held-out ELBO (nats/image, {FLAGS.num_test} test images) of each average of one training run")
         while state.step < eval_at[-1]:
             state.net.train()
-            trainer.train_step(next(loader))
+            trainer.train_step(next(batches))
             for name, average in averages.items():
                 if name != "upstream warm-up":  # the trainer's own step updated it
                     average.update(state.net, state.step - 1)

@@ -55,11 +55,15 @@ class Operator(nn.Module):
         return getattr(self, "build_spec", {}).get("name", type(self).__name__)
 
     def check_levels(self, k: torch.Tensor) -> torch.Tensor:
-        """Validate levels k [B]: integer unless the operator is continuous, within [0, K]."""
+        """Validate levels k [B]: integer unless the operator is continuous, within [0, K].
+
+        The range check never reads the levels back to the host (that would stall every training step
+        on an accelerator): ``torch._assert_async`` raises a RuntimeError at once on the CPU and fails the
+        next synchronising call with the same message on a GPU.
+        """
         if k.is_floating_point() and not self.continuous:
             raise ValueError(f"{type(self).__name__} takes integer levels 0..{self.K}, got real levels")
-        if k.numel() and (k.min() < 0 or k.max() > self.K):
-            raise ValueError(f"levels must lie in [0, {self.K}], got {k.min().item()}..{k.max().item()}")
+        torch._assert_async(((k >= 0) & (k <= self.K)).all(), f"levels must lie in [0, {self.K}]")
         return k
 
     def fraction(self, k: torch.Tensor) -> torch.Tensor:

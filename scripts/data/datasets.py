@@ -12,7 +12,7 @@ import gzip
 import io
 import os
 import zipfile
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -31,10 +31,14 @@ MNIST5K_SHUFFLE_SEED = 0
 
 
 class TensorImages(Dataset):
-    """Images held in memory as one uint8 tensor [N, C, H, W]."""
+    """Images held in memory as one uint8 tensor [N, C, H, W] (``items``: training keeps it on the device)."""
 
     def __init__(self, images: torch.Tensor):
         self.images = images
+
+    @property
+    def items(self) -> torch.Tensor:
+        return self.images
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -310,23 +314,50 @@ class EpochBatches(torch.utils.data.Sampler):
         self.seed = seed
         self.start_step = start_step
 
-    def __iter__(self):
+    def epochs(self) -> Iterator[torch.Tensor]:
+        """The rest of each epoch's order from ``start_step`` on: int64 [n * batch_size] per epoch."""
         per_epoch = self.num_items // self.batch_size
-        step = self.start_step
+        epoch, position = divmod(self.start_step, per_epoch)
         while True:
-            epoch, position = divmod(step, per_epoch)
             order = torch.randperm(self.num_items, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
-            for batch in order[position * self.batch_size : per_epoch * self.batch_size].split(self.batch_size):
+            yield order[position * self.batch_size : per_epoch * self.batch_size]
+            epoch, position = epoch + 1, 0
+
+    def __iter__(self):
+        for order in self.epochs():
+            for batch in order.split(self.batch_size):
                 yield batch.tolist()
-                step += 1
 
     def __len__(self) -> int:  # an endless stream; DataLoader asks only for its own bookkeeping
         return 2**62
 
 
-def batch_loader(dataset: Dataset, batches: EpochBatches, num_workers: int) -> torch.utils.data.DataLoader:
+def batch_loader(dataset: Dataset, batches: EpochBatches, num_workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
     """A DataLoader over ``batches``. It gets its own generator: the default one draws its worker
     seed from the global RNG, which would shift the dropout stream of a resumed run."""
     return torch.utils.data.DataLoader(
-        dataset, batch_sampler=batches, num_workers=num_workers, persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(batches.seed)
+        dataset, batch_sampler=batches, num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=pin_memory, generator=torch.Generator().manual_seed(batches.seed)
     )
+
+
+def device_batches(items: torch.Tensor, batches: EpochBatches) -> Iterator[torch.Tensor]:
+    """Batches [B, ...] of ``items`` [N, ...], a tensor already on the training device, in the order of
+    ``batches``: each epoch's order goes to the device once and every batch is an on-device gather,
+    with no DataLoader, no host copy and no host synchronisation per step."""
+    for order in batches.epochs():
+        order = order.to(items.device)
+        for start in range(0, order.shape[0], batches.batch_size):
+            yield items.index_select(0, order[start : start + batches.batch_size])
+
+
+def training_batches(dataset: Dataset, batches: EpochBatches, num_workers: int, device: torch.device, resident: bool = True) -> Iterator[torch.Tensor]:
+    """Training batches on ``device``, in the order of ``batches``.
+
+    A dataset held in memory (``items``: uint8 images, or 2D points) is moved to the device once and
+    batched there (``resident``); any other dataset goes through a DataLoader, with pinned memory and
+    non-blocking copies on CUDA.
+    """
+    if resident and hasattr(dataset, "items"):
+        return device_batches(dataset.items.to(device), batches)
+    loader = batch_loader(dataset, batches, num_workers, pin_memory=device.type == "cuda")
+    return (batch.to(device, non_blocking=True) for batch in loader)

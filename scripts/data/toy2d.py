@@ -188,6 +188,11 @@ class Toy2DDataset(Dataset):
         self.distribution = make_toy2d(name, **kwargs)
         self.points = self.distribution.sample(num_points, torch.Generator().manual_seed(int(seed)))
 
+    @property
+    def items(self) -> torch.Tensor:
+        """All points [num_points, 2] (training keeps them on the device)."""
+        return self.points
+
     def __len__(self) -> int:
         return self.points.shape[0]
 

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import ml_collections
 import torch
@@ -30,13 +30,14 @@ from model_code.ema import EMA
 from model_code.precision import AutocastNetwork
 from scripts.cli.errors import TrainingDiverged
 from scripts.config import build
-from scripts.data.datasets import EpochBatches, batch_loader
+from scripts.data.datasets import EpochBatches, training_batches
 from scripts.runs.checkpoints import load_checkpoint, load_module_state, save_checkpoint
 from scripts.runs.runconfig import run_config
 from scripts.runs.rundir import RunDir
 from scripts.runtime.devices import pick_device
 from scripts.sampling.imaging import save_png, save_scatter, to_unit
 from scripts.sampling.sampler import sample
+from scripts.training.phases import NO_TIMER
 
 LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
 GROWTH_WARNING = 1e3  # warn once when a logged mean loss exceeds this multiple of the lowest one so far
@@ -48,6 +49,29 @@ def autocast_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
     if mode not in allowed:
         raise ValueError(f"training.mixed_precision={mode!r}; allowed: {', '.join(allowed)}")
     return allowed[mode] if device.type == "cuda" else None
+
+
+ADAM_IMPLEMENTATIONS = ("auto", "fused", "foreach", "for_loop")
+
+
+def adam_kernel_flags(implementation: str, device: torch.device) -> Dict[str, bool]:
+    """torch.optim.Adam's ``fused`` / ``foreach`` flags for optim.implementation.
+
+    'auto' picks fused kernels on CUDA (one launch for all parameters, no host sync) and foreach on CPU
+    (measured fastest here by scripts.benchmark_train); every choice is deterministic, so resume stays exact.
+    """
+    if implementation not in ADAM_IMPLEMENTATIONS:
+        raise ValueError(f"optim.implementation={implementation!r}; allowed: {', '.join(ADAM_IMPLEMENTATIONS)}")
+    if implementation == "auto":
+        implementation = "fused" if device.type == "cuda" else "foreach"
+    return {"fused": implementation == "fused", "foreach": implementation == "foreach"}
+
+
+def set_tf32_convolutions(enabled: bool) -> None:
+    """TF32 for the network's float32 cuDNN convolutions (CUDA only). Matrix products stay IEEE float32:
+    the operators' blur / DCT products must not be rounded to TF32's 10-bit mantissa."""
+    torch.backends.cudnn.conv.fp32_precision = "tf32" if enabled else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
 
 
 @dataclass
@@ -120,6 +144,10 @@ class Trainer:
         self.prior = build.build_prior(config, self.process, lambda: self.data).to(self.device)
         self.shape = build.data_shape(config)
         net = build.build_network(config).to(self.device)
+        if config.training.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            set_tf32_convolutions(config.training.tf32)
         self.state = TrainState(
             net=net,
             ema=EMA(net, config.model.ema_rate),
@@ -130,8 +158,12 @@ class Trainer:
             generator=torch.Generator(self.device).manual_seed(config.seed),
         )
         self.network = AutocastNetwork(
-            net, self.device.type, autocast_dtype(config.training.mixed_precision, self.device)
+            torch.compile(net) if config.training.compile else net,
+            self.device.type,
+            autocast_dtype(config.training.mixed_precision, self.device),
+            channels_last=config.training.channels_last,
         )
+        self.timer = NO_TIMER  # scripts.benchmark_train swaps in a PhaseTimer to split the step by phase
 
     def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
         optim = self.config.optim
@@ -143,6 +175,7 @@ class Trainer:
             betas=(optim.beta1, optim.beta2),
             eps=optim.eps,
             weight_decay=optim.weight_decay,
+            **adam_kernel_flags(optim.implementation, self.device),
         )
 
     def resume_path(self) -> Optional[str]:
@@ -165,14 +198,38 @@ class Trainer:
         optim = self.config.optim
         return optim.lr * min(1.0, step / optim.warmup) if optim.warmup > 0 else optim.lr
 
+    def training_batches(self, resident: bool = True) -> Iterator[torch.Tensor]:
+        """Batches on the device from the current step on (in-memory datasets stay on the device)."""
+        batches = EpochBatches(
+            len(self.data), self.config.training.batch_size, self.config.seed, start_step=self.state.step
+        )
+        return training_batches(self.data.dataset, batches, self.config.training.num_workers, self.device, resident)
+
     def train_step(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """One optimiser step on a uint8 batch. Returns detached per-example losses, levels, grad norm."""
+        """One optimiser step on a batch already on the device (uint8 images [B, C, H, W] or points).
+
+        Nothing in it reads a value back to the host, so on CUDA the host runs ahead of the device.
+        Returns detached per-example losses [B], levels [B] and the gradient norm [].
+        """
+        state, timer = self.state, self.timer
+        with timer.phase("data to device"):
+            x0 = self.data.prepare(batch, state.generator)
+        with timer.phase("operator and target"):
+            losses, levels = self.process.loss(self.network, x0, state.generator)
+        with timer.phase("network backward"):
+            state.optimizer.zero_grad(set_to_none=True)
+            state.scaler.scale(losses.float().mean()).backward()
+        with timer.phase("optimiser"):
+            grad_norm = self.optimiser_step()
+        with timer.phase("EMA"):
+            state.ema.update(state.net, state.step)
+        state.step += 1
+        return {"losses": losses.detach().float(), "levels": levels.detach(), "grad_norm": grad_norm.detach()}
+
+    def optimiser_step(self) -> torch.Tensor:
+        """Unscale, clip the global gradient norm to optim.grad_clip, set the warm-up rate, Adam step.
+        Returns the gradient norm before clipping []."""
         state = self.state
-        x0 = self.data.prepare(batch.to(self.device, non_blocking=True), state.generator)
-        losses, levels = self.process.loss(self.network, x0, state.generator)
-        loss = losses.float().mean()
-        state.optimizer.zero_grad(set_to_none=True)
-        state.scaler.scale(loss).backward()
         state.scaler.unscale_(state.optimizer)
         clip = self.config.optim.grad_clip if self.config.optim.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(state.net.parameters(), clip)
@@ -180,9 +237,7 @@ class Trainer:
             group["lr"] = self.learning_rate(state.step + 1)
         state.scaler.step(state.optimizer)
         state.scaler.update()
-        state.ema.update(state.net, state.step)
-        state.step += 1
-        return {"losses": losses.detach().float(), "levels": levels.detach(), "grad_norm": grad_norm.detach()}
+        return grad_norm
 
     def due_snapshot(self) -> Optional[str]:
         """The numbered snapshot the current step should have, if any."""
@@ -277,8 +332,7 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         training = self.config.training
-        batches = EpochBatches(len(self.data), training.batch_size, self.config.seed, start_step=self.state.step)
-        loader = iter(batch_loader(self.data.dataset, batches, training.num_workers))
+        batches = self.training_batches()
         writer = SummaryWriter(self.run_dir.path("tensorboard"))
         log = LogAccumulator(self.device)
         bar = tqdm(total=training.n_iters, initial=self.state.step, desc="training", dynamic_ncols=True)
@@ -287,7 +341,7 @@ class Trainer:
         try:
             with StopRequest() as stop:
                 while self.state.step < training.n_iters:
-                    batch = next(loader)
+                    batch = next(batches)
                     log.add(self.train_step(batch))
                     step = self.state.step
                     bar.update(1)
