@@ -130,7 +130,10 @@ class StopRequest:
 class Trainer:
     """Builds everything from the config, resumes from WORKDIR if it holds a checkpoint, trains."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str, device: Optional[torch.device] = None):
+    def __init__(
+        self, config: ml_collections.ConfigDict, workdir: str, device: Optional[torch.device] = None, data=None
+    ):
+        """``data`` (an ImageData) replaces the configured training set (the benchmark's synthetic images)."""
         self.config = config
         self.run_dir = RunDir(workdir)
         self.device = device or pick_device()
@@ -140,7 +143,7 @@ class Trainer:
             torch.set_flush_denormal(True)
         torch.manual_seed(config.seed)
         self.process = build.build_process(config).to(self.device)
-        self.data = build.build_data(config, "train", self.process)
+        self.data = data if data is not None else build.build_data(config, "train", self.process)
         self.prior = build.build_prior(config, self.process, lambda: self.data).to(self.device)
         self.shape = build.data_shape(config)
         net = build.build_network(config).to(self.device)
