@@ -77,7 +77,8 @@ def get_default_configs():
     model.num_res_blocks = 4
     model.attention_levels = (2,)  # indices into channel_mult (level i works at image_size / 2^i)
     model.dropout = 0.1
-    model.ema_rate = 0.999  # EMA decay min(ema_rate, (1 + n) / (10 + n)) after step n + 1 (warm-up)
+    model.ema_rate = 0.999  # EMA decay once warmed up: min(ema_rate, 0.5^(1 / (ema_rampup_ratio n))) at step n + 1
+    model.ema_rampup_ratio = 0.05  # the EMA's half-life is at most this share of the images seen (EDM's ramp)
 
     # --- optimiser (scripts/trainer.py)
     config.optim = optim = ml_collections.ConfigDict()

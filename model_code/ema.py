@@ -1,37 +1,45 @@
-"""Exponential moving average of a network's weights, with a warm-up.
+"""Exponential moving average of a network's weights, with a half-life that ramps up.
 
-After optimiser step n (n = 0, 1, ... counts the updates before this one):
+After optimiser step n + 1 (n = 0, 1, ... counts the updates before this one):
 
-    shadow <- beta_n shadow + (1 - beta_n) params,   beta_n = min(rate, (1 + n) / (10 + n))
+    shadow <- beta_n shadow + (1 - beta_n) params,   beta_n = min(rate, 0.5^(1 / (r n)))
 
-The warm-up (the upstream code's) makes the first updates nearly copies, so the shadow forgets the
-random initial weights: their share after N updates is prod_n beta_n = 9! N! / (N + 9)! ~ 9! / N^9
-instead of rate^N (0.995^600 = 4.9%). beta_n reaches ``rate`` at n = (10 rate - 1) / (1 - rate).
+The half-life of the average, in images, is min(h, r x images seen), with h = B ln 0.5 / ln rate
+the half-life that ``rate`` gives at batch size B (EDM's ramp, Karras et al. 2022, r = 0.05 there):
+in steps that is min(h / B, r n), hence beta_n above, whatever the batch size. The first update
+copies the weights (beta_0 = 0), so the random initial weights leave no trace, where a constant
+rate keeps rate^N of them (0.995^600 = 4.9%); beta_n reaches ``rate`` at n = ln 0.5 / (r ln rate).
 The step counter lives with the caller (the trainer's step), so resuming restores the EMA exactly.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
 
 
 class EMA(nn.Module):
-    """Holds ``shadow``, a copy of the network whose parameters follow the warmed-up average above.
+    """Holds ``shadow``, a copy of the network whose parameters follow the ramped average above.
     Buffers (e.g. operator schedules inside the network, if any) are copied as they are."""
 
-    def __init__(self, net: nn.Module, rate: float):
+    def __init__(self, net: nn.Module, rate: float, rampup_ratio: float = 0.05):
         super().__init__()
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"ema_rate must lie in [0, 1), got {rate}")
+        if not rampup_ratio > 0:
+            raise ValueError(f"ema_rampup_ratio must be > 0, got {rampup_ratio}")
         self.rate = rate
+        self.rampup_ratio = rampup_ratio
         self.shadow = copy.deepcopy(net).eval().requires_grad_(False)
 
     def decay(self, num_updates: int) -> float:
-        """beta_n = min(rate, (1 + n) / (10 + n)) for the update that follows ``num_updates`` earlier ones."""
-        return min(self.rate, (1.0 + num_updates) / (10.0 + num_updates))
+        """beta_n = min(rate, 0.5^(1 / (r n))) for the update that follows n = ``num_updates`` earlier ones."""
+        if num_updates == 0:
+            return 0.0
+        return min(self.rate, math.pow(0.5, 1.0 / (self.rampup_ratio * num_updates)))
 
     @torch.no_grad()
     def update(self, net: nn.Module, num_updates: int) -> None:

@@ -2,12 +2,11 @@
 
     python -m scripts.compare_ema --config configs/mnist/quickstart.py --eval_at=150,300,600 --num_test=200
 
-Trains with the framework's own step and, beside the trainer's EMA (the upstream warm-up,
-beta_n = min(rate, (1 + n) / (10 + n))), keeps two more averages of the same weights:
+Trains with the framework's own step and, beside the trainer's EMA (model_code/ema.py: a half-life
+of min(h, r x images seen), beta_n = min(rate, 0.5^(1 / (r n)))), keeps two more averages of the same weights:
 
-- constant: beta_n = rate from the first step;
-- half-life: EDM's ramp, beta_n = 0.5^(B / h_n), h_n = min(h, r n B) images with B the batch size,
-  r = 0.05 and the half-life h = B ln 0.5 / ln rate (the same long-run window as the rate).
+- upstream warm-up: beta_n = min(rate, (1 + n) / (10 + n));
+- constant: beta_n = rate from the first step.
 
 At each evaluation step every average and the raw weights get the held-out ELBO (nats per image) on
 the same test images and noise. The averages never feed back into training, so all see one trajectory.
@@ -15,7 +14,6 @@ the same test images and noise. The averages never feed back into training, so a
 
 from __future__ import annotations
 
-import math
 import tempfile
 from typing import Dict
 
@@ -32,7 +30,6 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
 flags.DEFINE_list("eval_at", None, "Steps at which to evaluate (default: the config's n_iters).")
 flags.DEFINE_integer("num_test", 200, "Held-out images for the ELBO.")
-flags.DEFINE_float("rampup_ratio", 0.05, "Half-life EMA: the half-life is at most this share of the images seen.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -43,18 +40,11 @@ class ConstantEMA(EMA):
         return self.rate
 
 
-class HalfLifeEMA(EMA):
-    """beta_n = 0.5^(B / h_n), h_n = min(h, rampup_ratio n B) images: EDM's ramped half-life."""
-
-    def __init__(self, net: torch.nn.Module, rate: float, batch_size: int, rampup_ratio: float):
-        super().__init__(net, rate)
-        self.batch_size = batch_size
-        self.halflife_images = batch_size * math.log(0.5) / math.log(rate)
-        self.rampup_ratio = rampup_ratio
+class UpstreamWarmupEMA(EMA):
+    """beta_n = min(rate, (1 + n) / (10 + n)): the upstream code's warm-up."""
 
     def decay(self, num_updates: int) -> float:
-        halflife = min(self.halflife_images, self.rampup_ratio * num_updates * self.batch_size)
-        return 0.5 ** (self.batch_size / max(halflife, 1e-8))
+        return min(self.rate, (1.0 + num_updates) / (10.0 + num_updates))
 
 
 def heldout_elbo(trainer: Trainer, net: torch.nn.Module, test_data, num_test: int) -> float:
@@ -84,17 +74,17 @@ def main(argv) -> None:
         test_data = build.build_data(config, "test", trainer.process)
         state = trainer.state
         averages: Dict[str, EMA] = {
-            "upstream warm-up": state.ema,
+            "half-life ramp": state.ema,
+            "upstream warm-up": UpstreamWarmupEMA(state.net, config.model.ema_rate),
             "constant": ConstantEMA(state.net, config.model.ema_rate),
-            "half-life": HalfLifeEMA(state.net, config.model.ema_rate, config.training.batch_size, FLAGS.rampup_ratio),
         }
         batches = trainer.training_batches()
         print(f"held-out ELBO (nats/image, {FLAGS.num_test} test images) of each average of one training run")
         while state.step < eval_at[-1]:
             state.net.train()
             trainer.train_step(next(batches))
-            for name, average in averages.items():
-                if name != "upstream warm-up":  # the trainer's own step updated it
+            for average in averages.values():
+                if average is not state.ema:  # the trainer's own step updated it
                     average.update(state.net, state.step - 1)
             if state.step in eval_at:
                 row = {name: heldout_elbo(trainer, a.shadow, test_data, FLAGS.num_test) for name, a in averages.items()}

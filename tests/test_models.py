@@ -41,10 +41,10 @@ def test_unet_rejects_attention_outside_levels():
         tiny_unet(attention_levels=(2,))
 
 
-def test_ema_follows_formula_with_warm_up():
+def test_ema_follows_formula_with_ramped_half_life():
     net = torch.nn.Linear(2, 2)
-    ema = EMA(net, 0.9)
-    for n, beta in [(0, 0.1), (5, 6 / 15), (80, 0.9)]:  # min(0.9, (1 + n) / (10 + n))
+    ema = EMA(net, 0.9, rampup_ratio=0.05)
+    for n, beta in [(0, 0.0), (5, 0.5**4), (100, 0.5**0.2), (300, 0.9)]:  # min(0.9, 0.5^(1 / (0.05 n)))
         before = ema.shadow.weight.clone()
         with torch.no_grad():
             net.weight.add_(1.0)
@@ -52,17 +52,13 @@ def test_ema_follows_formula_with_warm_up():
         torch.testing.assert_close(ema.shadow.weight, beta * before + (1 - beta) * net.weight)
 
 
-def test_ema_forgets_the_initial_weights():
-    net = torch.nn.Linear(1, 1, bias=False)
-    with torch.no_grad():
-        net.weight.fill_(1.0)
-    ema = EMA(net, 0.995)
-    with torch.no_grad():
-        net.weight.zero_()
-    for n in range(600):
-        ema.update(net, n)
-    share = math.factorial(9) * math.factorial(600) / math.factorial(609)  # prod (1 + n) / (10 + n)
-    assert ema.shadow.weight.item() == pytest.approx(share, rel=1e-3) and share < 1e-17
+def test_ema_half_life_in_images_does_not_depend_on_the_batch_size():
+    ema = EMA(torch.nn.Linear(1, 1), 0.999, rampup_ratio=0.05)
+    for images_seen in (6400, 640_000):
+        for batch in (32, 128):  # after images_seen images: half-life min(h, 0.05 images_seen) images
+            halflife_images = min(batch * math.log(0.5) / math.log(0.999), 0.05 * images_seen)
+            beta = ema.decay(images_seen // batch)
+            assert beta == pytest.approx(0.5 ** (batch / halflife_images), rel=1e-12)
 
 
 def heat_ihdm(K=5, size=8, sigma=0.01, delta=None):

@@ -153,7 +153,7 @@ class Trainer:
             set_tf32_convolutions(config.training.tf32)
         self.state = TrainState(
             net=net,
-            ema=EMA(net, config.model.ema_rate),
+            ema=EMA(net, config.model.ema_rate, config.model.ema_rampup_ratio),
             optimizer=self._optimizer(net),
             scaler=torch.amp.GradScaler(
                 "cuda", enabled=self.device.type == "cuda" and config.training.mixed_precision == "fp16"
