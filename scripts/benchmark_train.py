@@ -230,6 +230,7 @@ def synthetic_data(config: ml_collections.ConfigDict, process, count: int = SYNT
     images = torch.randint(0, 256, (count, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     return wrap_dataset(
         TensorImages(images),
+        kind="image",
         data_range=process.data_range,
         random_flip=config.data.random_flip,
         uniform_dequantization=config.data.uniform_dequantization,
