@@ -26,6 +26,7 @@ FREE_KEYS = (
     "model.clip_denoised",  # gaussian: clipping the estimate of x0 while sampling
     "model.dropout",  # active in training mode only
     "model.ema_rate",  # how the EMA weights are averaged during training
+    "model.ema_rampup_ratio",  # the EMA warm-up, likewise
     "data.root",  # where the same dataset lives on this machine
     "data.random_flip",  # a training augmentation
     "data.uniform_dequantization",  # a training augmentation (the ELBO dequantises regardless)
