@@ -163,21 +163,32 @@ def training_flops_per_image(network: Callable, x: torch.Tensor, time_input: tor
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 5, tf32: bool = False) -> float:
-    """Dense matmul FLOP/s: 2 n^3 / best time of an n x n product in ``dtype`` (TF32 if asked, CUDA)."""
+    """Dense matrix-product FLOP/s: 2 n^3 / the best time of an n x n by n x n product in ``dtype``.
+
+    The product runs both as a BLAS matmul and as the same product written as a 1x1 convolution
+    (oneDNN on CPU, cuDNN on CUDA); the faster library sets the peak (on this project's AMD CPU
+    oneDNN outruns MKL's sgemm, and the network's convolutions run on oneDNN). ``tf32``: CUDA float32
+    products in TF32.
+    """
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    previous = torch.backends.cuda.matmul.fp32_precision
-    torch.backends.cuda.matmul.fp32_precision = "tf32" if tf32 else "ieee"
+    image, kernel = b[None, :, :, None], a[:, :, None, None]  # conv2d(image, kernel)[0, :, :, 0] = a @ b
+    products = [lambda: a @ b, lambda: torch.nn.functional.conv2d(image, kernel)]
+    settings = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    previous = [setting.fp32_precision for setting in settings]
+    for setting in settings:
+        setting.fp32_precision = "tf32" if tf32 else "ieee"
     try:
-        best = min(time_steps(lambda: a @ b, 1, device) for _ in range(repeats + 1))
+        best = min(time_steps(product, 1, device) for _ in range(repeats + 1) for product in products)
     finally:
-        torch.backends.cuda.matmul.fp32_precision = previous
+        for setting, value in zip(settings, previous):
+            setting.fp32_precision = value
     return 2 * size**3 / best
 
 
 def matmul_peaks(device: torch.device) -> Dict[str, float]:
     if device.type == "cpu":
-        return {"float32": matmul_peak(device, torch.float32, 1024)}
+        return {"float32": max(matmul_peak(device, torch.float32, n) for n in (1024, 2048))}
     return {
         "bfloat16": matmul_peak(device, torch.bfloat16, 8192),
         "tf32": matmul_peak(device, torch.float32, 8192, tf32=True),
