@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from scripts.benchmark_train import FrameworkLoop, benchmark, matmul_peak, training_flops_per_image
 from scripts.data.datasets import EpochBatches, TensorImages, training_batches
 from scripts.training.phases import PhaseTimer
+from scripts.training.throughput import FrameworkLoop, benchmark, matmul_peak, training_flops_per_image
 from tests.configs import tiny
 from tests.helpers import make_operator
 
