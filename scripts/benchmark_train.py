@@ -37,7 +37,11 @@ flags.DEFINE_integer("steps", 20, "Timed steps per round.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps before timing (compilation, allocator, caches).")
 flags.DEFINE_integer("rounds", 3, "Interleaved rounds; the median is reported.")
 flags.DEFINE_enum("device", "cpu", ["cpu", "cuda"], "Device to train on.")
-flags.DEFINE_list("options", ["channels_last", "adam", "resident_data"], "Speed options to compare: channels_last, compile, adam, tf32, bf16, resident_data.")
+flags.DEFINE_list(
+    "options",
+    ["channels_last", "adam", "resident_data"],
+    "Speed options to compare: channels_last, compile, adam, tf32, bf16, resident_data.",
+)
 flags.DEFINE_boolean("synthetic_data", False, "Random uint8 images of the config's shape instead of the dataset.")
 flags.mark_flags_as_required(["config"])
 
