@@ -28,7 +28,7 @@ import torch
 from absl import app, flags
 from ml_collections import config_flags
 
-from scripts.training.throughput import benchmark, report
+from scripts.training.throughput import OPTIONS, benchmark, report
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=False)
@@ -57,6 +57,9 @@ def main(argv) -> None:
             value = config.training.batch_size if name == "batch_size" else getattr(FLAGS, name)
             if value < 1:
                 raise ValueError(f"--{name}={value}; allowed: a positive integer")
+        unknown = [option for option in FLAGS.options if option not in OPTIONS]
+        if unknown:
+            raise ValueError(f"--options={','.join(unknown)}; allowed: {', '.join(OPTIONS)}")
         device = torch.device(FLAGS.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device=cuda but no CUDA device is available; allowed here: cpu")
