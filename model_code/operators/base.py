@@ -58,12 +58,16 @@ class Operator(nn.Module):
         """Validate levels k [B]: integer unless the operator is continuous, within [0, K].
 
         The range check never reads the levels back to the host (that would stall every training step
-        on an accelerator): ``torch._assert_async`` raises a RuntimeError at once on the CPU and fails the
-        next synchronising call with the same message on a GPU.
+        on an accelerator): ``torch._assert_async`` fails at once on the CPU (a ValueError here) and fails
+        the next synchronising call with the same message on a GPU.
         """
         if k.is_floating_point() and not self.continuous:
             raise ValueError(f"{type(self).__name__} takes integer levels 0..{self.K}, got real levels")
-        torch._assert_async(((k >= 0) & (k <= self.K)).all(), f"levels must lie in [0, {self.K}]")
+        message = f"levels must lie in [0, {self.K}]"
+        try:
+            torch._assert_async(((k >= 0) & (k <= self.K)).all(), message)
+        except RuntimeError:
+            raise ValueError(message) from None
         return k
 
     def fraction(self, k: torch.Tensor) -> torch.Tensor:
