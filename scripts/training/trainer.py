@@ -58,7 +58,8 @@ def adam_kernel_flags(implementation: str, device: torch.device) -> Dict[str, bo
     """torch.optim.Adam's ``fused`` / ``foreach`` flags for optim.implementation.
 
     'auto' picks fused kernels on CUDA (one launch for all parameters, no host sync) and foreach on CPU
-    (measured fastest here by scripts.benchmark_train); every choice is deterministic, so resume stays exact.
+    (the three were equal within noise on this project's CPU, scripts.benchmark_train); every choice is
+    deterministic, so resume stays exact.
     """
     if implementation not in ADAM_IMPLEMENTATIONS:
         raise ValueError(f"optim.implementation={implementation!r}; allowed: {', '.join(ADAM_IMPLEMENTATIONS)}")
