@@ -10,7 +10,7 @@ WORKDIR/evaluation_results/EXPERIMENT_NAME/log.txt and stored in results.json th
 --param_name; the final number is the last line printed.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -41,11 +41,18 @@ flags.DEFINE_integer("num_test", None, "elbo / nll_itd: test images to use, 0 = 
 flags.DEFINE_integer("num_logsnr", 100, "nll_itd: log-SNR draws per test image.")
 flags.DEFINE_float("logsnr_loc", None, "nll_itd: logistic location (default: config.model.logistic_loc).")
 flags.DEFINE_float("logsnr_scale", None, "nll_itd: logistic scale > 0 (default: config.model.logistic_scale).")
+flags.DEFINE_bool(
+    "variational_bound",
+    True,
+    "nll_itd: also compute the process's K-step variational bound (saved after the estimate); "
+    "--novariational_bound skips it.",
+)
 flags.mark_flags_as_required(["workdir"])
 
 
 def run() -> None:
-    from scripts.evaluation.evaluator import EvaluationRequest, evaluate
+    """Collect the flags into a request, check it (before torch is imported), evaluate it."""
+    from scripts.evaluation.request import EvaluationRequest, check_request
 
     request = EvaluationRequest(
         config=FLAGS.config,
@@ -68,17 +75,15 @@ def run() -> None:
         num_logsnr=FLAGS.num_logsnr,
         logsnr_loc=FLAGS.logsnr_loc,
         logsnr_scale=FLAGS.logsnr_scale,
+        variational_bound=FLAGS.variational_bound,
     )
+    check_request(request)
+    from scripts.evaluation.evaluator import evaluate
+
     evaluate(request)
 
 
-def main(argv) -> None:
-    from scripts.cli.errors import run_cli
-
-    run_cli(run)
-
-
 if __name__ == "__main__":
-    from scripts.cli.flags import parse_flags
+    from scripts.cli.command import run_command
 
-    app.run(main, flags_parser=parse_flags)
+    run_command(run)

@@ -10,8 +10,7 @@ WORKDIR/sample_outputs/ and prints the paths.
 
 import os
 
-import torch
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -35,8 +34,64 @@ def chosen_mode() -> str:
     return chosen[0] if chosen else "random"
 
 
+def check_flags(mode: str) -> int:
+    """One-line errors for bad flag values, before anything is loaded; returns the number of samples."""
+    from scripts.config.validate import int_at_least, real_above, require
+
+    require("--checkpoint", FLAGS.checkpoint, int_at_least(0), "an integer >= 0 (0: the latest state)")
+    require("--seed", FLAGS.seed, int_at_least(0), "an integer >= 0")
+    require("--delta", FLAGS.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
+    if mode == "interpolate":
+        require("--num_points", FLAGS.num_points, int_at_least(2), "an integer >= 2 (the two ends and between)")
+        return FLAGS.num_points
+    require("--batch_size", FLAGS.batch_size, int_at_least(1), "an integer >= 1 (the number of samples)")
+    return FLAGS.batch_size
+
+
+# config groups that change the samples drawn from a given checkpoint (training.*, optim.* and seed shaped
+# the checkpoint; eval.seed is in the folder name; eval.batch_size and the others do not change samples)
+SAMPLING_GROUPS = ("model", "data")
+
+
+def output_folder(mode: str, count: int, seed: int, step: int, config) -> str:
+    """WORKDIR/sample_outputs/<name>, the name made of every option that changes the result.
+
+    The mode, number of samples, checkpoint, its step, seed and --delta appear in the name; a --config
+    whose model or data keys differ from the run's saved config.json adds a short hash of those keys.
+    """
+    import hashlib
+    import json
+
+    from scripts.runs.rundir import RunDir
+
+    name = f"{mode}_n{count}_checkpoint{FLAGS.checkpoint}_step{step}_seed{seed}"
+    if FLAGS.delta is not None:
+        name += f"_delta{FLAGS.delta:g}"
+    used = sampling_keys(config)
+    if FLAGS.config is not None and used != saved_sampling_keys():
+        name += f"_config{hashlib.sha1(json.dumps(used, sort_keys=True).encode()).hexdigest()[:8]}"
+    return RunDir(FLAGS.workdir).path("sample_outputs", name)
+
+
+def sampling_keys(config) -> dict:
+    return {group: config[group].to_dict() for group in SAMPLING_GROUPS}
+
+
+def saved_sampling_keys():
+    """The sampling keys of WORKDIR/config.json; None if it is missing or unreadable (then any --config differs)."""
+    from scripts.cli.errors import CheckpointError
+    from scripts.runs.rundir import RunDir
+
+    try:
+        return sampling_keys(RunDir(FLAGS.workdir).load_config())
+    except (CheckpointError, OSError, TypeError, ValueError):
+        return None
+
+
 def write_pictures(folder, out, mode, config, model):
     """samples.png, initial.png and process.gif: image grids, or scatter plots over the data for 2D points."""
+    import torch
+
     from scripts.config import build
     from scripts.sampling.imaging import save_gif, save_png, save_scatter, save_scatter_gif, to_unit
 
@@ -60,20 +115,28 @@ def write_pictures(folder, out, mode, config, model):
 
 
 def run():
+    from scripts.cli.flags import require_writable_folder
+    from scripts.config.validate import validate_config
+    from scripts.runs.rundir import RunDir
+
+    mode = chosen_mode()
+    count = check_flags(mode)
+    if FLAGS.config is not None:
+        validate_config(FLAGS.config)
+    RunDir(FLAGS.workdir).checkpoint_path(FLAGS.checkpoint)  # a missing checkpoint is refused before any work
+    require_writable_folder("--workdir", FLAGS.workdir, os.path.join(FLAGS.workdir, "sample_outputs"))
+
     import numpy as np
 
     from scripts.runs.trained import load_trained
     from scripts.runtime.devices import pick_device
     from scripts.sampling.sampler import sample
 
-    mode = chosen_mode()
-    count = FLAGS.num_points if mode == "interpolate" else FLAGS.batch_size
-    if count < 1:
-        raise ValueError(f"--batch_size / --num_points must be >= 1, got {count}")
     device = pick_device()
     model = load_trained(FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config, delta=FLAGS.delta)
     config = model.config
     seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
+    folder = output_folder(mode, count, seed, model.step, config)
     out = sample(
         model.process,
         model.net,
@@ -87,9 +150,6 @@ def run():
         progress=True,
     )
 
-    folder = os.path.join(
-        FLAGS.workdir, "sample_outputs", f"{mode}_checkpoint{FLAGS.checkpoint}_step{model.step}_seed{seed}"
-    )
     written = write_pictures(folder, out, mode, config, model)
     npz = os.path.join(folder, "samples.npz")
     np.savez_compressed(
@@ -104,13 +164,7 @@ def run():
         print(f"  {path}")
 
 
-def main(argv):
-    from scripts.cli.errors import run_cli
-
-    run_cli(run)
-
-
 if __name__ == "__main__":
-    from scripts.cli.flags import parse_flags
+    from scripts.cli.command import run_command
 
-    app.run(main, flags_parser=parse_flags)
+    run_command(run)

@@ -1,9 +1,10 @@
 """Train any configured process: python train.py --config CONFIG --workdir WORKDIR [--config.x.y=v].
 
-Re-running the same command resumes from WORKDIR/checkpoints-meta/checkpoint.pth.
+Re-running the same command resumes from WORKDIR/checkpoints-meta/checkpoint.pth. Exit status 75
+means "stopped by SIGTERM, state saved: run the same command again" (scripts/cli/command.py).
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -12,14 +13,22 @@ flags.DEFINE_string("workdir", None, "Run directory: checkpoints, samples, Tenso
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
-    from scripts.cli.errors import run_cli
+def train() -> int:
+    """Check the config and the workdir, then train; returns the exit status (scripts/cli/command.py)."""
+    from scripts.cli.command import stop_status
+    from scripts.cli.flags import require_writable_folder
+    from scripts.config.validate import validate_config
+
+    validate_config(FLAGS.config)
+    require_writable_folder("--workdir", FLAGS.workdir, FLAGS.workdir)
     from scripts.training.trainer import Trainer
 
-    run_cli(lambda: Trainer(FLAGS.config, FLAGS.workdir).run())
+    trainer = Trainer(FLAGS.config, FLAGS.workdir)
+    trainer.run()
+    return stop_status(trainer.stopped_by)
 
 
 if __name__ == "__main__":
-    from scripts.cli.flags import parse_flags
+    from scripts.cli.command import run_command
 
-    app.run(main, flags_parser=parse_flags)
+    run_command(train)

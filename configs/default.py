@@ -2,7 +2,8 @@
 
 Experiment files start from ``get_default_configs()`` and change what differs. Nothing here is
 derived from another key: schedules and other derived values are computed in code, so a command
-line override such as ``--config.model.K=50`` always takes effect.
+line override such as ``--config.model.K=50`` always takes effect. The allowed values of every key
+are checked in scripts/config/validate.py before anything runs.
 """
 
 import ml_collections
@@ -16,6 +17,7 @@ def get_default_configs():
     config.training = training = ml_collections.ConfigDict()
     training.batch_size = 128
     training.n_iters = 1_300_001
+    # periods in steps; 0 switches the action off (the final state is saved and the last step logged regardless)
     training.snapshot_freq = 50_000  # numbered snapshots checkpoints/checkpoint_{step // snapshot_freq}.pth
     training.snapshot_freq_for_preemption = 5_000  # checkpoints-meta/checkpoint.pth (resume point)
     training.sampling_freq = 10_000  # sample grid into samples/ and TensorBoard

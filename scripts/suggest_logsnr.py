@@ -12,7 +12,7 @@ like a CDF; loc is where it crosses d/2 and scale = (a at 3d/4 - loc) / ln 3 (mo
 from __future__ import annotations
 
 import torch
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -64,6 +64,12 @@ def model_suggestion() -> tuple:
 
 
 def run() -> None:
+    from scripts.config.validate import int_at_least, require, validate_config
+
+    require("--num_items", FLAGS.num_items, int_at_least(2), "an integer >= 2")
+    require("--checkpoint", FLAGS.checkpoint, int_at_least(0), "an integer >= 0 (0: the latest state)")
+    if FLAGS.config is not None:
+        validate_config(FLAGS.config)
     if FLAGS.config is None and FLAGS.workdir is None:
         raise ValueError(
             "give --config (suggest from the data spectrum) or --workdir (from a trained model's MSE curve)"
@@ -78,13 +84,7 @@ def run() -> None:
     print(f"--config.model.logistic_loc={loc:.4f} --config.model.logistic_scale={scale:.4f}")
 
 
-def main(argv) -> None:
-    from scripts.cli.errors import run_cli
-
-    run_cli(run)
-
-
 if __name__ == "__main__":
-    from scripts.cli.flags import parse_flags
+    from scripts.cli.command import run_command
 
-    app.run(main, flags_parser=parse_flags)
+    run_command(run)

@@ -11,12 +11,14 @@ spaced, showing a draw of u_k from the config's process with that operator (nois
 from __future__ import annotations
 
 import os
-from typing import List, Sequence
+from typing import TYPE_CHECKING, List, Sequence
 
-import torch
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
-from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -32,6 +34,8 @@ flags.mark_flags_as_required(["config"])
 
 def forward_strip(process, images: torch.Tensor, num_levels: int, seed: int) -> torch.Tensor:
     """u_k for k evenly spaced in 0..K: images [N, C, H, W] -> [N, num_levels, C, H, W] in the data range."""
+    import torch
+
     levels = torch.linspace(0, process.K, num_levels).round().long()
     generator = torch.Generator().manual_seed(seed)
     columns = []
@@ -43,6 +47,8 @@ def forward_strip(process, images: torch.Tensor, num_levels: int, seed: int) -> 
 
 def labelled_rows(rows: List[torch.Tensor], labels: Sequence[str], scale: int = 3) -> Image.Image:
     """Rows of [L, C, H, W] images in [0, 1] side by side, each with a text label on the left."""
+    from PIL import Image, ImageDraw
+
     from scripts.sampling.imaging import make_grid
 
     strips = [Image.fromarray(make_grid(row, nrow=row.shape[0])) for row in rows]
@@ -57,7 +63,22 @@ def labelled_rows(rows: List[torch.Tensor], labels: Sequence[str], scale: int = 
     return canvas
 
 
+def check_flags() -> None:
+    """One-line errors for bad flag and config values, before any data is read."""
+    from scripts.cli.flags import require_writable_folder
+    from scripts.config.validate import int_at_least, require, validate_config
+
+    validate_config(FLAGS.config)
+    require("--num_images", FLAGS.num_images, int_at_least(1), "an integer >= 1 (dataset images per operator)")
+    require("--num_levels", FLAGS.num_levels, int_at_least(2), "an integer >= 2 (columns from level 0 to K)")
+    require("--seed", FLAGS.seed, int_at_least(0), "an integer >= 0")
+    require_writable_folder("--out", FLAGS.out, os.path.dirname(FLAGS.out) or ".")
+
+
 def run() -> None:
+    check_flags()
+    import torch
+
     from scripts.config import build
     from scripts.sampling.imaging import to_unit
 
@@ -72,19 +93,12 @@ def run() -> None:
         for index, strip in enumerate(forward_strip(process, images, FLAGS.num_levels, FLAGS.seed)):
             rows.append(to_unit(strip, process.data_range))
             labels.append(f"{name} #{index}")
-    os.makedirs(os.path.dirname(FLAGS.out) or ".", exist_ok=True)
     labelled_rows(rows, labels).save(FLAGS.out)
     described = f"{', '.join(operators)}; {config.model.process} process, K={config.model.K}"
     print(f"forward processes ({described}) written to {FLAGS.out}")
 
 
-def main(argv) -> None:
-    from scripts.cli.errors import run_cli
-
-    run_cli(run)
-
-
 if __name__ == "__main__":
-    from scripts.cli.flags import parse_flags
+    from scripts.cli.command import run_command
 
-    app.run(main, flags_parser=parse_flags)
+    run_command(run)

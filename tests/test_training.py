@@ -122,7 +122,7 @@ def test_train_kill_resume_sample_cli(tmp_path):
     )
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, output
+    assert process.returncode == 75, output  # stopped by SIGTERM, state saved: requeue (scripts/cli/command.py)
     assert "stopped by SIGTERM" in output
     stopped_at = load_checkpoint(meta)["step"]
     assert stopped_at >= 5
@@ -142,9 +142,9 @@ def test_train_kill_resume_sample_cli(tmp_path):
 
     # --share_noise parses like --same_init; what each mode does is tested in-process (test_sampler.py)
     for extra, folder in [
-        ([], "random"),
-        (["--same_init"], "same_init"),
-        (["--interpolate", "--num_points=5"], "interpolate"),
+        ([], "random_n3"),
+        (["--same_init"], "same_init_n3"),
+        (["--interpolate", "--num_points=5"], "interpolate_n5"),
     ]:
         out = run_cli(
             "sample.py", "--config", TINY, "--workdir", workdir, "--checkpoint", "0", "--batch_size=3", *extra

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 
 class CheckpointError(RuntimeError):
@@ -33,15 +33,28 @@ USER_ERRORS = (
     DatasetUnavailable,
     NotImplementedError,
     FileNotFoundError,
+    OSError,  # permissions, a full disk, a file where a folder should be: the message names the path
     TrainingDiverged,
     RunDirError,
 )
 
 
-def run_cli(main: Callable[[], None]) -> None:
-    """Run ``main``; an error caused by the user's input prints one line and exits with status 1."""
+def run_cli(main: Callable[[], Optional[int]]) -> None:
+    """Run ``main``; an error caused by the user's input prints one line and exits with status 1.
+
+    A non-zero status returned by ``main`` becomes the exit status.
+    """
     try:
-        main()
+        status = main()
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {describe(error)}", file=sys.stderr)
         sys.exit(1)
+    if status:
+        sys.exit(status)
+
+
+def describe(error: Exception) -> str:
+    """The message of a user error; an operating-system error as 'PATH: reason'."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)

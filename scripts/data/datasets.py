@@ -11,8 +11,10 @@ import functools
 import gzip
 import io
 import os
+import struct
+import sys
 import zipfile
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -26,6 +28,8 @@ from scripts.cli.errors import DatasetUnavailable
 DATASETS = Registry("dataset")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# what PIL raises for a damaged or truncated file (SyntaxError and struct.error come from its parsers)
+UNREADABLE_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 MNIST5K_HELD_OUT = 500
 MNIST5K_SHUFFLE_SEED = 0
 
@@ -77,16 +81,18 @@ def mnist5k(*, split: str, image_size: Tuple[int, int], num_channels: int, root:
     return TensorImages(resize_uint8(images, image_size))
 
 
-def _torchvision_dataset(name: str, constructor: str, root: str, split: str):
+def _torchvision_dataset(name: str, constructor: str, root: str, split: str, num_channels: int):
     from scripts.runtime.compat import import_torchvision
 
     datasets = import_torchvision().datasets
     try:
         return getattr(datasets, constructor)(root=root, train=split == "train", download=True)
     except Exception as error:  # torchvision raises URLError, RuntimeError, ... when offline
+        # the embedded digits have one channel: the hint switches the channel count too where needed
+        digits = "--config.data.dataset=mnist5k" + ("" if num_channels == 1 else " --config.data.num_channels=1")
         raise DatasetUnavailable(
             f"{name} is not in {root} and could not be downloaded ({type(error).__name__}); "
-            f"put the {name} files in {root}, or use the embedded digits with --config.data.dataset=mnist5k"
+            f"put the {name} files in {root}, or use the embedded digits with {digits}"
         ) from None
 
 
@@ -94,7 +100,7 @@ def _torchvision_dataset(name: str, constructor: str, root: str, split: str):
 def mnist(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
     """torchvision MNIST (60000 train / 10000 test), downloaded into root when online."""
     _check_channels("mnist", num_channels, allowed=(1,))
-    data = _torchvision_dataset("MNIST", "MNIST", root, split)
+    data = _torchvision_dataset("MNIST", "MNIST", root, split, num_channels)
     return TensorImages(resize_uint8(data.data[:, None].clone(), image_size))
 
 
@@ -102,7 +108,7 @@ def mnist(*, split: str, image_size: Tuple[int, int], num_channels: int, root: s
 def cifar10(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
     """torchvision CIFAR-10 (50000 train / 10000 test), downloaded into root when online."""
     _check_channels("cifar10", num_channels, allowed=(3,))
-    data = _torchvision_dataset("CIFAR-10", "CIFAR10", root, split)
+    data = _torchvision_dataset("CIFAR-10", "CIFAR10", root, split, num_channels)
     return TensorImages(resize_uint8(torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous(), image_size))
 
 
@@ -114,6 +120,7 @@ class ImageFiles(Dataset):
         self.image_size = image_size
         self.mode = {1: "L", 3: "RGB"}[num_channels]
         self.names = _list_images(root)
+        self.unreadable: Set[str] = set()
         self._zip: Optional[zipfile.ZipFile] = None
 
     def __len__(self) -> int:
@@ -127,10 +134,30 @@ class ImageFiles(Dataset):
         return Image.open(io.BytesIO(self._zip.read(name)))
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        image = center_crop_resize(self._open(self.names[index]).convert(self.mode), self.image_size)
+        """Image ``index`` as uint8 [C, H, W]. An unreadable file is skipped with a warning naming it: the next
+        readable image (in sorted order) takes its place, so the data order stays a function of the step."""
+        for offset in range(len(self.names)):
+            name = self.names[(index + offset) % len(self.names)]
+            try:
+                return self._read(name)
+            except UNREADABLE_IMAGE as error:
+                self._warn_unreadable(name, error)
+        raise DatasetUnavailable(f"no image in {self.root} can be read (see the warnings above)")
+
+    def _read(self, name: str) -> torch.Tensor:
+        image = center_crop_resize(self._open(name).convert(self.mode), self.image_size)
         array = np.asarray(image, dtype=np.uint8)
         array = array[:, :, None] if array.ndim == 2 else array
         return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+    def _warn_unreadable(self, name: str, error: Exception) -> None:
+        """One warning per unreadable file and process (DataLoader workers each warn once)."""
+        if name in self.unreadable:
+            return
+        self.unreadable.add(name)
+        where = os.path.join(self.root, name) if os.path.isdir(self.root) else f"{self.root}:{name}"
+        reason = f"{type(error).__name__}: {error}"
+        print(f"warning: skipping unreadable image {where} ({reason}); the next image is used", file=sys.stderr)
 
 
 def center_crop_resize(image: Image.Image, size: Tuple[int, int]) -> Image.Image:

@@ -7,45 +7,20 @@ Each mode is a function ``(request, config, model, device) -> result dict`` with
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 import ml_collections
 import torch
 
 from scripts.cli.errors import DatasetUnavailable
+from scripts.cli.flags import require_writable_folder
 from scripts.config import build
-from scripts.runs.files import write_atomic
+from scripts.evaluation.request import EvaluationRequest, check_request
+from scripts.evaluation.results import record
 from scripts.runs.rundir import RunDir
 from scripts.runs.trained import TrainedModel, load_trained
 from scripts.runtime.devices import pick_device
-
-
-@dataclass
-class EvaluationRequest:
-    config: Optional[ml_collections.ConfigDict]
-    workdir: str
-    checkpoint: int = 0
-    mode: str = "fid"
-    experiment_name: str = "default"
-    param_name: str = "default"
-    delta: Optional[float] = None
-    batch_size: Optional[int] = None
-    seed: Optional[int] = None
-    dataset_name: Optional[str] = None
-    num_gen: int = 50000
-    dataset_name_cleanfid: Optional[str] = None
-    dataset_split: str = "train"
-    feature_net: str = "inception"
-    stats_dir: str = "data/fid_stats"
-    elbo_passes: Optional[int] = None
-    num_test: Optional[int] = None
-    num_logsnr: int = 100
-    logsnr_loc: Optional[float] = None
-    logsnr_scale: Optional[float] = None
 
 
 def _or(value, default):
@@ -147,26 +122,14 @@ def run_nll_itd(
 EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {"fid": run_fid, "elbo": run_elbo, "nll_itd": run_nll_itd}
 
 
-def record(request: EvaluationRequest, result: Dict[str, Any], model: TrainedModel) -> str:
-    """Store ``result`` under results.json[param_name][mode] and append the headline to log.txt."""
-    folder = RunDir(request.workdir).results_folder(request.experiment_name)
-    path = os.path.join(folder, "results.json")
-    results = {}
-    if os.path.isfile(path):
-        with open(path) as handle:
-            results = json.load(handle)
-    entry = dict(result, checkpoint=model.checkpoint_path, step=model.step, **model.process.sampling_settings())
-    results.setdefault(request.param_name, {})[request.mode] = entry
-    write_atomic(path, json.dumps(results, indent=2, sort_keys=True).encode())
-    stamp = datetime.datetime.now().isoformat(timespec="seconds")
-    with open(os.path.join(folder, "log.txt"), "a") as log:
-        log.write(f"{stamp} {request.param_name} {request.mode} step={model.step}: {result['headline']}\n")
-    return path
-
-
 def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
+    """Check the request, load the run, compute ``request.mode`` and record it; returns the result."""
     if request.mode not in EVALUATIONS:
         raise ValueError(f"unknown --mode {request.mode!r}; allowed: {', '.join(EVALUATIONS)}")
+    check_request(request)
+    RunDir(request.workdir).checkpoint_path(request.checkpoint)  # a missing checkpoint is refused before any work
+    results = RunDir(request.workdir).path("evaluation_results", request.experiment_name)
+    require_writable_folder("--workdir", request.workdir, results)
     device = pick_device()
     model = load_trained(request.workdir, request.checkpoint, device, config=request.config, delta=request.delta)
     config = model.config

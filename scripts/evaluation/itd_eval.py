@@ -3,7 +3,8 @@
 -log p(x) ~= (d/2) log(2 pi e) + 0.5 E_a[w(a) (|eps - eps_hat(z_a, a)|^2 - d sigmoid(a))], with a from
 the truncated logistic(model.logistic_loc, model.logistic_scale) (Kong et al. 2023; model_code/itd.py).
 Alongside: the MSE-against-log-SNR curve with the Gaussian baseline d sigmoid(a) (PNG and TensorBoard),
-the DDPM variational bound of the same model on the same images where the process defines it, and
+the DDPM variational bound of the same model on the same images where the process defines it (the
+estimate is recorded before it starts; ``--novariational_bound`` skips it), and
 for 2D data a picture of the estimated density next to the true one where it is known.
 """
 
@@ -140,9 +141,6 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
     )
     result["mse_curve_plot"] = os.path.join(folder, f"mse_curve_{request.param_name}.png")
     write_tensorboard(request, figure, result, model.step)
-    elbo = ddpm_bound(request, config, model, test_data, count, seed, device)
-    if elbo is not None:
-        result["variational_bound"] = elbo
     if test_data.kind == "points":
         result["density_plot"] = plot_density(
             eps_pred,
@@ -157,8 +155,25 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
         exact = _exact_entropy(test_data.dataset.distribution)
         if exact is not None:
             result["exact_entropy_nats"] = exact
+    if request.variational_bound:
+        save_estimate_first(request, result, model)
+        elbo = ddpm_bound(request, config, model, test_data, count, seed, device)
+        if elbo is not None:
+            result["variational_bound"] = elbo
     result["headline"] = headline(result)
     return result
+
+
+def save_estimate_first(request, result: Dict[str, Any], model) -> None:
+    """Record the estimate now: the K-step variational bound that follows can take hours on a CPU."""
+    from scripts.evaluation.results import record
+
+    path = record(request, dict(result, headline=headline(result)), model)
+    print(
+        f"{headline(result)}\nsaved to {path}; now the process's variational bound on the same images "
+        "(--novariational_bound skips it)",
+        flush=True,
+    )
 
 
 def _exact_entropy(distribution) -> Optional[float]:

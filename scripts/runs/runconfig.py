@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import ml_collections
 
 from scripts.cli.errors import CheckpointError, ConfigMismatch
+from scripts.config.validate import validate_config
 from scripts.runs.rundir import RunDir, config_from_dict
 
 # Keys (and groups, matching every key below them) that may differ from the run's config: none of them
@@ -97,6 +98,7 @@ def run_config(
                 f"checkpoint {path} holds no config (an older format) and {run_dir.config_path} does not exist: "
                 "pass the run's --config"
             )
+        validate_config(own, f"the config {source}")
         return own
     if own is not None:
         check_config_matches(own, given, source)

@@ -110,6 +110,11 @@ class TrainState:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
 
+def due(step: int, period: int) -> bool:
+    """Whether a periodic action (every ``period`` steps; 0: never) falls on ``step``."""
+    return period > 0 and step % period == 0
+
+
 class StopRequest:
     """Turns SIGTERM / SIGINT into a flag the loop checks after each step."""
 
@@ -137,6 +142,7 @@ class Trainer:
         """``data`` (an ImageData) replaces the configured training set (the benchmark's synthetic images)."""
         self.config = config
         self.run_dir = RunDir(workdir)
+        self.stopped_by: Optional[str] = None  # the signal that stopped run() early, if any
         self.device = device or pick_device()
         if self.device.type == "cpu":
             # Adam's second moments and the zero-initialised output layer produce subnormal floats,
@@ -246,7 +252,7 @@ class Trainer:
     def due_snapshot(self) -> Optional[str]:
         """The numbered snapshot the current step should have, if any."""
         step, every = self.state.step, self.config.training.snapshot_freq
-        return self.run_dir.snapshot(step // every) if step > 0 and step % every == 0 else None
+        return self.run_dir.snapshot(step // every) if step > 0 and due(step, every) else None
 
     def write_state(self, paths) -> None:
         state = self.state.state_dict()
@@ -349,21 +355,22 @@ class Trainer:
                     log.add(self.train_step(batch))
                     step = self.state.step
                     bar.update(1)
-                    at_checkpoint = (
-                        step % training.snapshot_freq_for_preemption == 0 or step % training.snapshot_freq == 0
+                    at_checkpoint = due(step, training.snapshot_freq_for_preemption) or due(
+                        step, training.snapshot_freq
                     )
-                    if step % training.log_freq == 0 or at_checkpoint or stop.signal_name or step == training.n_iters:
+                    if due(step, training.log_freq) or at_checkpoint or stop.signal_name or step == training.n_iters:
                         log.flush(writer, bar, step, self.learning_rate(step), training.batch_size)
                     if at_checkpoint:
                         self.save(batch)
                         saved_step = step
-                    if step % training.sampling_freq == 0:
+                    if due(step, training.sampling_freq):
                         self.state.net.eval()
                         self.sample_grid(writer)
                         self.state.net.train()
                     if stop.signal_name:
                         if saved_step != step:
                             self.save(batch)
+                        self.stopped_by = stop.signal_name
                         bar.close()
                         print(
                             f"stopped by {stop.signal_name} at step {step}; state saved to "

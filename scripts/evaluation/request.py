@@ -1,0 +1,58 @@
+"""What evaluate.py is asked to compute (its flags), and the check of their values.
+
+Kept apart from the evaluator so that a bad flag value is refused before torch is even imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import ml_collections
+
+from scripts.config.validate import int_at_least, is_real, one_of, real_above, require, validate_config
+
+
+@dataclass
+class EvaluationRequest:
+    config: Optional[ml_collections.ConfigDict]
+    workdir: str
+    checkpoint: int = 0
+    mode: str = "fid"
+    experiment_name: str = "default"
+    param_name: str = "default"
+    delta: Optional[float] = None
+    batch_size: Optional[int] = None
+    seed: Optional[int] = None
+    dataset_name: Optional[str] = None
+    num_gen: int = 50000
+    dataset_name_cleanfid: Optional[str] = None
+    dataset_split: str = "train"
+    feature_net: str = "inception"
+    stats_dir: str = "data/fid_stats"
+    elbo_passes: Optional[int] = None
+    num_test: Optional[int] = None
+    num_logsnr: int = 100
+    logsnr_loc: Optional[float] = None
+    logsnr_scale: Optional[float] = None
+    variational_bound: bool = True
+
+
+def check_request(request: EvaluationRequest) -> None:
+    """One-line errors ``--flag=<value>: <allowed>`` for bad flag values (and the --config's values), before
+    anything is loaded or computed."""
+    if request.config is not None:
+        validate_config(request.config)
+    name = lambda value: isinstance(value, str) and value not in ("", ".", "..") and "/" not in value
+    require("--experiment_name", request.experiment_name, name, "a folder name (not empty, no '/')")
+    require("--checkpoint", request.checkpoint, int_at_least(0), "an integer >= 0 (0: the latest state)")
+    require("--delta", request.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
+    require("--batch_size", request.batch_size, int_at_least(1), "an integer >= 1")
+    require("--seed", request.seed, int_at_least(0), "an integer >= 0")
+    require("--num_gen", request.num_gen, int_at_least(1), "an integer >= 1 (images generated for the FID)")
+    require("--dataset_split", request.dataset_split, one_of("train", "test"), "'train' or 'test'")
+    require("--elbo_passes", request.elbo_passes, int_at_least(1), "an integer >= 1 (passes over the test set)")
+    require("--num_test", request.num_test, int_at_least(0), "an integer >= 0 (0: the whole test split)")
+    require("--num_logsnr", request.num_logsnr, int_at_least(1), "an integer >= 1 (log-SNR draws per image)")
+    require("--logsnr_loc", request.logsnr_loc, is_real, "a finite number")
+    require("--logsnr_scale", request.logsnr_scale, real_above(0), "a finite number > 0")
