@@ -5,6 +5,7 @@ one with what the training loop needs: turning a uint8 batch into floats in the 
 range (with optional random flips and uniform dequantisation) and fetching images by index
 for the kernel-density prior.
 """
+
 from __future__ import annotations
 
 import functools
@@ -181,7 +182,9 @@ def _list_images(root: str) -> List[str]:
         with zipfile.ZipFile(root) as archive:
             names = [n for n in archive.namelist() if n.lower().endswith(IMAGE_SUFFIXES)]
     else:
-        raise DatasetUnavailable(f"image dataset root {root!r} is neither a folder nor a zip file; set --config.data.root")
+        raise DatasetUnavailable(
+            f"image dataset root {root!r} is neither a folder nor a zip file; set --config.data.root"
+        )
     if not names:
         raise DatasetUnavailable(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root!r}")
     return sorted(names)
@@ -213,8 +216,13 @@ def _toy2d(name: str):
         from scripts.data.toy2d import Toy2DDataset
 
         if (num_channels, tuple(image_size)) != (2, (1, 1)):
-            raise ValueError(f"2D point datasets need data.num_channels=2 and data.image_size=1, got {num_channels} and {tuple(image_size)}")
-        return Toy2DDataset(name, TOY2D_TRAIN_POINTS if split == "train" else TOY2D_TEST_POINTS, seed=0 if split == "train" else 1)
+            raise ValueError(
+                "2D point datasets need data.num_channels=2 and data.image_size=1, "
+                f"got {num_channels} and {tuple(image_size)}"
+            )
+        return Toy2DDataset(
+            name, TOY2D_TRAIN_POINTS if split == "train" else TOY2D_TEST_POINTS, seed=0 if split == "train" else 1
+        )
 
     constructor.__doc__ = f"2D points from the {name!r} distribution: 50000 training, 5000 test (other seed)."
     return constructor
@@ -287,7 +295,9 @@ class ImageData(Data):
     def from_unit(self, x: torch.Tensor) -> torch.Tensor:
         return self.low + (self.high - self.low) * x
 
-    def prepare(self, batch: torch.Tensor, generator: Optional[torch.Generator] = None, *, augment: bool = True) -> torch.Tensor:
+    def prepare(
+        self, batch: torch.Tensor, generator: Optional[torch.Generator] = None, *, augment: bool = True
+    ) -> torch.Tensor:
         x = batch.float()
         if augment and self.random_flip:
             flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
@@ -299,7 +309,7 @@ class ImageData(Data):
         return self.from_unit(x)
 
     def fetch(self, indices: torch.Tensor) -> torch.Tensor:
-        """Images at ``indices`` [n] as floats in the data range, without augmentation or dequantisation: [n, C, H, W]."""
+        """Images at ``indices`` [n] as floats in the data range, no augmentation or dequantisation: [n, C, H, W]."""
         return self.from_unit(self.raw_batch(indices).float() / 255.0)
 
 
@@ -310,7 +320,9 @@ class PointData(Data):
 
     kind = "points"
 
-    def prepare(self, batch: torch.Tensor, generator: Optional[torch.Generator] = None, *, augment: bool = True) -> torch.Tensor:
+    def prepare(
+        self, batch: torch.Tensor, generator: Optional[torch.Generator] = None, *, augment: bool = True
+    ) -> torch.Tensor:
         return batch.float()[:, :, None, None]
 
     def fetch(self, indices: torch.Tensor) -> torch.Tensor:
@@ -325,7 +337,9 @@ def wrap_dataset(
         return PointData(dataset)
     if kind != "image":
         raise ValueError(f"unknown data kind {kind!r}; allowed: {', '.join(DATA_KINDS)}")
-    return ImageData(dataset, data_range=data_range, random_flip=random_flip, uniform_dequantization=uniform_dequantization)
+    return ImageData(
+        dataset, data_range=data_range, random_flip=random_flip, uniform_dequantization=uniform_dequantization
+    )
 
 
 class EpochBatches(torch.utils.data.Sampler):
@@ -359,11 +373,18 @@ class EpochBatches(torch.utils.data.Sampler):
         return 2**62
 
 
-def batch_loader(dataset: Dataset, batches: EpochBatches, num_workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+def batch_loader(
+    dataset: Dataset, batches: EpochBatches, num_workers: int, pin_memory: bool = False
+) -> torch.utils.data.DataLoader:
     """A DataLoader over ``batches``. It gets its own generator: the default one draws its worker
     seed from the global RNG, which would shift the dropout stream of a resumed run."""
     return torch.utils.data.DataLoader(
-        dataset, batch_sampler=batches, num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=pin_memory, generator=torch.Generator().manual_seed(batches.seed)
+        dataset,
+        batch_sampler=batches,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(batches.seed),
     )
 
 
@@ -377,7 +398,9 @@ def device_batches(items: torch.Tensor, batches: EpochBatches) -> Iterator[torch
             yield items.index_select(0, order[start : start + batches.batch_size])
 
 
-def training_batches(dataset: Dataset, batches: EpochBatches, num_workers: int, device: torch.device, resident: bool = True) -> Iterator[torch.Tensor]:
+def training_batches(
+    dataset: Dataset, batches: EpochBatches, num_workers: int, device: torch.device, resident: bool = True
+) -> Iterator[torch.Tensor]:
     """Training batches on ``device``, in the order of ``batches``.
 
     A dataset held in memory (``items``: uint8 images, or 2D points) is moved to the device once and

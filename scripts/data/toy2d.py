@@ -14,6 +14,7 @@ variances 3.01 and 1.04, correlation 0.97).
 
 ``Toy2DDataset(name, num_points, seed)`` materialises a fixed sample as a torch Dataset.
 """
+
 from __future__ import annotations
 
 import math
