@@ -15,7 +15,9 @@ def get_default_configs():
 
     # --- training loop (scripts/trainer.py)
     config.training = training = ml_collections.ConfigDict()
-    training.batch_size = 128
+    training.batch_size = 128  # the global batch, over every process (torchrun / mpiexec)
+    # examples per device and accumulation round; 0: the whole per-process share in one round
+    training.batch_per_device = 0
     training.n_iters = 1_300_001
     # periods in steps; 0 switches the action off (the final state is saved and the last step logged regardless)
     training.snapshot_freq = 50_000  # numbered snapshots checkpoints/checkpoint_{step // snapshot_freq}.pth

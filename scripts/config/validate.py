@@ -92,6 +92,7 @@ RULES: List[Tuple[str, Check, str]] = [
     ("training.num_samples", *POSITIVE_INT),
     ("training.mixed_precision", one_of("bf16", "fp16", "no"), "one of 'bf16', 'fp16', 'no'"),
     ("training.num_workers", int_at_least(0), "an integer >= 0 (0: load in the main process)"),
+    ("training.batch_per_device", int_at_least(0), "an integer >= 0 (0: each process's share in one round)"),
     ("data.dataset", is_str, "a dataset name (a string)"),
     ("data.image_size", image_size, "an integer >= 1, or a pair (H, W) of integers >= 1"),
     ("data.num_channels", *POSITIVE_INT),

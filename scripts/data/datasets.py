@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
+from model_code.randomness import RandomSource, as_randomness
 from model_code.registry import Registry
 from scripts.cli.errors import DatasetUnavailable
 
@@ -295,15 +296,15 @@ class ImageData(Data):
     def from_unit(self, x: torch.Tensor) -> torch.Tensor:
         return self.low + (self.high - self.low) * x
 
-    def prepare(
-        self, batch: torch.Tensor, generator: Optional[torch.Generator] = None, *, augment: bool = True
-    ) -> torch.Tensor:
+    def prepare(self, batch: torch.Tensor, randomness: RandomSource = None, *, augment: bool = True) -> torch.Tensor:
+        """uint8 images [B, C, H, W] -> floats in the data range, flipped and dequantised as configured."""
         x = batch.float()
+        draw = as_randomness(randomness, x.device)
         if augment and self.random_flip:
-            flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
+            flip = draw.rand((x.shape[0],)) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.uniform_dequantization:
-            x = (x + torch.rand(x.shape, generator=generator, device=x.device)) / 256.0
+            x = (x + draw.rand(x.shape)) / 256.0
         else:
             x = x / 255.0
         return self.from_unit(x)
@@ -320,9 +321,7 @@ class PointData(Data):
 
     kind = "points"
 
-    def prepare(
-        self, batch: torch.Tensor, generator: Optional[torch.Generator] = None, *, augment: bool = True
-    ) -> torch.Tensor:
+    def prepare(self, batch: torch.Tensor, randomness: RandomSource = None, *, augment: bool = True) -> torch.Tensor:
         return batch.float()[:, :, None, None]
 
     def fetch(self, indices: torch.Tensor) -> torch.Tensor:
@@ -347,13 +346,19 @@ class EpochBatches(torch.utils.data.Sampler):
     cut into len // batch_size full batches. The order depends on the step alone, so a resumed run
     sees exactly the batches an uninterrupted run would."""
 
-    def __init__(self, num_items: int, batch_size: int, seed: int, start_step: int = 0):
+    def __init__(self, num_items: int, batch_size: int, seed: int, start_step: int = 0, rows: Optional[range] = None):
+        """``rows``: the part of each global batch this process trains on (default: all of it)."""
         if batch_size > num_items:
             raise ValueError(f"training.batch_size={batch_size} exceeds the {num_items} training images")
         self.num_items = num_items
         self.batch_size = batch_size
         self.seed = seed
         self.start_step = start_step
+        self.rows = range(batch_size) if rows is None else rows
+
+    def part(self, batch: torch.Tensor) -> torch.Tensor:
+        """This process's rows of a global batch of indices [batch_size]."""
+        return batch[self.rows.start : self.rows.stop]
 
     def epochs(self) -> Iterator[torch.Tensor]:
         """The rest of each epoch's order from ``start_step`` on: int64 [n * batch_size] per epoch."""
@@ -367,7 +372,7 @@ class EpochBatches(torch.utils.data.Sampler):
     def __iter__(self):
         for order in self.epochs():
             for batch in order.split(self.batch_size):
-                yield batch.tolist()
+                yield self.part(batch).tolist()
 
     def __len__(self) -> int:  # an endless stream; DataLoader asks only for its own bookkeeping
         return 2**62
@@ -395,7 +400,7 @@ def device_batches(items: torch.Tensor, batches: EpochBatches) -> Iterator[torch
     for order in batches.epochs():
         order = order.to(items.device)
         for start in range(0, order.shape[0], batches.batch_size):
-            yield items.index_select(0, order[start : start + batches.batch_size])
+            yield items.index_select(0, batches.part(order[start : start + batches.batch_size]))
 
 
 def training_batches(

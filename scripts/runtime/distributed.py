@@ -22,7 +22,7 @@ import datetime
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -153,13 +153,42 @@ def broadcast_object(value: Any, source: int = 0) -> Any:
     return box[0]
 
 
-def any_rank(flag: bool) -> bool:
-    """True on every rank if ``flag`` is true on any rank (CPU-side; no GPU synchronisation)."""
+def max_over_ranks(value: int) -> int:
+    """The largest of every rank's integer ``value``, on every rank (CPU-side; no GPU synchronisation)."""
     if not active():
-        return flag
-    value = torch.tensor([int(flag)], dtype=torch.int32)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=context().control_group)
-    return bool(value.item())
+        return value
+    box = torch.tensor([int(value)], dtype=torch.int64)
+    dist.all_reduce(box, op=dist.ReduceOp.MAX, group=context().control_group)
+    return int(box.item())
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if ``flag`` is true on any rank."""
+    return bool(max_over_ranks(int(flag)))
+
+
+def on_main(function: Callable[[], Any]) -> Any:
+    """Run ``function`` on rank 0 alone and return its result on every rank; an exception it raises is
+    raised on every rank, so no rank waits for a partner that has stopped."""
+    outcome: Tuple[bool, Any] = (True, None)
+    if is_main():
+        try:
+            outcome = (True, function())
+        except Exception as error:  # re-raised below, on every rank
+            outcome = (False, error)
+    ok, value = broadcast_object(outcome)
+    if not ok:
+        raise value
+    return value
+
+
+def gather_objects(value: Any) -> List[Any]:
+    """Every rank's ``value``, in rank order, on every rank."""
+    if not active():
+        return [value]
+    values = [None] * world_size()
+    dist.all_gather_object(values, value, group=context().control_group)
+    return values
 
 
 def shard(count: int) -> range:

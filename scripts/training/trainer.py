@@ -1,9 +1,16 @@
-"""The one trainer: every process and operator is trained by this loop.
+"""The one trainer: every process and operator is trained by this loop, on one or many processes.
 
-Resuming is exact: the checkpoint holds the network, EMA, optimiser, loss scaler, step, the
-training generator (levels, noise, flips, dequantisation) and the global RNG (dropout), and the
-data order is a function of the step (``EpochBatches``). A run stopped at step n and resumed
-reaches bit-for-bit the same weights on CPU as one that was never stopped.
+Resuming is exact: the checkpoint holds the network, EMA, optimiser, loss scaler, step and the
+global RNG of every process (dropout); the data order is a function of the step (``EpochBatches``)
+and the levels, noise, flips and dequantisation of example j of step n are functions of
+(seed, n, j) (``ExampleRandomness``). A run stopped at step n and resumed reaches bit-for-bit the
+same weights on CPU as one that was never stopped.
+
+Distributed: launched by torchrun or mpiexec (``scripts.runtime.distributed``), the network is
+wrapped in DistributedDataParallel, ``training.batch_size`` stays the global batch and each process
+trains on its rows of it (``BatchSplit``), optionally in accumulation rounds. 1 process, N processes
+and accumulation train the same model up to float summation order. Rank 0 alone writes checkpoints,
+TensorBoard and sample grids; a stop signal or a non-finite loss on any rank stops every rank.
 
 Nothing good is overwritten: one process trains in a run directory at a time (``train.lock``); a
 resume whose config contradicts the checkpoint's is refused before anything is written; weights
@@ -14,6 +21,7 @@ between the two is redone by the resumed run.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -28,15 +36,17 @@ from tqdm import tqdm
 
 from model_code.ema import EMA
 from model_code.precision import AutocastNetwork
+from model_code.randomness import ExampleRandomness, seed_from
 from scripts.cli.errors import TrainingDiverged
 from scripts.config import build
 from scripts.data.datasets import EpochBatches, training_batches
 from scripts.runs.checkpoints import load_checkpoint, load_module_state, save_checkpoint
 from scripts.runs.runconfig import run_config
 from scripts.runs.rundir import RunDir
-from scripts.runtime.devices import pick_device
+from scripts.runtime import distributed
 from scripts.sampling.imaging import save_png, save_scatter, to_unit
 from scripts.sampling.sampler import sample
+from scripts.training.batch_split import BatchSplit
 from scripts.training.phases import NO_TIMER
 
 LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
@@ -81,20 +91,22 @@ class TrainState:
     ema: EMA
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    generator: torch.Generator
     step: int = 0
 
     def state_dict(self) -> Dict[str, Any]:
-        rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
+        """The state to save; ``rng`` holds the global RNG of every process (collective: call on every rank)."""
+        rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+            rng["cuda"] = torch.cuda.get_rng_state(distributed.device())
+        rng_by_rank = distributed.gather_objects(rng)
         return {
             "step": self.step,
             "net": self.net.state_dict(),
             "ema": self.ema.shadow.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": rng,
+            "rng": rng_by_rank[0],
+            "rng_by_rank": rng_by_rank,
         }
 
     def load_state_dict(self, state: Dict[str, Any], path: str) -> None:
@@ -104,10 +116,13 @@ class TrainState:
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.generator.set_state(state["rng"]["generator"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        by_rank = state.get("rng_by_rank", [state["rng"]])
+        if len(by_rank) == distributed.world_size():  # another process count continues with fresh dropout streams
+            rng = by_rank[distributed.rank()]
+            torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and torch.cuda.is_available():
+                cuda = rng["cuda"]  # older checkpoints hold one state per visible device
+                torch.cuda.set_rng_state(cuda[0] if isinstance(cuda, (list, tuple)) else cuda, distributed.device())
 
 
 def due(step: int, period: int) -> bool:
@@ -128,6 +143,12 @@ class StopRequest:
     def _handle(self, number, frame) -> None:
         self.signal_name = signal.Signals(number).name
 
+    def agreed_signal(self) -> Optional[str]:
+        """The stop signal received by any process (every rank stops at the same step), or None."""
+        number = signal.Signals[self.signal_name].value if self.signal_name else 0
+        agreed = distributed.max_over_ranks(number)
+        return signal.Signals(agreed).name if agreed else None
+
     def __exit__(self, *exc) -> None:
         for number, handler in self._previous.items():
             signal.signal(number, handler)
@@ -143,7 +164,11 @@ class Trainer:
         self.config = config
         self.run_dir = RunDir(workdir)
         self.stopped_by: Optional[str] = None  # the signal that stopped run() early, if any
-        self.device = device or pick_device()
+        context = distributed.init()
+        self.device = device or context.device
+        self.split = BatchSplit.of(
+            config.training.batch_size, config.training.batch_per_device, context.world_size, context.rank
+        )
         if self.device.type == "cpu":
             # Adam's second moments and the zero-initialised output layer produce subnormal floats,
             # which are ~10x slower on CPUs; flushing them to zero does not change training.
@@ -165,15 +190,29 @@ class Trainer:
             scaler=torch.amp.GradScaler(
                 "cuda", enabled=self.device.type == "cuda" and config.training.mixed_precision == "fp16"
             ),
-            generator=torch.Generator(self.device).manual_seed(config.seed),
         )
-        self.network = AutocastNetwork(
-            torch.compile(net) if config.training.compile else net,
-            self.device.type,
-            autocast_dtype(config.training.mixed_precision, self.device),
-            channels_last=config.training.channels_last,
-        )
+        if context.rank > 0:  # dropout streams differ between processes; rank 0 keeps the single-process one
+            torch.manual_seed(seed_from(config.seed, context.rank))
+        self.parallel_net = self._parallel(net)
+        self.network = self._autocast(self.parallel_net)
+        self.probe_network = self._autocast(net)
         self.timer = NO_TIMER  # scripts.benchmark_train swaps in a PhaseTimer to split the step by phase
+
+    def _parallel(self, net: torch.nn.Module) -> torch.nn.Module:
+        """DistributedDataParallel over the processes (the network itself for one process)."""
+        if not distributed.active():
+            return net
+        device_ids = [self.device] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(net, device_ids=device_ids)
+
+    def _autocast(self, net: torch.nn.Module) -> AutocastNetwork:
+        training = self.config.training
+        return AutocastNetwork(
+            torch.compile(net) if training.compile else net,
+            self.device.type,
+            autocast_dtype(training.mixed_precision, self.device),
+            channels_last=training.channels_last,
+        )
 
     def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
         optim = self.config.optim
@@ -209,32 +248,58 @@ class Trainer:
         return optim.lr * min(1.0, step / optim.warmup) if optim.warmup > 0 else optim.lr
 
     def training_batches(self, resident: bool = True) -> Iterator[torch.Tensor]:
-        """Batches on the device from the current step on (in-memory datasets stay on the device)."""
+        """This process's rows of every global batch, on the device, from the current step on."""
         batches = EpochBatches(
-            len(self.data), self.config.training.batch_size, self.config.seed, start_step=self.state.step
+            len(self.data), self.split.global_batch, self.config.seed, self.state.step, self.split.rows
         )
         return training_batches(self.data.dataset, batches, self.config.training.num_workers, self.device, resident)
 
-    def train_step(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """One optimiser step on a batch already on the device (uint8 images [B, C, H, W] or points).
+    def randomness(self, rows: range) -> ExampleRandomness:
+        """The draws of global rows ``rows`` at the current step: functions of (seed, step, row)."""
+        total = self.split.global_batch
+        return ExampleRandomness(self.config.seed, self.state.step, total, rows.start, len(rows), self.device)
 
-        Nothing in it reads a value back to the host, so on CUDA the host runs ahead of the device.
-        Returns detached per-example losses [B], levels [B] and the gradient norm [].
+    def train_step(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """One optimiser step on this process's rows of a global batch, already on the device.
+
+        batch: uint8 images [B / W, C, H, W] (or points), computed in ``split.rounds`` accumulation
+        rounds; the gradient is that of the mean loss over the global batch (DDP averages over
+        processes). Nothing reads a value back to the host, so on CUDA the host runs ahead of the device.
+        Returns detached per-example losses [B / W], levels [B / W] and the gradient norm [].
         """
-        state, timer = self.state, self.timer
-        with timer.phase("data to device"):
-            x0 = self.data.prepare(batch, state.generator)
-        with timer.phase("operator and target"):
-            losses, levels = self.process.loss(self.network, x0, state.generator)
-        with timer.phase("network backward"):
-            state.optimizer.zero_grad(set_to_none=True)
-            state.scaler.scale(losses.float().mean()).backward()
+        state, timer, split = self.state, self.timer, self.split
+        state.optimizer.zero_grad(set_to_none=True)
+        losses, levels = [], []
+        for index in range(split.rounds):
+            last = index == split.rounds - 1
+            with self.gradient_sync(last):
+                round_losses, round_levels = self.round_loss(batch, index)
+                with timer.phase("network backward"):
+                    state.scaler.scale(round_losses.float().sum() / split.per_rank).backward()
+            losses.append(round_losses.detach().float())
+            levels.append(round_levels.detach())
         with timer.phase("optimiser"):
             grad_norm = self.optimiser_step()
         with timer.phase("EMA"):
             state.ema.update(state.net, state.step)
         state.step += 1
-        return {"losses": losses.detach().float(), "levels": levels.detach(), "grad_norm": grad_norm.detach()}
+        return {"losses": torch.cat(losses), "levels": torch.cat(levels), "grad_norm": grad_norm.detach()}
+
+    def round_loss(self, batch: torch.Tensor, index: int):
+        """Per-example losses [b] and levels [b] of accumulation round ``index`` (b = split.per_device)."""
+        rows = self.split.round_rows(index)
+        offset = rows.start - self.split.rows.start
+        randomness = self.randomness(rows)
+        with self.timer.phase("data to device"):
+            x0 = self.data.prepare(batch[offset : offset + len(rows)], randomness)
+        with self.timer.phase("operator and target"):
+            return self.process.loss(self.network, x0, randomness)
+
+    def gradient_sync(self, sync: bool):
+        """DDP's all-reduce of gradients happens in the last accumulation round only."""
+        if sync or not distributed.active():
+            return contextlib.nullcontext()
+        return self.parallel_net.no_sync()
 
     def optimiser_step(self) -> torch.Tensor:
         """Unscale, clip the global gradient norm to optim.grad_clip, set the warm-up rate, Adam step.
@@ -255,28 +320,30 @@ class Trainer:
         return self.run_dir.snapshot(step // every) if step > 0 and due(step, every) else None
 
     def write_state(self, paths) -> None:
+        """Gather the state (every rank), rank 0 writes it to ``paths``."""
         state = self.state.state_dict()
         state["process"] = self.process.state_dict()
         state["prior"] = self.prior.state_dict()
-        save_checkpoint(paths, state, self.config)
+        if distributed.is_main():
+            save_checkpoint(paths, state, self.config)
 
     def probe_loss(self, batch: torch.Tensor) -> torch.Tensor:
-        """Mean loss of the current weights on ``batch`` (network in eval mode, a copy of the training
-        generator), leaving every random state as it was: the run continues as if it had not been called."""
-        generator = torch.Generator(self.device)
-        generator.set_state(self.state.generator.get_state())
+        """Mean loss of the current weights on this process's ``batch`` (network in eval mode, no DDP),
+        leaving every random state as it was: the run continues as if it had not been called."""
+        randomness = self.randomness(self.split.rows)
         self.state.net.eval()
         with torch.no_grad():
-            x0 = self.data.prepare(batch.to(self.device), generator)
-            losses, _ = self.process.loss(self.network, x0, generator)
+            x0 = self.data.prepare(batch.to(self.device), randomness)
+            losses, _ = self.process.loss(self.probe_network, x0, randomness)
         self.state.net.train()
         return losses.float().mean()
 
     def check_saveable(self, batch: torch.Tensor) -> None:
-        """Raise TrainingDiverged unless the weights to be saved give a finite loss and the EMA is finite."""
+        """Raise TrainingDiverged (on every rank) unless the weights to be saved give a finite loss on every
+        rank and the EMA is finite."""
         loss = self.probe_loss(batch)
         ema_finite = torch.stack([p.isfinite().all() for p in self.state.ema.shadow.parameters()]).all()
-        if not bool(loss.isfinite() & ema_finite):
+        if distributed.any_rank(not bool(loss.isfinite() & ema_finite)):
             raise TrainingDiverged(
                 f"the weights of step {self.state.step} give a training loss of {loss.item()} (EMA finite: "
                 f"{bool(ema_finite)}); stopped without saving them, the last checkpoint is intact "
@@ -290,7 +357,8 @@ class Trainer:
         self.write_state(([snapshot] if snapshot else []) + [self.run_dir.meta_checkpoint])
 
     def sample_grid(self, writer) -> None:
-        """EMA samples with fixed seeds into samples/iter_STEP.png (a grid, or a scatter plot for 2D points)."""
+        """EMA samples with fixed seeds into samples/iter_STEP.png (a grid, or a scatter plot for 2D points).
+        Rank 0 only."""
         count = self.config.training.num_samples
         out = sample(
             self.process,
@@ -318,34 +386,41 @@ class Trainer:
         Runs under the run's lock; a refused resume has written nothing. A snapshot due at the resumed
         step that is missing (a kill between the two writes of an older version) is written again.
         """
-        removed = self.run_dir.prepare_for_training()
+        removed = distributed.on_main(self.run_dir.prepare_for_training)
         if removed:
             print(f"removed temporary files that interrupted writes left: {', '.join(removed)}")
-        path = self.resume_path()
+        path = distributed.on_main(self.resume_path)
         if path is None:
             self.prior.fit(self.device)
         else:
             self.resume(path)
-            print(f"resuming from {path} at step {self.state.step}")
+            if distributed.is_main():
+                print(f"resuming from {path} at step {self.state.step}")
             snapshot = self.due_snapshot()
-            if snapshot and not os.path.isfile(snapshot):
+            if snapshot and distributed.on_main(lambda: not os.path.isfile(snapshot)):
                 self.write_state([snapshot])
-        self.run_dir.save_config(self.config)
+        distributed.on_main(lambda: self.run_dir.save_config(self.config))
 
     def run(self) -> TrainState:
-        """Train to training.n_iters (or until SIGTERM / SIGINT), holding the run directory's lock."""
-        with self.run_dir.training_lock():
+        """Train to training.n_iters (or until SIGTERM / SIGINT); rank 0 holds the run directory's lock."""
+        with contextlib.ExitStack() as stack:
+            distributed.on_main(lambda: stack.enter_context(self.run_dir.training_lock()) and None)
             self.start()
-            return self.train()
+            state = self.train()
+            distributed.barrier()  # every rank leaves once rank 0 has written its last checkpoint
+            return state
 
     def train(self) -> TrainState:
         from torch.utils.tensorboard import SummaryWriter
 
         training = self.config.training
         batches = self.training_batches()
-        writer = SummaryWriter(self.run_dir.path("tensorboard"))
+        main = distributed.is_main()
+        writer = SummaryWriter(self.run_dir.path("tensorboard")) if main else None
         log = LogAccumulator(self.device)
-        bar = tqdm(total=training.n_iters, initial=self.state.step, desc="training", dynamic_ncols=True)
+        bar = tqdm(
+            total=training.n_iters, initial=self.state.step, desc="training", dynamic_ncols=True, disable=not main
+        )
         self.state.net.train()
         saved_step, batch = self.state.step, None
         try:
@@ -355,33 +430,36 @@ class Trainer:
                     log.add(self.train_step(batch))
                     step = self.state.step
                     bar.update(1)
+                    stop_signal = stop.agreed_signal()
                     at_checkpoint = due(step, training.snapshot_freq_for_preemption) or due(
                         step, training.snapshot_freq
                     )
-                    if due(step, training.log_freq) or at_checkpoint or stop.signal_name or step == training.n_iters:
+                    if due(step, training.log_freq) or at_checkpoint or stop_signal or step == training.n_iters:
                         log.flush(writer, bar, step, self.learning_rate(step), training.batch_size)
                     if at_checkpoint:
                         self.save(batch)
                         saved_step = step
-                    if due(step, training.sampling_freq):
+                    if due(step, training.sampling_freq) and main:
                         self.state.net.eval()
                         self.sample_grid(writer)
                         self.state.net.train()
-                    if stop.signal_name:
+                    if stop_signal:
                         if saved_step != step:
                             self.save(batch)
-                        self.stopped_by = stop.signal_name
+                        self.stopped_by = stop_signal
                         bar.close()
-                        print(
-                            f"stopped by {stop.signal_name} at step {step}; state saved to "
-                            f"{self.run_dir.meta_checkpoint}; run the same command to resume"
-                        )
+                        if main:
+                            print(
+                                f"stopped by {stop_signal} at step {step}; state saved to "
+                                f"{self.run_dir.meta_checkpoint}; run the same command to resume"
+                            )
                         return self.state
                 if saved_step != self.state.step:
                     self.save(batch)
         finally:
             bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
         return self.state
 
 
@@ -414,7 +492,10 @@ class LogAccumulator:
     def flush(self, writer, bar, step: int, lr: float, batch_size: int) -> None:
         if self.steps == 0:
             return
-        mean_loss, grad_norm = (torch.stack([self.loss_sum, self.grad_norm_sum]) / self.steps).tolist()
+        totals = distributed.all_reduce_sum(torch.stack([self.loss_sum, self.grad_norm_sum]))
+        distributed.all_reduce_sum(self.bin_sums)
+        distributed.all_reduce_sum(self.bin_counts)
+        mean_loss, grad_norm = (totals / (self.steps * distributed.world_size())).tolist()
         if not math.isfinite(mean_loss):  # the gradient norm is inf on the steps fp16 loss scaling skips
             raise TrainingDiverged(
                 f"the training loss became {mean_loss} (gradient norm {grad_norm}) between steps "
@@ -422,6 +503,9 @@ class LogAccumulator:
                 "(lower optim.lr or use bf16)"
             )
         self.warn_if_growing(mean_loss, step)
+        if writer is None:  # ranks other than 0 log nothing
+            self.reset()
+            return
         seconds = time.perf_counter() - self.started
         images_per_second = self.steps * batch_size / max(seconds, 1e-9)
         writer.add_scalar("loss", mean_loss, step)
@@ -438,7 +522,7 @@ class LogAccumulator:
 
     def warn_if_growing(self, mean_loss: float, step: int) -> None:
         """One warning line when the logged loss exceeds GROWTH_WARNING times its lowest value so far."""
-        if mean_loss > GROWTH_WARNING * self.lowest_loss and not self.warned_growth:
+        if mean_loss > GROWTH_WARNING * self.lowest_loss and not self.warned_growth and distributed.is_main():
             self.warned_growth = True
             tqdm.write(
                 f"warning: the training loss grew from {self.lowest_loss:.4g} to {mean_loss:.4g} by step {step}; "
