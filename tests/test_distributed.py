@@ -21,14 +21,20 @@ def one_thread_env():
     return env
 
 
-def launch(launcher, script_args, timeout=120):
+def launch_command(launcher, script_args):
+    """The command line that runs ``python SCRIPT_ARGS`` in 2 processes ("python": in one)."""
+    if launcher == "python":
+        return [sys.executable, *script_args]
     if launcher == "torchrun":
-        command = [os.path.join(BIN, "torchrun"), "--standalone", "--nproc_per_node=2", *script_args]
-    else:
-        mpiexec = shutil.which("mpiexec", path=BIN) or shutil.which("mpiexec")
-        if mpiexec is None:
-            pytest.skip("mpiexec is not installed (requirements.txt installs the mpich wheel)")
-        command = [mpiexec, "-n", "2", sys.executable, *script_args]
+        return [os.path.join(BIN, "torchrun"), "--standalone", "--nproc_per_node=2", *script_args]
+    mpiexec = shutil.which("mpiexec", path=BIN) or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("mpiexec is not installed (requirements.txt installs the mpich wheel)")
+    return [mpiexec, "-n", "2", sys.executable, *script_args]
+
+
+def launch(launcher, script_args, timeout=120):
+    command = launch_command(launcher, script_args)
     return subprocess.run(command, cwd=ROOT, env=one_thread_env(), capture_output=True, text=True, timeout=timeout)
 
 
