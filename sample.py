@@ -5,7 +5,9 @@
 
 --config may be left out: the checkpoint carries the run's config. Writes a grid of the samples, a grid
 of the initial states u_K, a GIF of the reverse process and the raw arrays (.npz) under
-WORKDIR/sample_outputs/ and prints the paths.
+WORKDIR/sample_outputs/ and prints the paths. Runs unchanged under `torchrun --nproc_per_node=N sample.py`
+or `mpiexec -n N python sample.py`: batches of eval.batch_size images are shared out over the processes (the same
+samples for any number of them) and rank 0 writes the outputs.
 """
 
 import os
@@ -129,15 +131,15 @@ def run():
     import numpy as np
 
     from scripts.runs.trained import load_trained
-    from scripts.runtime.devices import pick_device
-    from scripts.sampling.sampler import sample
+    from scripts.runtime import distributed
+    from scripts.sampling.sampler import sample_on_ranks
 
-    device = pick_device()
+    device = distributed.init().device
     model = load_trained(FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config, delta=FLAGS.delta)
     config = model.config
     seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
     folder = output_folder(mode, count, seed, model.step, config)
-    out = sample(
+    out = sample_on_ranks(
         model.process,
         model.net,
         model.prior,
@@ -146,10 +148,12 @@ def run():
         seed=seed,
         shape=model.shape,
         device=device,
+        batch_size=config.eval.batch_size,
         record=True,
-        progress=True,
+        progress=distributed.is_main(),
     )
-
+    if not distributed.is_main():  # rank 0 writes what every process computed
+        return
     written = write_pictures(folder, out, mode, config, model)
     npz = os.path.join(folder, "samples.npz")
     np.savez_compressed(

@@ -25,7 +25,11 @@ def main(out_folder: str) -> None:
         "gathered": gathered.tolist(),
         "message": message,
         "stop": stop,
-        "shard": list(distributed.shard(7)),
+        "blocks": [list(block) for block in distributed.my_blocks(7, 2)],
+        "gathered_blocks": distributed.gather_blocks(
+            [(block.start, torch.tensor(list(block)) * 10) for block in distributed.my_blocks(7, 2)],
+            torch.zeros(0, dtype=torch.int64),
+        ).tolist(),
     }
     with open(os.path.join(out_folder, f"rank{context.rank}.json"), "w") as handle:
         json.dump(result, handle)

@@ -49,12 +49,13 @@ def test_ranks_reduce_gather_broadcast_and_shard(launcher, tmp_path):
         assert values["gathered"] == [0, 0, 1]
         assert values["message"] == {"from": 0}
         assert values["stop"] is True  # raised on the last rank only
-    assert ranks[0]["shard"] == [0, 1, 2, 3] and ranks[1]["shard"] == [4, 5, 6]
+    assert ranks[0]["blocks"] == [[0, 1], [4, 5]] and ranks[1]["blocks"] == [[2, 3], [6]]
+    assert ranks[0]["gathered_blocks"] == ranks[1]["gathered_blocks"] == [0, 10, 20, 30, 40, 50, 60]
 
 
 def test_a_single_process_has_no_group():
     context = distributed.init(prefer_cuda=False)
     assert (context.rank, context.world_size) == (0, 1)
     assert not distributed.active() and distributed.is_main()
-    assert list(distributed.shard(5)) == [0, 1, 2, 3, 4]
+    assert distributed.my_blocks(5, 2) == [range(0, 2), range(2, 4), range(4, 5)]
     assert distributed.any_rank(False) is False

@@ -22,7 +22,9 @@ from tqdm import tqdm
 
 from model_code.priors import Prior
 from model_code.processes import Process
+from model_code.randomness import ExampleRandomness
 from scripts.data.datasets import Data
+from scripts.runtime import distributed
 
 
 def elbo_terms(
@@ -39,30 +41,44 @@ def elbo_terms(
 def evaluate_elbo(
     process, net, prior, test_data: Data, *, batch_size: int, passes: int, num_test: int, seed: int, device
 ) -> Dict[str, object]:
-    """Average ELBO terms over ``num_test`` test images (0: all) and ``passes`` Monte-Carlo passes."""
+    """Average ELBO terms over ``num_test`` test images (0: all) and ``passes`` Monte-Carlo passes.
+
+    The draws of batch b of pass p are keyed by (seed, p * batches + b) (``ExampleRandomness``); under
+    several processes whole batches are shared out (``distributed.my_blocks``) and the float64 sums
+    combined, so the result is the same for any number of processes.
+    """
     count = len(test_data) if num_test <= 0 else min(num_test, len(test_data))
-    generator = torch.Generator(device).manual_seed(seed)
+    batches = len(range(0, count, batch_size))
     totals: Dict[str, torch.Tensor] = {}
-    seen = 0
-    bar = tqdm(total=passes * count, desc="ELBO", dynamic_ncols=True)
-    for _ in range(passes):
-        for start in range(0, count, batch_size):
-            indices = torch.arange(start, min(start + batch_size, count))
-            x0 = test_data.prepare(test_data.raw_batch(indices).to(device), generator, augment=False)
-            terms = elbo_terms(process, net, prior, x0, generator)
-            for name, values in terms.items():
-                summed = values.double().sum(0)
+    bar = tqdm(total=passes * count, desc="ELBO", dynamic_ncols=True, disable=not distributed.is_main())
+    for pass_index in range(passes):
+        for indices in distributed.my_blocks(count, batch_size):
+            key = pass_index * batches + indices.start // batch_size
+            randomness = ExampleRandomness(seed, key, len(indices), device=device)
+            x0 = test_data.prepare(test_data.raw_batch(indices).to(device), randomness, augment=False)
+            for name, values in elbo_terms(process, net, prior, x0, randomness).items():
+                summed = values.double().sum(0).cpu()
                 totals[name] = summed if name not in totals else totals[name] + summed
-            seen += len(indices)
-            bar.update(len(indices))
+            bar.update(len(indices) * distributed.world_size())
     bar.close()
+    totals = sum_over_ranks(totals)
+    dim = int(np.prod(test_data.raw_batch(range(1)).shape[1:]))
     return summarise(
-        {name: total / seen for name, total in totals.items()},
-        dim=int(np.prod(x0.shape[1:])),
+        {name: total / (passes * count) for name, total in totals.items()},
+        dim=dim,
         data_range=process.data_range,
         count=count,
         passes=passes,
     )
+
+
+def sum_over_ranks(totals: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Each term's float64 sum added over the processes (a process may have had no images)."""
+    summed: Dict[str, torch.Tensor] = {}
+    for part in distributed.gather_objects(totals):
+        for name, value in part.items():
+            summed[name] = value if name not in summed else summed[name] + value
+    return summed
 
 
 def bits_per_dim(nats: float, dim: int, data_range, discrete: bool = True) -> Dict[str, float]:

@@ -20,7 +20,7 @@ from scripts.evaluation.request import EvaluationRequest, check_request
 from scripts.evaluation.results import record
 from scripts.runs.rundir import RunDir
 from scripts.runs.trained import TrainedModel, load_trained
-from scripts.runtime.devices import pick_device
+from scripts.runtime import distributed
 
 
 def _or(value, default):
@@ -54,9 +54,9 @@ def run_elbo(
 
 
 def unit_batches(data, batch_size: int):
-    """The dataset's images as float batches [B, C, H, W] in [0, 1] (no augmentation)."""
-    for start in range(0, len(data), batch_size):
-        indices = range(start, min(start + batch_size, len(data)))
+    """This process's batches of the dataset's images (all for one process) as floats [B, C, H, W] in
+    [0, 1], no augmentation."""
+    for indices in distributed.my_blocks(len(data), batch_size):
         yield data.raw_batch(indices).float() / 255.0
 
 
@@ -130,12 +130,13 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     RunDir(request.workdir).checkpoint_path(request.checkpoint)  # a missing checkpoint is refused before any work
     results = RunDir(request.workdir).path("evaluation_results", request.experiment_name)
     require_writable_folder("--workdir", request.workdir, results)
-    device = pick_device()
+    device = distributed.init().device
     model = load_trained(request.workdir, request.checkpoint, device, config=request.config, delta=request.delta)
     config = model.config
     with torch.no_grad():
         result = EVALUATIONS[request.mode](request, config, model, device)
-    path = record(request, result, model)
-    print(f"results: {path}")
-    print(result["headline"])
+    if distributed.is_main():  # every process computed the combined result; rank 0 records it
+        path = record(request, result, model)
+        print(f"results: {path}")
+        print(result["headline"])
     return result

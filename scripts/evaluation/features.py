@@ -27,8 +27,9 @@ from torch import nn
 from tqdm import tqdm
 
 from model_code.registry import Registry
-from scripts.evaluation.frechet import RunningMoments
+from scripts.evaluation.frechet import RunningMoments, combine_moments
 from scripts.evaluation.inception_weights import import_cleanfid, load_inception_layers, resolve_inception_weights
+from scripts.runtime import distributed
 
 Device = Union[str, torch.device]
 
@@ -190,13 +191,14 @@ def feature_statistics(
     """Stream image batches [B, C, H, W] in [0, 1] through ``feature_net``.
 
     Returns (mu [D], sigma [D, D], number of images): the mean and unbiased covariance of the
-    features, in float64. ``num_images`` (the expected count, or None if unknown) is the
-    progress bar's total.
+    features, in float64. Under several processes each streams its share of the images and the
+    statistics are combined exactly (``combine_moments``); every process gets the result.
+    ``num_images`` (the expected count, or None if unknown) is the progress bar's total.
     """
     moments = RunningMoments()
-    with tqdm(total=num_images, desc=f"{desc} ({feature_net.name})", unit="image", disable=not progress) as bar:
+    show = progress and distributed.is_main()
+    with tqdm(total=num_images, desc=f"{desc} ({feature_net.name})", unit="image", disable=not show) as bar:
         for images in batches:
             moments.update(feature_net.features(images))
-            bar.update(images.shape[0])
-    mu, sigma = moments.finalize()
-    return mu, sigma, moments.count
+            bar.update(images.shape[0] * distributed.world_size())
+    return combine_moments(distributed.gather_objects(moments.summary()))

@@ -14,15 +14,17 @@ import torch
 from scripts.evaluation.features import FeatureNet, feature_statistics
 from scripts.evaluation.frechet import frechet_distance
 from scripts.evaluation.reference_stats import ReferenceStats
+from scripts.runtime import distributed
 
 # generate(start, count) -> images start..start+count-1 as float [count, C, H, W] in [0, 1].
 Generate = Callable[[int, int], torch.Tensor]
 
 
 def generated_batches(generate: Generate, num_gen: int, batch_size: int) -> Iterator[torch.Tensor]:
-    """Yield images 0..num_gen-1 from ``generate`` in batches of at most ``batch_size``, checking each batch's size."""
-    for start in range(0, num_gen, batch_size):
-        count = min(batch_size, num_gen - start)
+    """Yield this process's batches of images 0..num_gen-1 (all of them for one process) from ``generate``,
+    at most ``batch_size`` each (``distributed.my_blocks``), checking each batch's size."""
+    for rows in distributed.my_blocks(num_gen, batch_size):
+        start, count = rows.start, len(rows)
         images = generate(start, count)
         if not isinstance(images, torch.Tensor) or images.shape[0] != count:
             got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images)

@@ -8,7 +8,7 @@ Frechet (2-Wasserstein) distance
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -103,10 +103,30 @@ class RunningMoments:
         self._outer += centred.T @ centred
         self.count += features.shape[0]
 
+    def summary(self) -> Tuple[int, Optional[np.ndarray], Optional[np.ndarray]]:
+        """(n, mean [D], scatter about the mean [D, D]) of the rows so far; (0, None, None) for none."""
+        if self.count == 0:
+            return 0, None, None
+        mean_shifted = self._sum / self.count
+        return self.count, self._shift + mean_shifted, self._outer - self.count * np.outer(mean_shifted, mean_shifted)
+
     def finalize(self) -> Tuple[np.ndarray, np.ndarray]:
         """Return (mu [D], sigma [D, D]); needs at least two rows."""
-        if self.count < 2:
-            raise ValueError(f"statistics need at least 2 images, got {self.count}")
-        mean_shifted = self._sum / self.count
-        sigma = (self._outer - self.count * np.outer(mean_shifted, mean_shifted)) / (self.count - 1)
-        return self._shift + mean_shifted, 0.5 * (sigma + sigma.T)
+        return combine_moments([self.summary()])[:2]
+
+
+def combine_moments(summaries: Sequence[Tuple[int, Optional[np.ndarray], Optional[np.ndarray]]]):
+    """Mean [D], unbiased covariance [D, D] and count of the union of row sets given by their summaries.
+
+    Pairwise merging of (n_r, m_r, S_r): n = sum n_r, m = sum n_r m_r / n,
+    S = sum (S_r + n_r (m_r - m)(m_r - m)^T), sigma = S / (n - 1); exact in any grouping, so the
+    statistics of images split over processes equal those of one stream up to float64 rounding.
+    """
+    parts = [part for part in summaries if part[0] > 0]
+    count = sum(n for n, _, _ in parts)
+    if count < 2:
+        raise ValueError(f"statistics need at least 2 images, got {count}")
+    mean = sum(n * m for n, m, _ in parts) / count
+    scatter = sum(s + n * np.outer(m - mean, m - mean) for n, m, s in parts)
+    sigma = scatter / (count - 1)
+    return mean, 0.5 * (sigma + sigma.T), count

@@ -21,6 +21,7 @@ from scripts.evaluation.features import INCEPTION_DIM, INCEPTION_NAME, FeatureNe
 from scripts.evaluation.frechet import check_gaussian
 from scripts.evaluation.inception_weights import import_cleanfid
 from scripts.runs.files import write_atomic
+from scripts.runtime import distributed
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +128,12 @@ def _computed_stats(
 ) -> ReferenceStats:
     """Features of every image ``images`` yields, announced in one line (what, how many, where cached)."""
     num_images, batches = images()
-    print(
-        f"FID reference statistics: computing {feature_net.name} features of the {num_images} {dataset} {split} "
-        f"images once (cached in {path})",
-        flush=True,
-    )
+    if distributed.is_main():
+        print(
+            f"FID reference statistics: computing {feature_net.name} features of the {num_images} {dataset} "
+            f"{split} images once (cached in {path})",
+            flush=True,
+        )
     mu, sigma, count = feature_statistics(
         batches, feature_net, num_images=num_images, desc=f"reference {dataset} {split}", progress=progress
     )
@@ -165,5 +167,6 @@ def reference_statistics(
         if images is None:
             raise _missing(path, network, dataset, split)
         stats = _computed_stats(path, dataset, split, feature_net, images, progress)
-    save_reference_stats(path, stats)
+    if distributed.is_main():
+        save_reference_stats(path, stats)
     return stats

@@ -13,7 +13,7 @@ Launchers it recognises, in this order:
 NCCL on CUDA, gloo on CPU; each rank computes on ``cuda:LOCAL_RANK``. Control messages (stop
 requests) travel through a gloo group on the CPU, so they never synchronise the GPU stream.
 Everything else asks this module: ``rank()``, ``world_size()``, ``is_main()``, ``device()``,
-``barrier()``, ``all_reduce_sum()``, ``broadcast_object()``, ``any_rank()``.
+``barrier()``, ``all_reduce_sum()``, ``broadcast_object()``, ``any_rank()``, ``my_blocks()``.
 """
 
 from __future__ import annotations
@@ -191,9 +191,20 @@ def gather_objects(value: Any) -> List[Any]:
     return values
 
 
-def shard(count: int) -> range:
-    """The items of 0..count-1 this rank handles: a contiguous block, earlier ranks taking the remainder."""
-    size, index = world_size(), rank()
-    base, extra = divmod(count, size)
-    start = index * base + min(index, extra)
-    return range(start, start + base + (index < extra))
+def my_blocks(count: int, block_size: int) -> List[range]:
+    """This process's blocks of items 0..count-1: block i = [i * block_size, (i + 1) * block_size), handed
+    out round-robin (rank r takes blocks r, r + W, ...). Work is shared by whole batches, so every batch
+    is computed exactly as a single process computes it and results are bit-identical for any W."""
+    starts = range(0, count, block_size)[rank() :: world_size()]
+    return [range(start, min(start + block_size, count)) for start in starts]
+
+
+def gather_blocks(parts: List[Tuple[int, torch.Tensor]], like: torch.Tensor) -> torch.Tensor:
+    """Every process's (start, rows) parts, concatenated in item order, on every process; ``like`` gives
+    the shape, dtype and device of an empty result."""
+    everything = [
+        part for rank_parts in gather_objects([(start, rows.cpu()) for start, rows in parts]) for part in rank_parts
+    ]
+    if not everything:
+        return like[:0]
+    return torch.cat([rows for _, rows in sorted(everything, key=lambda part: part[0])]).to(like.device)
