@@ -170,24 +170,42 @@ def nll_estimate(
         weights.append(weight)
         terms.append(term)
 
-    nll_all = torch.cat(nll)
-    mean = nll_all.mean().item()
+    return summarise_nll(
+        torch.cat(nll), torch.cat(terms), torch.cat(logsnrs), torch.cat(mses), torch.cat(weights), d, num_samples
+    )
+
+
+def summarise_nll(
+    nll: torch.Tensor,
+    terms: torch.Tensor,
+    logsnr: torch.Tensor,
+    mse: torch.Tensor,
+    weight: torch.Tensor,
+    d: int,
+    num_samples: int,
+) -> Dict[str, Union[torch.Tensor, float, int]]:
+    """``nll_estimate``'s result from per-example estimates nll [N] and per-draw terms, log SNRs, squared
+    errors and weights [N * num_samples]: mean, standard error (std / sqrt(N); for N = 1 the Monte-Carlo
+    error over the draws) and bits per dimension."""
+    n = nll.shape[0]
+    mean = nll.mean().item()
     if n > 1:
-        stderr = nll_all.std().item() / math.sqrt(n)
+        stderr = nll.std().item() / math.sqrt(n)
     elif num_samples > 1:
-        stderr = 0.5 * torch.cat(terms).std().item() / math.sqrt(num_samples)
+        stderr = 0.5 * terms.std().item() / math.sqrt(num_samples)
     else:
         stderr = float("nan")
     bits = d * math.log(2.0)
     return {
-        "nll": nll_all,
+        "nll": nll,
         "mean": mean,
         "stderr": stderr,
         "bits_per_dim": mean / bits,
         "bits_per_dim_stderr": stderr / bits,
-        "logsnr": torch.cat(logsnrs),
-        "mse": torch.cat(mses),
-        "weight": torch.cat(weights),
+        "logsnr": logsnr,
+        "mse": mse,
+        "weight": weight,
+        "terms": terms,
         "d": d,
     }
 

@@ -12,6 +12,7 @@ from scripts.evaluation.elbo import evaluate_elbo  # noqa: E402
 from scripts.evaluation.evaluator import unit_batches  # noqa: E402
 from scripts.evaluation.features import build_feature_net, feature_statistics  # noqa: E402
 from scripts.evaluation.fid import generated_batches  # noqa: E402
+from scripts.evaluation.itd_eval import sharded_nll_estimate  # noqa: E402
 from scripts.runs.trained import load_trained  # noqa: E402
 from scripts.runtime import distributed  # noqa: E402
 from scripts.sampling.imaging import to_unit  # noqa: E402
@@ -42,6 +43,9 @@ def main(workdir: str, out: str) -> None:
         model.process, model.net, model.prior, test, batch_size=4, passes=1, num_test=7, seed=5, device=device
     )
     results["elbo"] = torch.tensor(elbo["nats_per_image"], dtype=torch.float64)
+    shrink = lambda z, logsnr: z * torch.sigmoid(-logsnr).sqrt()[:, None, None, None]  # a stand-in eps predictor
+    nll = sharded_nll_estimate(shrink, test, 7, 4, 0.0, 2.0, seed=1, batch_size=3, device=device)
+    results["nll_itd"], results["nll_itd_logsnr"] = nll["nll"], nll["logsnr"]
     net = build_feature_net("fast_random_conv", device)
 
     def generate(start, count):

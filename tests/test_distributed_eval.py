@@ -1,4 +1,5 @@
-"""Sampling, the ELBO and FID statistics from 2 processes equal those from 1 (gloo on the CPU)."""
+"""Sampling, the ELBO, the information-theoretic NLL and FID statistics from 2 processes equal those from 1
+(gloo on the CPU)."""
 
 import os
 import subprocess
@@ -31,7 +32,7 @@ def test_two_processes_sample_evaluate_and_fit_fid_statistics_like_one(trained, 
     one, two = outputs["python"], outputs["torchrun"]
     for name in [key for key in one if isinstance(one[key], torch.Tensor) and key != "elbo"]:
         assert torch.equal(one[name], two[name]), name  # every sampling mode, bit for bit
-    assert one["random"].shape[0] == 5
+    assert one["random"].shape[0] == 5 and one["nll_itd"].shape == (7,) and one["nll_itd_logsnr"].shape == (28,)
     assert torch.allclose(one["elbo"], two["elbo"], rtol=1e-6, atol=0)
     for name in ("generated", "reference"):
         (mu1, sigma1, n1), (mu2, sigma2, n2) = one[name], two[name]

@@ -15,12 +15,31 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from model_code.itd import gaussian_baseline_mse, log_density_grid, nll_estimate
+from model_code.itd import gaussian_baseline_mse, log_density_grid, nll_estimate, summarise_nll
+from model_code.randomness import seed_from
+from scripts.runs.rundir import RunDir
+from scripts.runtime import distributed
 
 
-def test_tensor(test_data, count: int, generator: torch.Generator, device) -> torch.Tensor:
-    """The first ``count`` test items, prepared without augmentation, as one tensor [count, ...] on device."""
-    return test_data.prepare(test_data.raw_batch(range(count)).to(device), generator, augment=False)
+def sharded_nll_estimate(
+    eps_pred, test_data, count: int, num_logsnr: int, loc: float, scale: float, *, seed: int, batch_size: int, device
+) -> Dict[str, Any]:
+    """``nll_estimate`` of the first ``count`` test items (dequantised), in batches of ``batch_size`` shared
+    out over the processes; batch b draws from a generator seeded by (seed, b), so the estimate is the
+    same for any number of processes. Every process gets the whole result."""
+    per_example, per_draw = {"nll": []}, {"terms": [], "logsnr": [], "mse": [], "weight": []}
+    d = int(test_data.raw_batch(range(1))[0].numel())
+    for rows in distributed.my_blocks(count, batch_size):
+        generator = torch.Generator(device).manual_seed(seed_from(seed, rows.start // batch_size))
+        x = test_data.prepare(test_data.raw_batch(rows).to(device), generator, augment=False)
+        estimate = nll_estimate(eps_pred, x, num_logsnr, loc, scale, generator)
+        for name, parts in {**per_example, **per_draw}.items():
+            parts.append((rows.start, estimate[name].detach().cpu()))
+    empty = torch.zeros(0, dtype=torch.float32)
+    gathered = {name: distributed.gather_blocks(parts, empty) for name, parts in {**per_example, **per_draw}.items()}
+    return summarise_nll(
+        gathered["nll"], gathered["terms"], gathered["logsnr"], gathered["mse"], gathered["weight"], d, num_logsnr
+    )
 
 
 def binned_curve(logsnr: torch.Tensor, mse: torch.Tensor, bins: int = 40):
@@ -105,7 +124,6 @@ def plot_density(
 def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
     from scripts.config import build
     from scripts.evaluation.elbo import bits_per_dim
-    from scripts.runs.rundir import RunDir
 
     eps_pred = model.process.itd_eps_predictor(model.net)
     loc = config.model.logistic_loc if request.logsnr_loc is None else request.logsnr_loc
@@ -114,9 +132,10 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
     num_test = config.eval.num_test if request.num_test is None else request.num_test
     count = len(test_data) if num_test <= 0 else min(num_test, len(test_data))
     seed = config.eval.seed if request.seed is None else request.seed
-    generator = torch.Generator(device).manual_seed(seed)
-    x = test_tensor(test_data, count, generator, device)
-    estimate = nll_estimate(eps_pred, x, request.num_logsnr, loc, scale, generator)
+    batch_size = config.eval.batch_size if request.batch_size is None else request.batch_size
+    estimate = sharded_nll_estimate(
+        eps_pred, test_data, count, request.num_logsnr, loc, scale, seed=seed, batch_size=batch_size, device=device
+    )
     units = bits_per_dim(estimate["mean"], estimate["d"], model.process.data_range, discrete=test_data.kind == "image")
     result: Dict[str, Any] = {
         "nll_nats": estimate["mean"],
@@ -129,6 +148,21 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
         "test_images": count,
         "dimensions": estimate["d"],
     }
+    if distributed.is_main():
+        write_pictures(request, result, estimate, eps_pred, test_data, loc, scale, seed, model.step, device)
+    if request.variational_bound:
+        if distributed.is_main():
+            save_estimate_first(request, result, model)
+        elbo = ddpm_bound(request, config, model, test_data, count, seed, device)  # every process takes part
+        if elbo is not None:
+            result["variational_bound"] = elbo
+    result["headline"] = headline(result)
+    return result
+
+
+def write_pictures(request, result, estimate, eps_pred, test_data, loc, scale, seed, step, device) -> None:
+    """The MSE curve (PNG and TensorBoard) and, for 2D points, the estimated density; adds their paths
+    (and the exact entropy where known) to ``result``."""
     folder = RunDir(request.workdir).results_folder(request.experiment_name)
     centres, means = binned_curve(estimate["logsnr"].cpu(), estimate["mse"].cpu())
     result["mse_curve"] = {"logsnr": centres.tolist(), "mse": means.tolist()}
@@ -140,7 +174,7 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
         f"NLL {estimate['mean']:.3f} nats ({result['bits_per_dim']:.4f} bits/dim)",
     )
     result["mse_curve_plot"] = os.path.join(folder, f"mse_curve_{request.param_name}.png")
-    write_tensorboard(request, figure, result, model.step)
+    write_tensorboard(request, figure, result, step)
     if test_data.kind == "points":
         result["density_plot"] = plot_density(
             eps_pred,
@@ -149,19 +183,12 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
             scale,
             os.path.join(folder, f"density_{request.param_name}.png"),
             max(request.num_logsnr, 256),
-            generator,
+            torch.Generator(device).manual_seed(seed),
             device,
         )
         exact = _exact_entropy(test_data.dataset.distribution)
         if exact is not None:
             result["exact_entropy_nats"] = exact
-    if request.variational_bound:
-        save_estimate_first(request, result, model)
-        elbo = ddpm_bound(request, config, model, test_data, count, seed, device)
-        if elbo is not None:
-            result["variational_bound"] = elbo
-    result["headline"] = headline(result)
-    return result
 
 
 def save_estimate_first(request, result: Dict[str, Any], model) -> None:
