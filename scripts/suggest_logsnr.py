@@ -46,9 +46,9 @@ def spectrum_suggestion(config) -> tuple:
 def model_suggestion() -> tuple:
     from model_code.itd import gaussian_channel, suggest_logistic_params
     from scripts.runs.trained import load_trained
-    from scripts.runtime.devices import pick_device
+    from scripts.runtime import distributed
 
-    device = pick_device()
+    device = distributed.init().device
     model = load_trained(FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config)
     config = model.config
     eps_pred = model.process.itd_eps_predictor(model.net)

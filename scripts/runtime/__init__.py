@@ -1,1 +1,1 @@
-"""The machine: devices, and the torchvision import workaround."""
+"""The machine: the distributed context (ranks, the local device), and the torchvision import workaround."""
