@@ -207,6 +207,15 @@ for _name in ("image_folder", "afhq", "ffhq", "lsun_church"):
     DATASETS.register(_name, kind="image")(_image_files)
 
 
+@DATASETS.register("prepared", kind="image")
+def prepared(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
+    """A zip written by ``python -m scripts.dataset_tool`` (``split='test'`` reads ``<stem>_test.zip`` if present),
+    held in memory; its resolution and channels must be the configured ones."""
+    from scripts.data.prepared import PreparedImages
+
+    return PreparedImages(_split_root(root, split), image_size, num_channels)
+
+
 TOY2D_TRAIN_POINTS = 50_000
 TOY2D_TEST_POINTS = 5_000
 

@@ -1,0 +1,99 @@
+"""The dataset tool: a prepared zip reads back equal to the folder loader, skips bad files, names its content."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scripts.data.prepared import MANIFEST_NAME, read_manifest
+from tests.helpers import build_dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tool(*args):
+    command = [sys.executable, "-m", "scripts.dataset_tool", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def make_source(folder, count=5, corrupt=True):
+    """Random RGB images of varied shapes (PNG and JPEG, one in a subfolder) and optionally one corrupt file."""
+    rng = np.random.default_rng(0)
+    os.makedirs(os.path.join(folder, "sub"))
+    for i in range(count):
+        array = rng.integers(0, 256, (20 + 3 * i, 30 - i, 3), dtype=np.uint8)
+        name = os.path.join(folder, "sub", f"im{i}.png") if i % 2 else os.path.join(folder, f"im{i}.jpg")
+        Image.fromarray(array).save(name)
+    if corrupt:
+        with open(os.path.join(folder, "broken.png"), "wb") as handle:
+            handle.write(b"not an image at all")
+    return folder
+
+
+def test_round_trip_equals_folder_loader_and_bad_file_is_counted(tmp_path):
+    source = make_source(str(tmp_path / "src"))
+    dest = str(tmp_path / "out.zip")
+    done = tool("--source", source, "--dest", dest, "--resolution", "8")
+    assert done.returncode == 0, done.stderr
+    assert "skipped 1 unreadable file(s): broken.png" in done.stderr
+    manifest = read_manifest(dest)
+    assert (manifest["count"], manifest["resolution"], manifest["channels"]) == (5, [8, 8], 3)
+    prepared = build_dataset("prepared", split="train", image_size=(8, 8), num_channels=3, root=dest)
+    folder = build_dataset("image_folder", split="train", image_size=(8, 8), num_channels=3, root=source)
+    readable = [i for i, name in enumerate(folder.names) if name != "broken.png"]
+    assert torch.equal(prepared.items, torch.stack([folder[i] for i in readable]))
+
+
+def test_refuses_to_overwrite_and_checks_config(tmp_path):
+    source = make_source(str(tmp_path / "src"), corrupt=False)
+    dest = str(tmp_path / "out.zip")
+    assert tool("--source", source, "--dest", dest, "--resolution", "8", "--channels", "1").returncode == 0
+    before = open(dest, "rb").read()
+    again = tool("--source", source, "--dest", dest, "--resolution", "16")
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1].startswith("error: --dest=")
+    assert open(dest, "rb").read() == before
+    with pytest.raises(ValueError, match="holds 8x8 images with 1 channel"):
+        build_dataset("prepared", split="train", image_size=(16, 16), num_channels=1, root=dest)
+
+
+def test_fingerprint_changes_with_one_pixel(tmp_path):
+    source = make_source(str(tmp_path / "src"), corrupt=False)
+    first, second = str(tmp_path / "a.zip"), str(tmp_path / "b.zip")
+    assert tool("--source", source, "--dest", first, "--resolution", "8").returncode == 0
+    image = np.asarray(Image.open(os.path.join(source, "im0.jpg"))).copy()
+    image[:, :] = 255 - image[:, :]  # JPEG is lossy: change the image enough that one stored pixel surely differs
+    Image.fromarray(image).save(os.path.join(source, "im0.jpg"))
+    assert tool("--source", source, "--dest", second, "--resolution", "8").returncode == 0
+    assert read_manifest(first)["fingerprint"] != read_manifest(second)["fingerprint"]
+
+
+def test_fingerprint_sees_a_single_pixel(tmp_path):
+    from scripts.data.prepared import write_prepared
+
+    images = torch.randint(0, 256, (3, 1, 4, 4), dtype=torch.uint8)
+    changed = images.clone()
+    changed[2, 0, 3, 3] ^= 1
+    prints = [
+        write_prepared(
+            str(tmp_path / f"{i}.zip"), ((x, None) for x in batch), resolution=(4, 4), channels=1, source="t"
+        )
+        for i, batch in enumerate((images, changed, images))
+    ]
+    assert prints[0]["fingerprint"] == prints[2]["fingerprint"] != prints[1]["fingerprint"]
+    with zipfile.ZipFile(tmp_path / "0.zip") as archive:
+        assert json.loads(archive.read(MANIFEST_NAME))["count"] == 3
+        assert all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
+
+
+def test_named_source_equals_training_resize(tmp_path):
+    dest = str(tmp_path / "m.zip")
+    assert tool("--source", "mnist5k", "--dest", dest, "--resolution", "16", "--max_images", "20").returncode == 0
+    prepared = build_dataset("prepared", split="train", image_size=(16, 16), num_channels=1, root=dest)
+    digits = build_dataset("mnist5k", split="train", image_size=(16, 16), num_channels=1, root="")
+    assert torch.equal(prepared.items, digits.items[:20])
