@@ -17,7 +17,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Configuration file; default: the checkpoint's own.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory of a training run.")
 flags.DEFINE_integer("checkpoint", 0, "0: the latest checkpoint (checkpoints-meta); N: checkpoints/checkpoint_N.pth.")
-flags.DEFINE_string("mode", "fid", "fid | elbo | nll_itd")
+flags.DEFINE_string("mode", "fid", "fid | fid_ref (reference statistics only) | elbo | nll_itd")
 flags.DEFINE_string("experiment_name", "default", "Folder under WORKDIR/evaluation_results/.")
 flags.DEFINE_string("param_name", "default", "Key of this result within the experiment (e.g. delta0.013).")
 flags.DEFINE_float("delta", None, "Sampling / reverse-step noise std (ihdm); default: the config's.")
@@ -26,6 +26,9 @@ flags.DEFINE_integer("seed", None, "Base seed; default: config.eval.seed.")
 flags.DEFINE_string("dataset_name", None, "Name of the dataset in the results (default: config.data.dataset).")
 # fid
 flags.DEFINE_integer("num_gen", 50000, "fid: number of generated images (image i uses seed i).")
+flags.DEFINE_integer(
+    "num_seeds", 1, "fid: disjoint seed sets (set s: images s*num_gen..(s+1)*num_gen-1); each FID, mean, std."
+)
 flags.DEFINE_string("dataset_name_cleanfid", None, "fid: reference statistics name (default: config.data.dataset).")
 flags.DEFINE_string("dataset_split", "train", "fid: split of the reference statistics (train | test).")
 flags.DEFINE_string(
@@ -66,6 +69,7 @@ def run() -> None:
         seed=FLAGS.seed,
         dataset_name=FLAGS.dataset_name,
         num_gen=FLAGS.num_gen,
+        num_seeds=FLAGS.num_seeds,
         dataset_name_cleanfid=FLAGS.dataset_name_cleanfid,
         dataset_split=FLAGS.dataset_split,
         feature_net=FLAGS.feature_net,

@@ -97,3 +97,41 @@ def test_named_source_equals_training_resize(tmp_path):
     prepared = build_dataset("prepared", split="train", image_size=(16, 16), num_channels=1, root=dest)
     digits = build_dataset("mnist5k", split="train", image_size=(16, 16), num_channels=1, root="")
     assert torch.equal(prepared.items, digits.items[:20])
+
+
+def run_cli(*args, check=True):
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert not check or result.returncode == 0, result.stderr
+    return result
+
+
+def test_train_on_prepared_zip_then_reference_stats_by_fingerprint(tmp_path):
+    """A run trained from a prepared zip: fid_ref caches statistics keyed by the zip's fingerprint, fid finds them,
+    and statistics recording another fingerprint are refused with one line."""
+    from scripts.evaluation.reference_stats import ReferenceStats, load_reference_stats, save_reference_stats
+
+    dest, workdir, stats = str(tmp_path / "m.zip"), str(tmp_path / "run"), str(tmp_path / "stats")
+    assert tool("--source", "mnist5k", "--dest", dest, "--resolution", "8", "--max_images", "32").returncode == 0
+    data = ["--config.data.dataset=prepared", f"--config.data.root={dest}"]
+    run_cli("train.py", "--config", "tests/configs/tiny.py", "--workdir", workdir, *data, "--config.training.n_iters=2")
+    fast = ["--feature_net=fast_random_conv", f"--stats_dir={stats}", "--batch_size=8"]
+    reference = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid_ref", *fast)
+    fingerprint = read_manifest(dest)["fingerprint"]
+    name = f"prepared-{fingerprint[:16]}_train_8_fast_random_conv.npz"
+    assert os.listdir(stats) == [name] and fingerprint[:16] in reference.stdout.strip().splitlines()[-1]
+    cached = load_reference_stats(os.path.join(stats, name), "fast_random_conv", fingerprint)
+    assert cached.num_images == 32
+    fid = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--num_gen=4", "--num_seeds=2", *fast)
+    assert "computing" not in fid.stdout and fid.stdout.strip().splitlines()[-1].startswith("FID (fast_random_conv")
+    result = json.load(open(os.path.join(workdir, "evaluation_results", "default", "results.json")))["default"]["fid"]
+    assert result["reference_fingerprint"] == fingerprint and result["feature_network"] == "fast_random_conv"
+    # two disjoint seed sets: different samples, so different FIDs; mean and sample std of exactly those two
+    assert result["seed_sets"] == [[0, 3], [4, 7]] and result["num_gen"] == 4
+    first, second = result["fid_per_seed_set"]
+    assert first != second and result["fid_mean"] == pytest.approx((first + second) / 2)
+    assert result["fid_std"] == pytest.approx(abs(first - second) / 2**0.5)
+    other = ReferenceStats(cached.mu, cached.sigma, cached.network, 32, "elsewhere", "0" * 64)
+    save_reference_stats(os.path.join(stats, name), other)
+    refused = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--num_gen=4", *fast, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "belong to data with fingerprint 0000000000000000" in refused.stderr.strip().splitlines()[-1]

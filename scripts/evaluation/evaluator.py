@@ -8,9 +8,10 @@ Each mode is a function ``(request, config, model, device) -> result dict`` with
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import ml_collections
+import numpy as np
 import torch
 
 from scripts.cli.errors import DatasetUnavailable
@@ -60,15 +61,21 @@ def unit_batches(data, batch_size: int):
         yield data.raw_batch(indices).float() / 255.0
 
 
-def run_fid(
-    request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device
-) -> Dict[str, Any]:
-    """FID of --num_gen samples (image i from seed i) against the reference statistics of the dataset split."""
-    from scripts.evaluation import features, fid, reference_stats
-    from scripts.sampling.imaging import to_unit
-    from scripts.sampling.sampler import generate_range
+def prepared_fingerprint(config: ml_collections.ConfigDict, split: str) -> Optional[str]:
+    """The fingerprint of the prepared zip behind ``split`` (from its manifest), or None for other datasets."""
+    if config.data.dataset != "prepared":
+        return None
+    from scripts.data.datasets import _split_root
+    from scripts.data.prepared import read_manifest
 
-    feature_net = features.build_feature_net(request.feature_net, device)
+    return read_manifest(_split_root(config.data.root or os.path.join("data", "prepared"), split))["fingerprint"]
+
+
+def reference_for(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, feature_net):
+    """The reference statistics of the request's dataset split (loaded, or computed once and cached); for a prepared
+    zip they are keyed by its fingerprint."""
+    from scripts.evaluation import reference_stats
+
     dataset = request.dataset_name_cleanfid or config.data.dataset
     batch_size = _or(request.batch_size, config.eval.batch_size)
     height, width = build.image_size(config)
@@ -88,25 +95,80 @@ def run_fid(
             feature_net,
             request.stats_dir,
             reference_images if same_dataset else None,
+            fingerprint=prepared_fingerprint(config, request.dataset_split) if same_dataset else None,
         )
     except DatasetUnavailable as error:
         path = reference_stats.reference_stats_path(
             request.stats_dir, dataset, request.dataset_split, resolution, feature_net.name
         )
         raise DatasetUnavailable(f"reference statistics {path} are missing and cannot be computed: {error}") from None
+    return reference
+
+
+def run_fid_ref(
+    request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device
+) -> Dict[str, Any]:
+    """Compute (or find) and cache the reference statistics of the run's dataset split, without generating."""
+    from scripts.evaluation import features
+
+    feature_net = features.build_feature_net(request.feature_net, device)
+    reference = reference_for(request, config, model, feature_net)
+    return {
+        "feature_network": reference.network,
+        "reference": reference.source,
+        "reference_fingerprint": reference.fingerprint,
+        "num_images": reference.num_images,
+        "headline": f"FID reference statistics ({reference.network}): {reference.source}, "
+        f"{reference.num_images} images, fingerprint {reference.fingerprint[:16] or 'none'}",
+    }
+
+
+def run_fid(
+    request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device
+) -> Dict[str, Any]:
+    """FID of --num_gen samples (image i from seed i) against the reference statistics of the dataset split."""
+    from scripts.evaluation import features, fid
+    from scripts.sampling.imaging import to_unit
+    from scripts.sampling.sampler import generate_range
+
+    feature_net = features.build_feature_net(request.feature_net, device)
+    dataset = request.dataset_name_cleanfid or config.data.dataset
+    reference = reference_for(request, config, model, feature_net)
     seed = _or(request.seed, config.eval.seed)
+    batch_size = _or(request.batch_size, config.eval.batch_size)
 
-    def generate(start: int, count: int) -> torch.Tensor:
-        samples = generate_range(
-            model.process, model.net, model.prior, start=start, count=count, seed=seed, shape=model.shape, device=device
-        )
-        return to_unit(samples, model.process.data_range)
+    def seed_set(offset: int):
+        """generate(start, count) for image indices offset+start.. (each index is its own seed with ``seed``)."""
 
-    value = fid.fid_from_generator(generate, request.num_gen, batch_size, feature_net, reference)
-    result = fid.fid_record(value, reference, request.num_gen)
+        def generate(start: int, count: int) -> torch.Tensor:
+            samples = generate_range(
+                model.process,
+                model.net,
+                model.prior,
+                start=offset + start,
+                count=count,
+                seed=seed,
+                shape=model.shape,
+                device=device,
+            )
+            return to_unit(samples, model.process.data_range)
+
+        return generate
+
+    # seed set s uses image indices s * num_gen .. (s + 1) * num_gen - 1: disjoint sets
+    values = [
+        fid.fid_from_generator(seed_set(s * request.num_gen), request.num_gen, batch_size, feature_net, reference)
+        for s in range(request.num_seeds)
+    ]
+    result = fid.fid_record(float(np.mean(values)), reference, request.num_gen)
+    result.update(fid.seed_record(values, seed, request.num_gen))
     result["dataset"] = request.dataset_name or config.data.dataset
+    what = f"{feature_net.name}, {request.num_gen} samples vs {dataset} {request.dataset_split}"
     result["headline"] = (
-        f"FID ({feature_net.name}, {request.num_gen} samples vs {dataset} {request.dataset_split}): {value:.4f}"
+        f"FID ({what}): {values[0]:.4f}"
+        if len(values) == 1
+        else f"FID ({what}, {len(values)} seed sets: {', '.join(f'{v:.4f}' for v in values)}): "
+        f"mean {np.mean(values):.4f} std {np.std(values, ddof=1):.4f}"
     )
     return result
 
@@ -119,7 +181,12 @@ def run_nll_itd(
     return run(request, config, model, device)
 
 
-EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {"fid": run_fid, "elbo": run_elbo, "nll_itd": run_nll_itd}
+EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {
+    "fid": run_fid,
+    "fid_ref": run_fid_ref,
+    "elbo": run_elbo,
+    "nll_itd": run_nll_itd,
+}
 
 
 def evaluate(request: EvaluationRequest) -> Dict[str, Any]:

@@ -7,8 +7,9 @@ file) and ``reference_stats`` (the dataset side, computed once and cached).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, List
 
+import numpy as np
 import torch
 
 from scripts.evaluation.features import FeatureNet, feature_statistics
@@ -68,4 +69,17 @@ def fid_record(fid: float, ref_stats: ReferenceStats, num_gen: int) -> Dict[str,
         "feature_network": ref_stats.network,
         "num_gen": int(num_gen),
         "reference": ref_stats.source,
+        "reference_fingerprint": ref_stats.fingerprint,
+    }
+
+
+def seed_record(values: List[float], seed: int, num_gen: int) -> Dict[str, Any]:
+    """Per-seed-set FIDs, their mean and standard deviation (ddof 1; 0 for one set), and the seeds: set s used
+    base seed ``seed`` with image indices s * num_gen .. (s + 1) * num_gen - 1."""
+    return {
+        "fid_per_seed_set": [float(v) for v in values],
+        "fid_mean": float(np.mean(values)),
+        "fid_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "seed": int(seed),
+        "seed_sets": [[s * num_gen, (s + 1) * num_gen - 1] for s in range(len(values))],
     }

@@ -1,7 +1,8 @@
 """Reference statistics for FID: the Gaussian fit of a dataset split's features, computed once and cached.
 
 Cached as ``<cache_dir>/<dataset>_<split>_<res>_<network>.npz`` (mu [D], sigma [D, D], the feature
-network's name, the number of images and where they came from), written atomically with the
+network's name, the number of images, where they came from and, for a prepared zip, its fingerprint; a
+prepared zip's statistics are named ``prepared-<fingerprint[:16]>``), written atomically with the
 permissions any new file of the user gets (umask).
 """
 
@@ -35,13 +36,15 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 @dataclass(frozen=True)
 class ReferenceStats:
     """Gaussian fit of one image set's features: mu [D], sigma [D, D] (float64), the feature
-    network's name, the number of images (-1 if unknown) and where it came from."""
+    network's name, the number of images (-1 if unknown), where it came from and the fingerprint of the
+    prepared zip it was computed from ('' for other sources)."""
 
     mu: np.ndarray
     sigma: np.ndarray
     network: str
     num_images: int
     source: str
+    fingerprint: str = ""
 
 
 def reference_stats_path(cache_dir: str, dataset: str, split: str, resolution: int, network: str) -> str:
@@ -67,12 +70,14 @@ def save_reference_stats(path: str, stats: ReferenceStats) -> None:
         network=np.str_(stats.network),
         num_images=np.int64(stats.num_images),
         source=np.str_(stats.source),
+        fingerprint=np.str_(stats.fingerprint),
     )
     write_atomic(path, buffer.getvalue())
 
 
-def load_reference_stats(path: str, network: str) -> ReferenceStats:
-    """Load stats saved by ``save_reference_stats``; the file must record ``network``."""
+def load_reference_stats(path: str, network: str, fingerprint: Optional[str] = None) -> ReferenceStats:
+    """Load stats saved by ``save_reference_stats``; the file must record ``network`` and, if given, ``fingerprint``
+    (the prepared zip the statistics must come from)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             stats = ReferenceStats(
@@ -81,6 +86,7 @@ def load_reference_stats(path: str, network: str) -> ReferenceStats:
                 network=str(data["network"]),
                 num_images=int(data["num_images"]),
                 source=str(data["source"]),
+                fingerprint=str(data["fingerprint"]) if "fingerprint" in data.files else "",
             )
     except (OSError, KeyError, ValueError) as error:
         raise ValueError(
@@ -89,7 +95,17 @@ def load_reference_stats(path: str, network: str) -> ReferenceStats:
         ) from None
     if stats.network != network:
         raise ValueError(f"reference statistics {path} were computed with {stats.network!r}, not {network!r}")
+    if fingerprint is not None and stats.fingerprint != fingerprint:
+        raise ValueError(
+            f"reference statistics {path} belong to data with fingerprint {stats.fingerprint[:16] or 'none'}, "
+            f"not to the prepared zip with fingerprint {fingerprint[:16]}; delete the file or use the matching data"
+        )
     return stats
+
+
+def prepared_stats_name(fingerprint: str) -> str:
+    """The dataset part of a prepared zip's statistics file name: ``prepared-<fingerprint[:16]>``."""
+    return f"prepared-{fingerprint[:16]}"
 
 
 def _missing(path: str, network: str, dataset: str, split: str) -> FileNotFoundError:
@@ -124,7 +140,13 @@ def _published_cleanfid_stats(dataset: str, split: str, resolution: int) -> Opti
 
 
 def _computed_stats(
-    path: str, dataset: str, split: str, feature_net: FeatureNet, images: ImageSource, progress: bool
+    path: str,
+    dataset: str,
+    split: str,
+    feature_net: FeatureNet,
+    images: ImageSource,
+    progress: bool,
+    fingerprint: str,
 ) -> ReferenceStats:
     """Features of every image ``images`` yields, announced in one line (what, how many, where cached)."""
     num_images, batches = images()
@@ -137,7 +159,7 @@ def _computed_stats(
     mu, sigma, count = feature_statistics(
         batches, feature_net, num_images=num_images, desc=f"reference {dataset} {split}", progress=progress
     )
-    return ReferenceStats(mu, sigma, feature_net.name, count, f"computed from {dataset} {split}")
+    return ReferenceStats(mu, sigma, feature_net.name, count, f"computed from {dataset} {split}", fingerprint)
 
 
 def reference_statistics(
@@ -149,8 +171,12 @@ def reference_statistics(
     images: Optional[ImageSource] = None,
     *,
     progress: bool = True,
+    fingerprint: Optional[str] = None,
 ) -> ReferenceStats:
     """Load ``<cache_dir>/<dataset>_<split>_<resolution>_<network>.npz`` or make and save it.
+
+    ``fingerprint`` (a prepared zip's): the file is ``prepared-<fingerprint[:16]>_...`` instead, must record
+    that fingerprint (else ValueError, one line), and statistics computed here record it.
 
     Missing file: for cifar10 at 32 with Inception, clean-fid's published statistics are tried
     first (a download; offline it fails and one line is logged); otherwise the features of
@@ -159,14 +185,16 @@ def reference_statistics(
     FileNotFoundError naming it.
     """
     network = feature_net.name
-    path = reference_stats_path(cache_dir, dataset, split, resolution, network)
+    key = dataset if fingerprint is None else prepared_stats_name(fingerprint)
+    path = reference_stats_path(cache_dir, key, split, resolution, network)
     if os.path.isfile(path):
-        return load_reference_stats(path, network)
-    stats = _published_cleanfid_stats(dataset, split, resolution) if network == INCEPTION_NAME else None
+        return load_reference_stats(path, network, fingerprint)
+    published = network == INCEPTION_NAME and fingerprint is None
+    stats = _published_cleanfid_stats(dataset, split, resolution) if published else None
     if stats is None:
         if images is None:
             raise _missing(path, network, dataset, split)
-        stats = _computed_stats(path, dataset, split, feature_net, images, progress)
+        stats = _computed_stats(path, dataset, split, feature_net, images, progress, fingerprint or "")
     if distributed.is_main():
         save_reference_stats(path, stats)
     return stats

@@ -26,6 +26,7 @@ class EvaluationRequest:
     seed: Optional[int] = None
     dataset_name: Optional[str] = None
     num_gen: int = 50000
+    num_seeds: int = 1
     dataset_name_cleanfid: Optional[str] = None
     dataset_split: str = "train"
     feature_net: str = "inception"
@@ -50,6 +51,7 @@ def check_request(request: EvaluationRequest) -> None:
     require("--batch_size", request.batch_size, int_at_least(1), "an integer >= 1")
     require("--seed", request.seed, int_at_least(0), "an integer >= 0")
     require("--num_gen", request.num_gen, int_at_least(1), "an integer >= 1 (images generated for the FID)")
+    require("--num_seeds", request.num_seeds, int_at_least(1), "an integer >= 1 (disjoint seed sets for the FID)")
     require("--dataset_split", request.dataset_split, one_of("train", "test"), "'train' or 'test'")
     require("--elbo_passes", request.elbo_passes, int_at_least(1), "an integer >= 1 (passes over the test set)")
     require("--num_test", request.num_test, int_at_least(0), "an integer >= 0 (0: the whole test split)")
