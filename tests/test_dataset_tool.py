@@ -120,7 +120,7 @@ def test_train_on_prepared_zip_then_reference_stats_by_fingerprint(tmp_path):
     name = f"prepared-{fingerprint[:16]}_train_8_fast_random_conv.npz"
     assert os.listdir(stats) == [name] and fingerprint[:16] in reference.stdout.strip().splitlines()[-1]
     cached = load_reference_stats(os.path.join(stats, name), "fast_random_conv", fingerprint)
-    assert cached.num_images == 32
+    assert cached.num_images == 32 and cached.features.shape == (32, 256)  # features kept for KID
     fid = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--num_gen=4", "--num_seeds=2", *fast)
     assert "computing" not in fid.stdout and fid.stdout.strip().splitlines()[-1].startswith("FID (fast_random_conv")
     result = json.load(open(os.path.join(workdir, "evaluation_results", "default", "results.json")))["default"]["fid"]
@@ -130,6 +130,9 @@ def test_train_on_prepared_zip_then_reference_stats_by_fingerprint(tmp_path):
     first, second = result["fid_per_seed_set"]
     assert first != second and result["fid_mean"] == pytest.approx((first + second) / 2)
     assert result["fid_std"] == pytest.approx(abs(first - second) / 2**0.5)
+    assert len(result["kid_per_seed_set"]) == 2 and result["kid_mean"] == pytest.approx(
+        sum(result["kid_per_seed_set"]) / 2
+    )
     other = ReferenceStats(cached.mu, cached.sigma, cached.network, 32, "elsewhere", "0" * 64)
     save_reference_stats(os.path.join(stats, name), other)
     refused = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--num_gen=4", *fast, check=False)

@@ -128,6 +128,7 @@ def run_fid(
 ) -> Dict[str, Any]:
     """FID of --num_gen samples (image i from seed i) against the reference statistics of the dataset split."""
     from scripts.evaluation import features, fid
+    from scripts.evaluation.kid import FeatureSample, kid
     from scripts.sampling.imaging import to_unit
     from scripts.sampling.sampler import generate_range
 
@@ -155,13 +156,17 @@ def run_fid(
 
         return generate
 
-    # seed set s uses image indices s * num_gen .. (s + 1) * num_gen - 1: disjoint sets
-    values = [
-        fid.fid_from_generator(seed_set(s * request.num_gen), request.num_gen, batch_size, feature_net, reference)
-        for s in range(request.num_seeds)
-    ]
+    # seed set s uses image indices s * num_gen .. (s + 1) * num_gen - 1: disjoint sets; KID from the same features
+    values, kids = [], []
+    for s in range(request.num_seeds):
+        sample = FeatureSample(request.num_gen)
+        generate = seed_set(s * request.num_gen)
+        values.append(
+            fid.fid_from_generator(generate, request.num_gen, batch_size, feature_net, reference, sample=sample)
+        )
+        kids.append(None if reference.features is None else kid(sample.array(), reference.features))
     result = fid.fid_record(float(np.mean(values)), reference, request.num_gen)
-    result.update(fid.seed_record(values, seed, request.num_gen))
+    result.update(fid.seed_record(values, kids, seed, request.num_gen))
     result["dataset"] = request.dataset_name or config.data.dataset
     what = f"{feature_net.name}, {request.num_gen} samples vs {dataset} {request.dataset_split}"
     result["headline"] = (
@@ -170,6 +175,8 @@ def run_fid(
         else f"FID ({what}, {len(values)} seed sets: {', '.join(f'{v:.4f}' for v in values)}): "
         f"mean {np.mean(values):.4f} std {np.std(values, ddof=1):.4f}"
     )
+    if result["kid_mean"] is not None:
+        result["headline"] += f"; KID {result['kid_mean']:.6f}"
     return result
 
 

@@ -187,6 +187,7 @@ def feature_statistics(
     num_images: Optional[int],
     desc: str,
     progress: bool = True,
+    sample: Optional[Any] = None,
 ) -> Tuple[np.ndarray, np.ndarray, int]:
     """Stream image batches [B, C, H, W] in [0, 1] through ``feature_net``.
 
@@ -194,11 +195,17 @@ def feature_statistics(
     features, in float64. Under several processes each streams its share of the images and the
     statistics are combined exactly (``combine_moments``); every process gets the result.
     ``num_images`` (the expected count, or None if unknown) is the progress bar's total.
+    ``sample`` (a ``kid.FeatureSample``): also receives the features, every process's share (``merge``).
     """
     moments = RunningMoments()
     show = progress and distributed.is_main()
     with tqdm(total=num_images, desc=f"{desc} ({feature_net.name})", unit="image", disable=not show) as bar:
         for images in batches:
-            moments.update(feature_net.features(images))
+            features = feature_net.features(images)
+            moments.update(features)
+            if sample is not None:
+                sample.add(features)
             bar.update(images.shape[0] * distributed.world_size())
+    if sample is not None:
+        sample.merge(distributed.gather_objects(sample.array()))
     return combine_moments(distributed.gather_objects(moments.summary()))

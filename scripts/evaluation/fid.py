@@ -7,7 +7,7 @@ file) and ``reference_stats`` (the dataset side, computed once and cached).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -41,12 +41,13 @@ def fid_from_generator(
     ref_stats: ReferenceStats,
     *,
     progress: bool = True,
+    sample: Optional[Any] = None,
 ) -> float:
     """FID of ``num_gen`` generated images against ``ref_stats`` (same feature network).
 
     The caller seeds image i with seed i, so the result does not depend on ``batch_size``.
     Generation itself runs outside ``torch.no_grad`` (a sampler that needs gradients keeps them);
-    feature extraction runs under it.
+    feature extraction runs under it. ``sample`` (a ``kid.FeatureSample``) receives the generated features.
     """
     if num_gen < 2:
         raise ValueError(f"num_gen must be >= 2, got {num_gen}")
@@ -58,7 +59,9 @@ def fid_from_generator(
             f"the feature network is {feature_net.name!r}; they cannot be mixed"
         )
     batches = generated_batches(generate, num_gen, batch_size)
-    mu, sigma, _ = feature_statistics(batches, feature_net, num_images=num_gen, desc="FID generate", progress=progress)
+    mu, sigma, _ = feature_statistics(
+        batches, feature_net, num_images=num_gen, desc="FID generate", progress=progress, sample=sample
+    )
     return frechet_distance(mu, sigma, ref_stats.mu, ref_stats.sigma)
 
 
@@ -73,13 +76,15 @@ def fid_record(fid: float, ref_stats: ReferenceStats, num_gen: int) -> Dict[str,
     }
 
 
-def seed_record(values: List[float], seed: int, num_gen: int) -> Dict[str, Any]:
+def seed_record(values: List[float], kids: List[Optional[float]], seed: int, num_gen: int) -> Dict[str, Any]:
     """Per-seed-set FIDs, their mean and standard deviation (ddof 1; 0 for one set), and the seeds: set s used
     base seed ``seed`` with image indices s * num_gen .. (s + 1) * num_gen - 1."""
     return {
         "fid_per_seed_set": [float(v) for v in values],
         "fid_mean": float(np.mean(values)),
         "fid_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "kid_per_seed_set": kids,  # None where the reference statistics keep no features (published ones)
+        "kid_mean": None if None in kids else float(np.mean(kids)),
         "seed": int(seed),
         "seed_sets": [[s * num_gen, (s + 1) * num_gen - 1] for s in range(len(values))],
     }

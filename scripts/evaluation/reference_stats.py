@@ -21,6 +21,7 @@ import torch
 from scripts.evaluation.features import INCEPTION_DIM, INCEPTION_NAME, FeatureNet, feature_statistics
 from scripts.evaluation.frechet import check_gaussian
 from scripts.evaluation.inception_weights import import_cleanfid
+from scripts.evaluation.kid import KID_REFERENCE_FEATURES, FeatureSample
 from scripts.runs.files import write_atomic
 from scripts.runtime import distributed
 
@@ -37,7 +38,7 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 class ReferenceStats:
     """Gaussian fit of one image set's features: mu [D], sigma [D, D] (float64), the feature
     network's name, the number of images (-1 if unknown), where it came from and the fingerprint of the
-    prepared zip it was computed from ('' for other sources)."""
+    prepared zip it was computed from ('' for other sources); ``features``: the first images' features (KID)."""
 
     mu: np.ndarray
     sigma: np.ndarray
@@ -45,6 +46,7 @@ class ReferenceStats:
     num_images: int
     source: str
     fingerprint: str = ""
+    features: Optional[np.ndarray] = None  # float32 [<= KID_REFERENCE_FEATURES, D], for KID; None if not kept
 
 
 def reference_stats_path(cache_dir: str, dataset: str, split: str, resolution: int, network: str) -> str:
@@ -71,6 +73,7 @@ def save_reference_stats(path: str, stats: ReferenceStats) -> None:
         num_images=np.int64(stats.num_images),
         source=np.str_(stats.source),
         fingerprint=np.str_(stats.fingerprint),
+        **({} if stats.features is None else {"features": stats.features}),
     )
     write_atomic(path, buffer.getvalue())
 
@@ -87,6 +90,7 @@ def load_reference_stats(path: str, network: str, fingerprint: Optional[str] = N
                 num_images=int(data["num_images"]),
                 source=str(data["source"]),
                 fingerprint=str(data["fingerprint"]) if "fingerprint" in data.files else "",
+                features=data["features"] if "features" in data.files else None,
             )
     except (OSError, KeyError, ValueError) as error:
         raise ValueError(
@@ -156,10 +160,17 @@ def _computed_stats(
             f"{split} images once (cached in {path})",
             flush=True,
         )
+    sample = FeatureSample(KID_REFERENCE_FEATURES)
     mu, sigma, count = feature_statistics(
-        batches, feature_net, num_images=num_images, desc=f"reference {dataset} {split}", progress=progress
+        batches,
+        feature_net,
+        num_images=num_images,
+        desc=f"reference {dataset} {split}",
+        progress=progress,
+        sample=sample,
     )
-    return ReferenceStats(mu, sigma, feature_net.name, count, f"computed from {dataset} {split}", fingerprint)
+    source = f"computed from {dataset} {split}"
+    return ReferenceStats(mu, sigma, feature_net.name, count, source, fingerprint, sample.array())
 
 
 def reference_statistics(
