@@ -25,6 +25,10 @@ def get_default_configs():
     training.sampling_freq = 10_000  # sample grid into samples/ and TensorBoard
     training.log_freq = 50  # TensorBoard scalars
     training.num_samples = 36  # images in each periodic sample grid
+    training.fid_freq = 0  # FID of the EMA model against the training split's reference statistics; 0 = off
+    training.fid_num_gen = 1000  # generated images per FID during training (image i from seed i: the same each time)
+    training.fid_feature_net = "inception"  # 'inception', or 'fast_random_conv' (quick, not comparable; labelled)
+    training.fid_stats_dir = "data/fid_stats"  # cache of reference statistics (shared with evaluate.py)
     training.mixed_precision = "bf16"  # on CUDA: 'bf16' | 'fp16' (with loss scaling) | 'no'; CPU always float32
     training.num_workers = 0  # DataLoader workers for image folders (in-memory datasets stay on the device)
     # speed options (python -m scripts.benchmark_train measures each against its absence)

@@ -138,3 +138,34 @@ def test_train_on_prepared_zip_then_reference_stats_by_fingerprint(tmp_path):
     refused = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--num_gen=4", *fast, check=False)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "belong to data with fingerprint 0000000000000000" in refused.stderr.strip().splitlines()[-1]
+
+
+def test_fid_during_training_is_logged_to_tensorboard(tmp_path):
+    """A tiny run with training.fid_freq=2 logs fid/fast_random_conv at steps 2 and 4, and the reference statistics
+    of its prepared zip are cached under the zip's fingerprint."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    dest, workdir, stats = str(tmp_path / "m.zip"), str(tmp_path / "run"), str(tmp_path / "stats")
+    assert tool("--source", "mnist5k", "--dest", dest, "--resolution", "8", "--max_images", "32").returncode == 0
+    fid = [
+        "--config.training.fid_freq=2",
+        "--config.training.fid_num_gen=4",
+        "--config.training.fid_feature_net=fast_random_conv",
+        f"--config.training.fid_stats_dir={stats}",
+    ]
+    data = ["--config.data.dataset=prepared", f"--config.data.root={dest}"]
+    run_cli(
+        "train.py",
+        "--config",
+        "tests/configs/tiny.py",
+        "--workdir",
+        workdir,
+        *data,
+        *fid,
+        "--config.training.n_iters=4",
+    )
+    events = EventAccumulator(os.path.join(workdir, "tensorboard"))
+    events.Reload()
+    logged = events.Scalars("fid/fast_random_conv")
+    assert [e.step for e in logged] == [2, 4] and all(e.value > 0 for e in logged)
+    assert os.listdir(stats) == [f"prepared-{read_manifest(dest)['fingerprint'][:16]}_train_8_fast_random_conv.npz"]

@@ -90,6 +90,13 @@ RULES: List[Tuple[str, Check, str]] = [
     ("training.sampling_freq", *PERIOD),
     ("training.log_freq", *PERIOD),
     ("training.num_samples", *POSITIVE_INT),
+    ("training.fid_freq", *PERIOD),
+    ("training.fid_num_gen", int_at_least(2), "an integer >= 2 (generated images per FID during training)"),
+    (
+        "training.fid_feature_net",
+        one_of("inception", "fast_random_conv"),
+        "'inception' or 'fast_random_conv' (quick, not comparable)",
+    ),
     ("training.mixed_precision", one_of("bf16", "fp16", "no"), "one of 'bf16', 'fp16', 'no'"),
     ("training.num_workers", int_at_least(0), "an integer >= 0 (0: load in the main process)"),
     ("training.batch_per_device", int_at_least(0), "an integer >= 0 (0: each process's share in one round)"),

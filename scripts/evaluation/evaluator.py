@@ -72,37 +72,54 @@ def prepared_fingerprint(config: ml_collections.ConfigDict, split: str) -> Optio
 
 
 def reference_for(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, feature_net):
-    """The reference statistics of the request's dataset split (loaded, or computed once and cached); for a prepared
-    zip they are keyed by its fingerprint."""
+    """The reference statistics of the request's dataset split (see ``run_reference``)."""
+    return run_reference(
+        config,
+        lambda: build.build_data(config, request.dataset_split, model.process),
+        dataset=request.dataset_name_cleanfid or config.data.dataset,
+        split=request.dataset_split,
+        feature_net=feature_net,
+        stats_dir=request.stats_dir,
+        batch_size=_or(request.batch_size, config.eval.batch_size),
+    )
+
+
+def run_reference(
+    config: ml_collections.ConfigDict,
+    load_data: Callable[[], Any],
+    *,
+    dataset: str,
+    split: str,
+    feature_net,
+    stats_dir: str,
+    batch_size: int,
+):
+    """Reference statistics of ``dataset`` ``split`` at the run's resolution, loaded or computed once from
+    ``load_data()`` (the run's data) and cached; a prepared zip's are keyed and checked by its fingerprint."""
     from scripts.evaluation import reference_stats
 
-    dataset = request.dataset_name_cleanfid or config.data.dataset
-    batch_size = _or(request.batch_size, config.eval.batch_size)
     height, width = build.image_size(config)
     resolution = height if height == width else height * 10000 + width
     # statistics of another dataset than the run's can be loaded (or downloaded), never computed from this one
     same_dataset = dataset == config.data.dataset
 
     def reference_images():
-        data = build.build_data(config, request.dataset_split, model.process)
+        data = load_data()
         return len(data), unit_batches(data, batch_size)
 
     try:
-        reference = reference_stats.reference_statistics(
+        return reference_stats.reference_statistics(
             dataset,
-            request.dataset_split,
+            split,
             resolution,
             feature_net,
-            request.stats_dir,
+            stats_dir,
             reference_images if same_dataset else None,
-            fingerprint=prepared_fingerprint(config, request.dataset_split) if same_dataset else None,
+            fingerprint=prepared_fingerprint(config, split) if same_dataset else None,
         )
     except DatasetUnavailable as error:
-        path = reference_stats.reference_stats_path(
-            request.stats_dir, dataset, request.dataset_split, resolution, feature_net.name
-        )
+        path = reference_stats.reference_stats_path(stats_dir, dataset, split, resolution, feature_net.name)
         raise DatasetUnavailable(f"reference statistics {path} are missing and cannot be computed: {error}") from None
-    return reference
 
 
 def run_fid_ref(

@@ -47,6 +47,7 @@ from scripts.runtime import distributed
 from scripts.sampling.imaging import save_png, save_scatter, to_unit
 from scripts.sampling.sampler import sample
 from scripts.training.batch_split import BatchSplit
+from scripts.training.fid_monitor import TrainingFID
 from scripts.training.phases import NO_TIMER
 
 LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
@@ -423,6 +424,7 @@ class Trainer:
         )
         self.state.net.train()
         saved_step, batch = self.state.step, None
+        fid = TrainingFID(self.config, self.data, self.process, self.device) if training.fid_freq else None
         try:
             with StopRequest() as stop:
                 while self.state.step < training.n_iters:
@@ -443,6 +445,13 @@ class Trainer:
                         self.state.net.eval()
                         self.sample_grid(writer)
                         self.state.net.train()
+                    if fid is not None and due(step, training.fid_freq):
+                        value = fid.log(writer, step, self.process, self.state.ema.shadow, self.prior, self.shape)
+                        if main:
+                            tqdm.write(
+                                f"step {step}: FID ({fid.feature_net.name}, {training.fid_num_gen} EMA samples) "
+                                f"{value:.4f}"
+                            )
                     if stop_signal:
                         if saved_step != step:
                             self.save(batch)
