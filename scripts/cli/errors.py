@@ -49,8 +49,18 @@ def run_cli(main: Callable[[], Optional[int]]) -> None:
     except USER_ERRORS as error:
         print(f"error: {describe(error)}", file=sys.stderr)
         sys.exit(1)
+    finish_processes()
     if status:
         sys.exit(status)
+
+
+def finish_processes() -> None:
+    """After a command that ran under torchrun / mpiexec: wait for every rank (rank 0 may still be writing)
+    and tear the process group down before the interpreter exits."""
+    from scripts.runtime import distributed
+
+    distributed.barrier()
+    distributed.shutdown()
 
 
 def describe(error: Exception) -> str:
