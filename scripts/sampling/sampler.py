@@ -80,14 +80,16 @@ def mode_seeds(mode: str, count: int) -> Tuple[List[int], List[int]]:
 
 
 @torch.no_grad()
-def initial_states(prior, mode: str, count: int, seed: int, shape: Sequence[int], device) -> torch.Tensor:
-    """u_K for ``count`` images: prior draws, or for ``interpolate`` the line between two draws."""
+def initial_states(
+    prior, mode: str, count: int, seed: int, shape: Sequence[int], device, temperature: float = 1.0
+) -> torch.Tensor:
+    """u_K for ``count`` images: prior draws at ``temperature``, or for ``interpolate`` the line between two."""
     if mode == "interpolate":
-        ends = prior.sample(seeded_generators(seed, INIT_STREAM, [0, 1]), shape, device)
+        ends = prior.sample(seeded_generators(seed, INIT_STREAM, [0, 1]), shape, device, temperature)
         weights = torch.linspace(0, 1, count, device=device).view(-1, *[1] * len(shape))
         return (1 - weights) * ends[:1] + weights * ends[1:]
     init_indices, _ = mode_seeds(mode, count)
-    return prior.sample(seeded_generators(seed, INIT_STREAM, init_indices), shape, device)
+    return prior.sample(seeded_generators(seed, INIT_STREAM, init_indices), shape, device, temperature)
 
 
 @torch.no_grad()
@@ -103,9 +105,11 @@ def sample(
     device,
     record: bool = False,
     progress: bool = False,
+    temperature: float = 1.0,
 ) -> Dict[str, object]:
-    """Draw ``count`` samples in one of MODES. Returns {'initial', 'samples', 'trajectory'}."""
-    initial = initial_states(prior, mode, count, seed, shape, device)
+    """Draw ``count`` samples in one of MODES, the prior at ``temperature``. Returns {'initial', 'samples',
+    'trajectory'}."""
+    initial = initial_states(prior, mode, count, seed, shape, device, temperature)
     _, noise_indices = mode_seeds(mode, count)
     samples, trajectory = reverse_process(
         process, net, initial, seeded_generators(seed, NOISE_STREAM, noise_indices), record=record, progress=progress
