@@ -40,6 +40,7 @@ class Model:
         self.process, self.net, self.prior = trained.process, trained.net, trained.prior
         self.shape = tuple(trained.shape)
         self.config = trained.config
+        self.step, self.checkpoint_path = trained.step, trained.checkpoint_path
 
     @classmethod
     def from_run(

@@ -1,6 +1,8 @@
 """The Python API on a tiny trained run: sampling, temperature, images, exact latents, interpolation, ELBO."""
 
-import re
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,10 +11,9 @@ from PIL import Image
 
 from model_code.priors import PRIORS
 from scripts.api import Model, spherical
-from scripts.sampling.sampler import INIT_STREAM, seeded_generators
+from scripts.sampling.sampler import INIT_STREAM, reverse_process, seeded_generators
 from scripts.training.trainer import Trainer
 from tests.configs import tiny
-from tests.test_readme import README
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +101,33 @@ def test_elbo_is_finite_per_image_and_seeded(model, images):
     assert torch.equal(elbo, model.elbo(images, seed=1))
 
 
-def test_the_readme_api_example_runs(workdir):
-    section = README.split("\n## Python API\n", 1)[1]
-    example = re.findall(r"```python\n(.*?)```", section, re.S)[1].replace('"runs/quickstart"', repr(workdir))
-    namespace = {}
-    exec(compile(example, "README.md", "exec"), namespace)
-    assert namespace["samples"].shape == (4, 1, 8, 8)
-    assert (namespace["reconstruction"] - namespace["x"]).abs().max() < 1e-5
+def run_sample(*args):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, "sample.py", *args]
+    return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+
+
+def test_sample_command_temperatures_match_the_api(workdir, model):
+    result = run_sample(
+        "--workdir", workdir, "--batch_size=3", "--seed=2", "--temperature=0.5", "--noise_temperature=0"
+    )
+    assert result.returncode == 0, result.stderr
+    folder = os.path.join(workdir, "sample_outputs", f"random_n3_checkpoint0_step{model.step}_seed2_T0.5_noiseT0")
+    saved = torch.from_numpy(np.load(os.path.join(folder, "samples.npz"))["samples"])
+    initial = model.prior.sample(seeded_generators(2, INIT_STREAM, range(3)), model.shape, "cpu", 0.5)
+    expected, _ = reverse_process(
+        model.process, model.net, initial, seeded_generators(2, 1, range(3)), noise_temperature=0
+    )
+    torch.testing.assert_close(saved, expected, atol=1e-5, rtol=0)
+    no_noise, _ = reverse_process(
+        model.process, model.net, initial, seeded_generators(5, 1, range(3)), noise_temperature=0
+    )
+    torch.testing.assert_close(no_noise, expected, atol=1e-6, rtol=0)  # no step noise: the noise seed is irrelevant
+
+
+@pytest.mark.parametrize("flag", ["--temperature=-1", "--noise_temperature=-0.5"])
+def test_sample_command_refuses_negative_temperatures_in_one_line(workdir, flag):
+    result = run_sample("--workdir", workdir, flag)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and lines[-1].startswith("error: ") and flag.split("=")[0] in lines[-1], lines
+    assert "Traceback" not in result.stderr

@@ -49,8 +49,9 @@ def reverse_process(
     record: bool = False,
     progress: bool = False,
     max_frames: int = MAX_FRAMES,
+    noise_temperature: float = 1.0,
 ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-    """Run every reverse step from u_K = ``initial`` [B, ...].
+    """Run every reverse step from u_K = ``initial`` [B, ...], the step noise scaled by ``noise_temperature``.
 
     Returns (u_0, trajectory): with ``record``, at most ``max_frames`` states evenly spaced from u_K
     to u_0 (always both ends), kept on the CPU; otherwise an empty list.
@@ -60,7 +61,7 @@ def reverse_process(
     u = initial
     trajectory = [u.cpu()] if 0 in kept else []
     for step, k in enumerate(tqdm(levels, desc="sampling", leave=False, disable=not progress), start=1):
-        noise = randn_per_generator(noise_generators, u.shape[1:], u.device)
+        noise = noise_temperature * randn_per_generator(noise_generators, u.shape[1:], u.device)
         u = process.reverse_step(net, u, k, noise)
         if step in kept:
             trajectory.append(u.cpu())
@@ -142,6 +143,8 @@ def sample_on_ranks(
     batch_size: int,
     record: bool = False,
     progress: bool = False,
+    temperature: float = 1.0,
+    noise_temperature: float = 1.0,
 ) -> Dict[str, object]:
     """``sample`` in batches of ``batch_size`` images shared out over the processes, gathered on every one.
 
@@ -149,14 +152,16 @@ def sample_on_ranks(
     reverse process of its batches (``distributed.my_blocks``); the samples are bit-identical for any
     number of processes, and equal ``sample``'s when ``batch_size >= count``.
     """
-    initial = initial_states(prior, mode, count, seed, shape, device)
+    initial = initial_states(prior, mode, count, seed, shape, device, temperature)
     _, noise_indices = mode_seeds(mode, count)
     frames = len(evenly_spaced_frames(len(process.sampling_levels()) + 1, MAX_FRAMES)) if record else 0
     samples, trajectory = [], [[] for _ in range(frames)]
     for rows in distributed.my_blocks(count, batch_size):
         generators = seeded_generators(seed, NOISE_STREAM, noise_indices[rows.start : rows.stop])
         part = initial[rows.start : rows.stop]
-        out, states = reverse_process(process, net, part, generators, record=record, progress=progress)
+        out, states = reverse_process(
+            process, net, part, generators, record=record, progress=progress, noise_temperature=noise_temperature
+        )
         samples.append((rows.start, out))
         for frame, state in zip(trajectory, states):
             frame.append((rows.start, state))
