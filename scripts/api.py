@@ -21,11 +21,12 @@ import torch
 from PIL import Image
 
 from model_code import latents
+from model_code.priors import randn_per_generator
 from scripts.data.datasets import center_crop_resize
 from scripts.evaluation.elbo import elbo_terms
 from scripts.runs.trained import TrainedModel, load_trained
 from scripts.sampling import sampler
-from scripts.sampling.sampler import seeded_generators
+from scripts.sampling.sampler import INIT_STREAM, NOISE_STREAM, seeded_generators
 
 ENCODE_STREAM = 2  # generator stream of the forward trajectories drawn by ``encode``
 ELBO_STREAM = 3
@@ -93,6 +94,36 @@ class Model:
     def decode(self, latent: latents.Latent) -> torch.Tensor:
         """The reverse process run with the latent's noise: [B, C, H, W]."""
         return latents.decode(self.process, self.net, latent)
+
+    def resample(
+        self, image: torch.Tensor, n: int, *, below: Optional[int] = None, above: Optional[int] = None, seed: int = 0
+    ) -> torch.Tensor:
+        """n variations [n, C, H, W] of one image [C, H, W] by level of detail. With ``below`` = L, the image's
+        latent is kept at levels above L and the noise of every step k <= L is drawn afresh (at k = 1 the
+        residual becomes 0: the model's own last step); with ``above`` = L, u_K and the noise of every step
+        k > L are drawn afresh and the rest kept. Image i draws from seeds (seed, i), so L = 0 below (or L = K
+        above) returns the decoded image itself."""
+        if (below is None) == (above is None):
+            raise ValueError("give exactly one of below=LEVEL and above=LEVEL")
+        level = below if below is not None else above
+        if not 0 <= level <= self.process.K:
+            raise ValueError(f"level {level} is outside 0..{self.process.K} (K of this model)")
+        prior_state, noise = self.encode(image[None], seed)
+        prior_state, noise = prior_state.expand(n, *self.shape).clone(), noise.expand(n, *noise.shape[1:]).clone()
+        fresh_noise = torch.stack(
+            [
+                randn_per_generator(seeded_generators(seed, NOISE_STREAM, range(n)), self.shape, self.device)
+                for _ in self.process.sampling_levels()
+            ],
+            dim=1,
+        )
+        fresh_noise[:, -1] = 0
+        levels = torch.tensor(self.process.sampling_levels(), device=self.device)
+        redraw = levels <= level if below is not None else levels > level
+        noise[:, redraw] = fresh_noise[:, redraw]
+        if above is not None and level < self.process.K:
+            prior_state = self.prior.sample(seeded_generators(seed, INIT_STREAM, range(n)), self.shape, self.device)
+        return self.decode((prior_state, noise))
 
     def interpolate(
         self, image_a: torch.Tensor, image_b: torch.Tensor, num_points: int = 9, seed: int = 0

@@ -131,3 +131,15 @@ def test_sample_command_refuses_negative_temperatures_in_one_line(workdir, flag)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and lines[-1].startswith("error: ") and flag.split("=")[0] in lines[-1], lines
     assert "Traceback" not in result.stderr
+
+
+def test_resampling_by_level_of_detail(model, images):
+    original = model.decode(model.encode(images[:1]))[0]
+    K = model.process.K
+    for kept in (model.resample(images[0], 3, below=0), model.resample(images[0], 3, above=K)):
+        assert (kept - original).abs().max() < 1e-5
+    fine = model.resample(images[0], 3, below=2)
+    coarse = model.resample(images[0], 3, above=2)
+    assert (fine[0] - fine[1]).abs().max() > 1e-4 and (coarse[0] - coarse[1]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match=f"level {K + 1} is outside 0..{K}"):
+        model.resample(images[0], 2, below=K + 1)
