@@ -26,6 +26,8 @@ flags.DEFINE_bool("interpolate", False, "Interpolate u_K linearly between two pr
 flags.DEFINE_integer("num_points", 20, "Number of points along the interpolation.")
 flags.DEFINE_float("delta", None, "Sampling noise std (ihdm); default: the config's (1.25 sigma).")
 flags.DEFINE_integer("seed", None, "Base seed; default: config.eval.seed.")
+flags.DEFINE_float("temperature", 1.0, "Prior spread around its mean: 1 the trained prior, 0 its mean.")
+flags.DEFINE_float("noise_temperature", 1.0, "Scale of the reverse-step noise: 1 as trained, 0 none.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -38,11 +40,13 @@ def chosen_mode() -> str:
 
 def check_flags(mode: str) -> int:
     """One-line errors for bad flag values, before anything is loaded; returns the number of samples."""
-    from scripts.config.validate import int_at_least, real_above, require
+    from scripts.config.validate import int_at_least, real_above, real_at_least, require
 
     require("--checkpoint", FLAGS.checkpoint, int_at_least(0), "an integer >= 0 (0: the latest state)")
     require("--seed", FLAGS.seed, int_at_least(0), "an integer >= 0")
     require("--delta", FLAGS.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
+    require("--temperature", FLAGS.temperature, real_at_least(0), "a finite number >= 0 (the prior's spread)")
+    require("--noise_temperature", FLAGS.noise_temperature, real_at_least(0), "a finite number >= 0")
     if mode == "interpolate":
         require("--num_points", FLAGS.num_points, int_at_least(2), "an integer >= 2 (the two ends and between)")
         return FLAGS.num_points
@@ -69,6 +73,10 @@ def output_folder(mode: str, count: int, seed: int, step: int, config) -> str:
     name = f"{mode}_n{count}_checkpoint{FLAGS.checkpoint}_step{step}_seed{seed}"
     if FLAGS.delta is not None:
         name += f"_delta{FLAGS.delta:g}"
+    if FLAGS.temperature != 1.0:
+        name += f"_T{FLAGS.temperature:g}"
+    if FLAGS.noise_temperature != 1.0:
+        name += f"_noiseT{FLAGS.noise_temperature:g}"
     used = sampling_keys(config)
     if FLAGS.config is not None and used != saved_sampling_keys():
         name += f"_config{hashlib.sha1(json.dumps(used, sort_keys=True).encode()).hexdigest()[:8]}"
@@ -130,12 +138,12 @@ def run():
 
     import numpy as np
 
-    from scripts.runs.trained import load_trained
+    from scripts.api import Model
     from scripts.runtime import distributed
     from scripts.sampling.sampler import sample_on_ranks
 
     device = distributed.init().device
-    model = load_trained(FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config, delta=FLAGS.delta)
+    model = Model.from_run(FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config, delta=FLAGS.delta)
     config = model.config
     seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
     folder = output_folder(mode, count, seed, model.step, config)
@@ -151,6 +159,8 @@ def run():
         batch_size=config.eval.batch_size,
         record=True,
         progress=distributed.is_main(),
+        temperature=FLAGS.temperature,
+        noise_temperature=FLAGS.noise_temperature,
     )
     if not distributed.is_main():  # rank 0 writes what every process computed
         return

@@ -75,8 +75,11 @@ class Prior(nn.Module, abc.ABC):
         """Called once when training starts; priors with parameters estimate them here."""
 
     @abc.abstractmethod
-    def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
-        """u_K [len(generators), *shape] on device, draw i from ``generators[i]`` alone."""
+    def sample(
+        self, generators: List[torch.Generator], shape: Sequence[int], device, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """u_K [len(generators), *shape] on device, draw i from ``generators[i]`` alone; ``temperature`` T >= 0
+        scales the spread around the mean (T = 0: the mean, of the drawn component for a mixture)."""
 
     @abc.abstractmethod
     def kl_bound(self, q_mean: torch.Tensor, q_std: float) -> torch.Tensor:
@@ -98,12 +101,14 @@ class KernelDensityPrior(Prior):
         super().__init__(process=process, load_data=load_data)
         self.chunk_size = chunk_size
 
-    def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
-        """u_K = m_n + s eps, with n ~ U{0..N-1} and eps from generator i. Returns [len(generators), *shape]."""
+    def sample(
+        self, generators: List[torch.Generator], shape: Sequence[int], device, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """u_K = m_n + T s eps, with n ~ U{0..N-1} and eps from generator i. Returns [len(generators), *shape]."""
         num_items, fetch = self.data()
         indices = torch.stack([torch.randint(num_items, (), generator=g) for g in generators])
         mean, std = self.process.prior_component(fetch(indices).to(device))
-        return mean + std * randn_per_generator(generators, shape, device)
+        return mean + temperature * std * randn_per_generator(generators, shape, device)
 
     def kl_bound(self, q_mean: torch.Tensor, q_std: float) -> torch.Tensor:
         """Upper bound of KL(q || p(u_K)) for q = N(q_mean, sigma^2 I), sigma = q_std, in nats: [B, C, H, W] -> [B].
@@ -132,8 +137,11 @@ class KernelDensityPrior(Prior):
 class StandardNormalPrior(Prior):
     """u_K ~ N(0, s^2 I) with s the process's prior-component standard deviation."""
 
-    def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
-        return self.process.prior_component_std() * randn_per_generator(generators, shape, device)
+    def sample(
+        self, generators: List[torch.Generator], shape: Sequence[int], device, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """u_K = T s eps. Returns [len(generators), *shape]."""
+        return temperature * self.process.prior_component_std() * randn_per_generator(generators, shape, device)
 
     def kl_bound(self, q_mean: torch.Tensor, q_std: float) -> torch.Tensor:
         """KL(N(m, s_q^2 I) || N(0, s^2 I)) = 0.5 (D s_q^2/s^2 + |m|^2/s^2 - D + 2 D log(s/s_q)), exact.
@@ -183,14 +191,17 @@ class FittedGaussianPrior(Prior):
         self.scale_tril.copy_(torch.linalg.cholesky(covariance + jitter).float())
         self.fitted.fill_(True)
 
-    def sample(self, generators: List[torch.Generator], shape: Sequence[int], device) -> torch.Tensor:
+    def sample(
+        self, generators: List[torch.Generator], shape: Sequence[int], device, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """u_K = B^T(mean + T L z) + T s eps. Returns [len(generators), *shape]."""
         if not bool(self.fitted):
             raise ValueError("the fitted_gaussian prior has not been fitted (it is fitted when training starts)")
         z = randn_per_generator(generators, shape, device)
         eps = randn_per_generator(generators, shape, device)
         correlated = torch.einsum("hwcd,nhwd->nhwc", self.scale_tril, z.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        coefficients = self.mean + correlated
-        return self.process.operator.from_basis(coefficients) + self.process.prior_component_std() * eps
+        coefficients = self.mean + temperature * correlated
+        return self.process.operator.from_basis(coefficients) + temperature * self.process.prior_component_std() * eps
 
     def kl_bound(self, q_mean: torch.Tensor, q_std: float) -> torch.Tensor:
         """KL(q || p), exact: per coefficient, q = N(B m, s_q^2 I_C) and p = N(mean, S), S = Sigma + s^2 I_C:

@@ -62,6 +62,12 @@ class Process(nn.Module, abc.ABC):
         ``noise`` [B, C, H, W], so it controls seeds and noise sharing. At k = 1 it returns the data estimate."""
 
     @abc.abstractmethod
+    def reverse_step_noise(self, net: Net, u: torch.Tensor, k: int, u_prev: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``reverse_step`` in its noise for k > 1: with the step written u_{k-1} = mean(u_k) +
+        scale_k noise (in the process's noise coordinates), noise = (u_{k-1} - mean(u_k)) / scale_k, so that
+        ``reverse_step(net, u, k, noise)`` returns ``u_prev``. u, u_prev [B, C, H, W] -> noise [B, C, H, W]."""
+
+    @abc.abstractmethod
     def prior_component(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
         """The prior's Gaussian component N(mean, std^2 I) built on training image x0: (mean [B, C, H, W], std).
 
@@ -160,6 +166,11 @@ class IHDMProcess(Process):
         levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
         mean = self.reverse_mean(net, u, levels)
         return mean + self.delta * noise if k > 1 else mean
+
+    def reverse_step_noise(self, net: Net, u: torch.Tensor, k: int, u_prev: torch.Tensor) -> torch.Tensor:
+        """noise = (u_{k-1} - mu(u_k, k)) / delta (k > 1)."""
+        levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
+        return (u_prev - self.reverse_mean(net, u, levels)) / self.delta
 
     def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
         """Per-example ELBO terms in nats (D = C H W), x0 [B, C, H, W] (dequantised, in [0, 1]).
@@ -382,6 +393,13 @@ class GaussianProcess(Process):
             return self.operator.from_basis(x_hat)
         mean, var = self.posterior(u, x_hat, k)
         return self.operator.from_basis(mean + var.sqrt() * noise)
+
+    def reverse_step_noise(self, net: Net, u: torch.Tensor, k: int, u_prev: torch.Tensor) -> torch.Tensor:
+        """noise = (B u_{k-1} - posterior mean) / sqrt(posterior variance) in the basis (k > 1)."""
+        levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
+        x_hat = self.predict_x0_coefficients(net, u, levels, clip=self.clip_denoised)
+        mean, var = self.posterior(u, x_hat, k)
+        return (self.operator.to_basis(u_prev) - mean) / var.sqrt()
 
     def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
         """The discrete-time variational bound with K steps, per example, in nats (no clipping), less the prior term.

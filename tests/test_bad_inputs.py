@@ -396,4 +396,5 @@ def test_the_readme_snippet_that_loads_a_trained_run_runs(trained_run):
     assert "runs/quickstart" in snippet
     namespace = {}
     exec(compile(snippet.replace("runs/quickstart", trained_run), "README.md", "exec"), namespace)
-    assert namespace["out"]["samples"].shape == (16, 1, 8, 8)
+    assert namespace["samples"].shape == (4, 1, 8, 8) and namespace["path"].shape == (9, 1, 8, 8)
+    assert (namespace["reconstruction"] - namespace["x"]).abs().max() < 1e-5

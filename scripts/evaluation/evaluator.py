@@ -14,13 +14,14 @@ import ml_collections
 import numpy as np
 import torch
 
+from scripts.api import Model
 from scripts.cli.errors import DatasetUnavailable
 from scripts.cli.flags import require_writable_folder
 from scripts.config import build
 from scripts.evaluation.request import EvaluationRequest, check_request
 from scripts.evaluation.results import record
 from scripts.runs.rundir import RunDir
-from scripts.runs.trained import TrainedModel, load_trained
+from scripts.runs.trained import TrainedModel
 from scripts.runtime import distributed
 
 
@@ -222,7 +223,9 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     results = RunDir(request.workdir).path("evaluation_results", request.experiment_name)
     require_writable_folder("--workdir", request.workdir, results)
     device = distributed.init().device
-    model = load_trained(request.workdir, request.checkpoint, device, config=request.config, delta=request.delta)
+    model = Model.from_run(
+        request.workdir, request.checkpoint, device, config=request.config, delta=request.delta
+    ).trained
     config = model.config
     with torch.no_grad():
         result = EVALUATIONS[request.mode](request, config, model, device)

@@ -49,8 +49,9 @@ def reverse_process(
     record: bool = False,
     progress: bool = False,
     max_frames: int = MAX_FRAMES,
+    noise_temperature: float = 1.0,
 ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-    """Run every reverse step from u_K = ``initial`` [B, ...].
+    """Run every reverse step from u_K = ``initial`` [B, ...], the step noise scaled by ``noise_temperature``.
 
     Returns (u_0, trajectory): with ``record``, at most ``max_frames`` states evenly spaced from u_K
     to u_0 (always both ends), kept on the CPU; otherwise an empty list.
@@ -60,7 +61,7 @@ def reverse_process(
     u = initial
     trajectory = [u.cpu()] if 0 in kept else []
     for step, k in enumerate(tqdm(levels, desc="sampling", leave=False, disable=not progress), start=1):
-        noise = randn_per_generator(noise_generators, u.shape[1:], u.device)
+        noise = noise_temperature * randn_per_generator(noise_generators, u.shape[1:], u.device)
         u = process.reverse_step(net, u, k, noise)
         if step in kept:
             trajectory.append(u.cpu())
@@ -80,14 +81,16 @@ def mode_seeds(mode: str, count: int) -> Tuple[List[int], List[int]]:
 
 
 @torch.no_grad()
-def initial_states(prior, mode: str, count: int, seed: int, shape: Sequence[int], device) -> torch.Tensor:
-    """u_K for ``count`` images: prior draws, or for ``interpolate`` the line between two draws."""
+def initial_states(
+    prior, mode: str, count: int, seed: int, shape: Sequence[int], device, temperature: float = 1.0
+) -> torch.Tensor:
+    """u_K for ``count`` images: prior draws at ``temperature``, or for ``interpolate`` the line between two."""
     if mode == "interpolate":
-        ends = prior.sample(seeded_generators(seed, INIT_STREAM, [0, 1]), shape, device)
+        ends = prior.sample(seeded_generators(seed, INIT_STREAM, [0, 1]), shape, device, temperature)
         weights = torch.linspace(0, 1, count, device=device).view(-1, *[1] * len(shape))
         return (1 - weights) * ends[:1] + weights * ends[1:]
     init_indices, _ = mode_seeds(mode, count)
-    return prior.sample(seeded_generators(seed, INIT_STREAM, init_indices), shape, device)
+    return prior.sample(seeded_generators(seed, INIT_STREAM, init_indices), shape, device, temperature)
 
 
 @torch.no_grad()
@@ -103,9 +106,11 @@ def sample(
     device,
     record: bool = False,
     progress: bool = False,
+    temperature: float = 1.0,
 ) -> Dict[str, object]:
-    """Draw ``count`` samples in one of MODES. Returns {'initial', 'samples', 'trajectory'}."""
-    initial = initial_states(prior, mode, count, seed, shape, device)
+    """Draw ``count`` samples in one of MODES, the prior at ``temperature``. Returns {'initial', 'samples',
+    'trajectory'}."""
+    initial = initial_states(prior, mode, count, seed, shape, device, temperature)
     _, noise_indices = mode_seeds(mode, count)
     samples, trajectory = reverse_process(
         process, net, initial, seeded_generators(seed, NOISE_STREAM, noise_indices), record=record, progress=progress
@@ -138,6 +143,8 @@ def sample_on_ranks(
     batch_size: int,
     record: bool = False,
     progress: bool = False,
+    temperature: float = 1.0,
+    noise_temperature: float = 1.0,
 ) -> Dict[str, object]:
     """``sample`` in batches of ``batch_size`` images shared out over the processes, gathered on every one.
 
@@ -145,14 +152,16 @@ def sample_on_ranks(
     reverse process of its batches (``distributed.my_blocks``); the samples are bit-identical for any
     number of processes, and equal ``sample``'s when ``batch_size >= count``.
     """
-    initial = initial_states(prior, mode, count, seed, shape, device)
+    initial = initial_states(prior, mode, count, seed, shape, device, temperature)
     _, noise_indices = mode_seeds(mode, count)
     frames = len(evenly_spaced_frames(len(process.sampling_levels()) + 1, MAX_FRAMES)) if record else 0
     samples, trajectory = [], [[] for _ in range(frames)]
     for rows in distributed.my_blocks(count, batch_size):
         generators = seeded_generators(seed, NOISE_STREAM, noise_indices[rows.start : rows.stop])
         part = initial[rows.start : rows.stop]
-        out, states = reverse_process(process, net, part, generators, record=record, progress=progress)
+        out, states = reverse_process(
+            process, net, part, generators, record=record, progress=progress, noise_temperature=noise_temperature
+        )
         samples.append((rows.start, out))
         for frame, state in zip(trajectory, states):
             frame.append((rows.start, state))

@@ -1,0 +1,52 @@
+"""Exact latents of images: the prior state u_K and the standard-normal noise of every reverse step.
+
+A latent of x0 [B, C, H, W] is (prior [B, C, H, W], noise [B, S, C, H, W]) for the S = len(levels) reverse
+steps k = K, ..., 1 (``process.sampling_levels()``). Entries 0..S-2 are the noise of steps K..2; entry S-1 is
+the residual of the last step, x0 - reverse_step(u_1, 1), which has no noise of its own. Decoding runs the
+model's own reverse process with this noise and adds the residual, so decode(encode(x0)) = x0 up to float
+rounding. Encoding draws a trajectory u_k = diffuse(x0, k, eps_k) of the forward marginals (eps_k from the
+caller's generators, one per image) and solves each reverse step for its noise (``reverse_step_noise``).
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import torch
+
+from model_code.priors import randn_per_generator
+
+Latent = Tuple[torch.Tensor, torch.Tensor]
+
+
+def forward_trajectory(process, x0: torch.Tensor, generators: List[torch.Generator]) -> List[torch.Tensor]:
+    """States u_k = diffuse(x0, k, eps_k) [B, C, H, W] for the levels of ``process.sampling_levels()``, in order."""
+    states = []
+    for k in process.sampling_levels():
+        levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
+        states.append(process.diffuse(x0, levels, randn_per_generator(generators, x0.shape[1:], x0.device)))
+    return states
+
+
+@torch.no_grad()
+def encode(process, net: torch.nn.Module, x0: torch.Tensor, generators: List[torch.Generator]) -> Latent:
+    """x0 [B, C, H, W] -> (u_K [B, C, H, W], noise [B, S, C, H, W]); see the module docstring."""
+    states = forward_trajectory(process, x0, generators)
+    levels = process.sampling_levels()
+    targets = states[1:] + [x0]
+    noise = []
+    for k, u, u_prev in zip(levels[:-1], states[:-1], targets[:-1]):
+        noise.append(process.reverse_step_noise(net, u, k, u_prev))
+    noise.append(x0 - process.reverse_step(net, states[-1], levels[-1], torch.zeros_like(x0)))
+    return states[0], torch.stack(noise, dim=1)
+
+
+@torch.no_grad()
+def decode(process, net: torch.nn.Module, latent: Latent) -> torch.Tensor:
+    """(u_K [B, C, H, W], noise [B, S, C, H, W]) -> u_0 [B, C, H, W]: every reverse step with the latent's
+    noise, then the residual: u_0 = reverse_step(u_1, 1) + noise[:, S-1]."""
+    u, noise = latent
+    levels = process.sampling_levels()
+    for step, k in enumerate(levels[:-1]):
+        u = process.reverse_step(net, u, k, noise[:, step])
+    return process.reverse_step(net, u, levels[-1], torch.zeros_like(u)) + noise[:, -1]

@@ -1,0 +1,153 @@
+"""Python API for a trained run: load it, sample, encode real images to exact latents and decode them.
+
+    model = Model.from_run("runs/quickstart", checkpoint=0, device="cpu")
+    images = model.sample(16, seed=0, temperature=0.8)       # [16, C, H, W] in the data range
+    x = model.load_images(["a.png", "b.jpg"])                # center crop + resize, into the data range
+    latent = model.encode(x)                                 # (u_K [B, C, H, W], noise [B, S, C, H, W])
+    model.decode(latent)                                     # == x to float32 precision
+    model.interpolate(x[0], x[1], num_points=9)              # [9, C, H, W], ends equal the two images
+    model.elbo(x)                                            # per-image ELBO in nats [B]
+
+Every random draw comes from a generator seeded per image (``seeded_generators``), so results do not
+depend on the batch size.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model_code import latents
+from model_code.priors import randn_per_generator
+from scripts.data.datasets import center_crop_resize
+from scripts.evaluation.elbo import elbo_terms
+from scripts.runs.trained import TrainedModel, load_trained
+from scripts.sampling import sampler
+from scripts.sampling.sampler import INIT_STREAM, NOISE_STREAM, seeded_generators
+
+ENCODE_STREAM = 2  # generator stream of the forward trajectories drawn by ``encode``
+ELBO_STREAM = 3
+
+
+class Model:
+    """A trained run's process, EMA network and prior, with sampling and exact latents."""
+
+    def __init__(self, trained: TrainedModel, device: torch.device):
+        self.trained = trained
+        self.device = device
+        self.process, self.net, self.prior = trained.process, trained.net, trained.prior
+        self.shape = tuple(trained.shape)
+        self.config = trained.config
+        self.step, self.checkpoint_path = trained.step, trained.checkpoint_path
+
+    @classmethod
+    def from_run(
+        cls, workdir: str, checkpoint: int = 0, device: Union[str, torch.device] = "cpu", *, config=None, delta=None
+    ) -> "Model":
+        """Checkpoint ``checkpoint`` of run ``workdir`` (0: the latest); ``config``/``delta`` as ``load_trained``."""
+        device = torch.device(device)
+        return cls(load_trained(workdir, checkpoint, device, config=config, delta=delta), device)
+
+    def sample(self, n: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
+        """n samples [n, C, H, W]; image i from seeds (seed, i); the prior's spread scaled by ``temperature``."""
+        if temperature < 0:
+            raise ValueError(f"temperature {temperature} is negative; allowed: a number >= 0")
+        out = sampler.sample(
+            self.process,
+            self.net,
+            self.prior,
+            mode="random",
+            count=n,
+            seed=seed,
+            shape=self.shape,
+            device=self.device,
+            temperature=temperature,
+        )
+        return out["samples"]
+
+    def load_images(self, paths: Sequence[str]) -> torch.Tensor:
+        """Images of any size: center crop to the model's aspect ratio, resize, map into the data range.
+        Returns [len(paths), C, H, W]; an unreadable file is a ValueError naming it."""
+        channels, height, width = self.shape
+        images = []
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    image = image.convert("L" if channels == 1 else "RGB")
+                    images.append(np.asarray(center_crop_resize(image, (height, width)), dtype=np.float32))
+            except (OSError, ValueError) as error:
+                raise ValueError(
+                    f"image {path!r} cannot be read ({error}); allowed: a PNG/JPEG/... image file"
+                ) from None
+        unit = torch.from_numpy(np.stack(images)).reshape(len(paths), height, width, channels).permute(0, 3, 1, 2)
+        low, high = self.process.data_range
+        return (low + (high - low) * unit / 255.0).to(self.device)
+
+    def encode(self, images: torch.Tensor, seed: int = 0) -> latents.Latent:
+        """Exact latents (u_K [B, C, H, W], noise [B, S, C, H, W]) of images in the data range."""
+        generators = seeded_generators(seed, ENCODE_STREAM, range(len(images)))
+        return latents.encode(self.process, self.net, images.to(self.device), generators)
+
+    def decode(self, latent: latents.Latent) -> torch.Tensor:
+        """The reverse process run with the latent's noise: [B, C, H, W]."""
+        return latents.decode(self.process, self.net, latent)
+
+    def resample(
+        self, image: torch.Tensor, n: int, *, below: Optional[int] = None, above: Optional[int] = None, seed: int = 0
+    ) -> torch.Tensor:
+        """n variations [n, C, H, W] of one image [C, H, W] by level of detail. With ``below`` = L, the image's
+        latent is kept at levels above L and the noise of every step k <= L is drawn afresh (at k = 1 the
+        residual becomes 0: the model's own last step); with ``above`` = L, u_K and the noise of every step
+        k > L are drawn afresh and the rest kept. Image i draws from seeds (seed, i), so L = 0 below (or L = K
+        above) returns the decoded image itself."""
+        if (below is None) == (above is None):
+            raise ValueError("give exactly one of below=LEVEL and above=LEVEL")
+        level = below if below is not None else above
+        if not 0 <= level <= self.process.K:
+            raise ValueError(f"level {level} is outside 0..{self.process.K} (K of this model)")
+        prior_state, noise = self.encode(image[None], seed)
+        prior_state, noise = prior_state.expand(n, *self.shape).clone(), noise.expand(n, *noise.shape[1:]).clone()
+        fresh_noise = torch.stack(
+            [
+                randn_per_generator(seeded_generators(seed, NOISE_STREAM, range(n)), self.shape, self.device)
+                for _ in self.process.sampling_levels()
+            ],
+            dim=1,
+        )
+        fresh_noise[:, -1] = 0
+        levels = torch.tensor(self.process.sampling_levels(), device=self.device)
+        redraw = levels <= level if below is not None else levels > level
+        noise[:, redraw] = fresh_noise[:, redraw]
+        if above is not None and level < self.process.K:
+            prior_state = self.prior.sample(seeded_generators(seed, INIT_STREAM, range(n)), self.shape, self.device)
+        return self.decode((prior_state, noise))
+
+    def interpolate(
+        self, image_a: torch.Tensor, image_b: torch.Tensor, num_points: int = 9, seed: int = 0
+    ) -> torch.Tensor:
+        """[num_points, C, H, W] between two images [C, H, W]: prior states linear, noise spherical; the
+        ends decode to the two images."""
+        (prior_state, noise) = self.encode(torch.stack([image_a, image_b]), seed)
+        weights = torch.linspace(0, 1, num_points, device=self.device)
+        mix = weights.view(-1, 1, 1, 1)
+        states = (1 - mix) * prior_state[:1] + mix * prior_state[1:]
+        return self.decode((states, spherical(noise[0], noise[1], weights)))
+
+    def elbo(self, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        """Per-image ELBO in nats [B] (prior KL + transitions + reconstruction) of images in the data range."""
+        generator = torch.Generator(device=self.device).manual_seed(seed + ELBO_STREAM)
+        with torch.no_grad():
+            terms = elbo_terms(self.process, self.net, self.prior, images.to(self.device), generator)
+        return terms["prior"] + terms["transitions"].sum(1) + terms["reconstruction"]
+
+
+def spherical(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, eps: Optional[float] = 1e-7) -> torch.Tensor:
+    """slerp(a, b; w) = sin((1-w) theta)/sin(theta) a + sin(w theta)/sin(theta) b, theta the angle between
+    the flattened a and b [...]; weights [N] -> [N, ...]. Ends are a and b exactly."""
+    cos = (a.flatten() @ b.flatten()) / (a.norm() * b.norm()).clamp_min(eps)
+    theta = torch.arccos(cos.clamp(-1, 1)).clamp_min(eps)
+    w = weights.view(-1, *[1] * a.dim())
+    return (torch.sin((1 - w) * theta) * a + torch.sin(w * theta) * b) / torch.sin(theta)
