@@ -2,6 +2,8 @@
 
     python sample.py --config CONFIG --workdir WORKDIR --checkpoint 0 --batch_size=9
                      [--same_init | --share_noise | --interpolate --num_points=20] [--delta=D]
+    python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --num_points 9
+    python sample.py --workdir WORKDIR --image A.png (--resample_below LEVEL | --resample_above LEVEL) --batch_size 8
 
 --config may be left out: the checkpoint carries the run's config. Writes a grid of the samples, a grid
 of the initial states u_K, a GIF of the reverse process and the raw arrays (.npz) under
@@ -28,14 +30,69 @@ flags.DEFINE_float("delta", None, "Sampling noise std (ihdm); default: the confi
 flags.DEFINE_integer("seed", None, "Base seed; default: config.eval.seed.")
 flags.DEFINE_float("temperature", 1.0, "Prior spread around its mean: 1 the trained prior, 0 its mean.")
 flags.DEFINE_float("noise_temperature", 1.0, "Scale of the reverse-step noise: 1 as trained, 0 none.")
+flags.DEFINE_string("image_a", None, "With --interpolate: interpolate between the exact latents of this image ...")
+flags.DEFINE_string("image_b", None, "... and this one (both given or neither).")
+flags.DEFINE_string("image", None, "Variations of this image by level of detail (with a --resample_* flag).")
+flags.DEFINE_integer("resample_below", None, "Keep the image's latent above LEVEL, redraw the noise at steps <= LEVEL.")
+flags.DEFINE_integer("resample_above", None, "Keep the image's latent at steps <= LEVEL, redraw u_K and the rest.")
 flags.mark_flags_as_required(["workdir"])
 
 
 def chosen_mode() -> str:
+    """random, same_init, share_noise, interpolate, interpolate_images or resample; conflicting flags refused."""
+    image_mode = chosen_image_mode()
+    if image_mode is not None:
+        return image_mode
     chosen = [name for name in ("same_init", "share_noise", "interpolate") if getattr(FLAGS, name)]
     if len(chosen) > 1:
         raise ValueError(f"choose at most one of --same_init, --share_noise, --interpolate (got {', '.join(chosen)})")
     return chosen[0] if chosen else "random"
+
+
+def chosen_image_mode():
+    """interpolate_images, resample or None (no image flag); refuses incomplete or conflicting image flags."""
+    if (FLAGS.image_a is None) != (FLAGS.image_b is None):
+        given = "--image_a" if FLAGS.image_b is None else "--image_b"
+        raise ValueError(f"{given} given alone; allowed: both --image_a and --image_b (with --interpolate) or neither")
+    resample = [name for name in ("resample_below", "resample_above") if getattr(FLAGS, name) is not None]
+    if len(resample) > 1:
+        raise ValueError("both --resample_below and --resample_above given; allowed: exactly one of them")
+    if FLAGS.image is not None and not resample:
+        raise ValueError(f"--image={FLAGS.image} given without --resample_below or --resample_above; allowed: one")
+    if resample and FLAGS.image is None:
+        raise ValueError(f"--{resample[0]} given without --image; allowed: with --image=PATH")
+    if FLAGS.image_a is not None and FLAGS.image is not None:
+        raise ValueError("--image_a/--image_b and --image given; allowed: one of the two commands")
+    others = [name for name in ("same_init", "share_noise") if getattr(FLAGS, name)]
+    if FLAGS.image_a is not None and not FLAGS.interpolate:
+        raise ValueError("--image_a/--image_b given without --interpolate; allowed: with --interpolate")
+    if FLAGS.image is not None and FLAGS.interpolate:
+        others.append("interpolate")
+    mode = "interpolate_images" if FLAGS.image_a is not None else "resample" if FLAGS.image is not None else None
+    if mode is not None and others:
+        raise ValueError(f"--{others[0]} cannot be combined with image flags; allowed: leave it out")
+    return mode
+
+
+def image_paths(mode: str) -> list:
+    """The image files of an image mode ([] otherwise), each checked to open as an image before any model loads."""
+    from PIL import Image
+
+    paths = {"interpolate_images": [FLAGS.image_a, FLAGS.image_b], "resample": [FLAGS.image]}.get(mode, [])
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except (OSError, ValueError) as error:
+            raise ValueError(f"image {path!r} cannot be read ({error}); allowed: a PNG/JPEG/... image file") from None
+    return paths
+
+
+def resample_level() -> dict:
+    """{"below": L} or {"above": L} from the --resample_* flags."""
+    if FLAGS.resample_below is not None:
+        return {"below": FLAGS.resample_below}
+    return {"above": FLAGS.resample_above}
 
 
 def check_flags(mode: str) -> int:
@@ -47,7 +104,9 @@ def check_flags(mode: str) -> int:
     require("--delta", FLAGS.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
     require("--temperature", FLAGS.temperature, real_at_least(0), "a finite number >= 0 (the prior's spread)")
     require("--noise_temperature", FLAGS.noise_temperature, real_at_least(0), "a finite number >= 0")
-    if mode == "interpolate":
+    for flag in ("resample_below", "resample_above"):
+        require(f"--{flag}", getattr(FLAGS, flag), int_at_least(0), "an integer in 0..K (K: the model's levels)")
+    if mode in ("interpolate", "interpolate_images"):
         require("--num_points", FLAGS.num_points, int_at_least(2), "an integer >= 2 (the two ends and between)")
         return FLAGS.num_points
     require("--batch_size", FLAGS.batch_size, int_at_least(1), "an integer >= 1 (the number of samples)")
@@ -59,11 +118,12 @@ def check_flags(mode: str) -> int:
 SAMPLING_GROUPS = ("model", "data")
 
 
-def output_folder(mode: str, count: int, seed: int, step: int, config) -> str:
+def output_folder(mode: str, count: int, seed: int, step: int, config, images=()) -> str:
     """WORKDIR/sample_outputs/<name>, the name made of every option that changes the result.
 
     The mode, number of samples, checkpoint, its step, seed and --delta appear in the name; a --config
-    whose model or data keys differ from the run's saved config.json adds a short hash of those keys.
+    whose model or data keys differ from the run's saved config.json adds a short hash of those keys; input
+    images add their file stems and a short hash of their bytes, resampling its level.
     """
     import hashlib
     import json
@@ -71,6 +131,12 @@ def output_folder(mode: str, count: int, seed: int, step: int, config) -> str:
     from scripts.runs.rundir import RunDir
 
     name = f"{mode}_n{count}_checkpoint{FLAGS.checkpoint}_step{step}_seed{seed}"
+    if mode == "resample":
+        name += "_{}{}".format(*next(iter(resample_level().items())))
+    if images:
+        stems = "-".join(os.path.splitext(os.path.basename(path))[0] for path in images)
+        digest = hashlib.sha1(b"".join(open(path, "rb").read() for path in images)).hexdigest()[:8]
+        name += f"_images-{stems}-{digest}"
     if FLAGS.delta is not None:
         name += f"_delta{FLAGS.delta:g}"
     if FLAGS.temperature != 1.0:
@@ -131,6 +197,7 @@ def run():
 
     mode = chosen_mode()
     count = check_flags(mode)
+    images = image_paths(mode)
     if FLAGS.config is not None:
         validate_config(FLAGS.config)
     RunDir(FLAGS.workdir).checkpoint_path(FLAGS.checkpoint)  # a missing checkpoint is refused before any work
@@ -146,6 +213,8 @@ def run():
     model = Model.from_run(FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config, delta=FLAGS.delta)
     config = model.config
     seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
+    if images:
+        return run_on_images(model, mode, count, seed, images)
     folder = output_folder(mode, count, seed, model.step, config)
     out = sample_on_ranks(
         model.process,
@@ -176,6 +245,53 @@ def run():
     print(f"{count} samples ({mode}) from {model.checkpoint_path} (step {model.step}):")
     for path in written:
         print(f"  {path}")
+
+
+def run_on_images(model, mode: str, count: int, seed: int, paths: list) -> None:
+    """Interpolation between, or variations of, real images through their exact latents (the API); the
+    latents are computed on one process, so rank 0 alone does the work."""
+    import numpy as np
+    import torch
+
+    from scripts.runtime import distributed
+    from scripts.sampling.imaging import save_gif, save_png, to_unit
+
+    if mode == "resample":
+        check_resample_level(model.process.K)
+    if not distributed.is_main():
+        return
+    folder = output_folder(mode, count, seed, model.step, model.config, paths)
+    loaded = model.load_images(paths)
+    unit = lambda x: to_unit(x, model.process.data_range)
+    if mode == "interpolate_images":
+        samples = model.interpolate(loaded[0], loaded[1], num_points=count, seed=seed)
+        written = [
+            save_png(os.path.join(folder, "interpolation.png"), unit(samples), len(samples)),
+            save_gif(os.path.join(folder, "interpolation.gif"), [unit(x[None]) for x in samples], 1),
+        ]
+    else:
+        samples = model.resample(loaded[0], count, seed=seed, **resample_level())
+        original = model.decode(model.encode(loaded[:1], seed))
+        written = [save_png(os.path.join(folder, "samples.png"), unit(torch.cat([original, samples])))]
+    npz = os.path.join(folder, "samples.npz")
+    np.savez_compressed(
+        npz,
+        samples=samples.cpu().numpy(),
+        images=loaded.cpu().numpy(),
+        data_range=np.array(model.process.data_range),
+    )
+    written.append(npz)
+    print(f"{len(samples)} samples ({mode} of {', '.join(paths)}) from {model.checkpoint_path} (step {model.step}):")
+    for path in written:
+        print(f"  {path}")
+
+
+def check_resample_level(K: int) -> None:
+    """--resample_below/--resample_above must lie in 0..K, K the model's number of levels (known once loaded)."""
+    from scripts.config.validate import int_at_least, require
+
+    flag, level = next(iter(resample_level().items()))
+    require(f"--resample_{flag}", level, lambda value: int_at_least(0)(value) and value <= K, f"an integer in 0..{K}")
 
 
 if __name__ == "__main__":

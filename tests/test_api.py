@@ -31,15 +31,21 @@ def model(workdir):
 
 
 @pytest.fixture(scope="module")
-def images(model, tmp_path_factory):
-    """Two PNGs of other sizes and aspect ratios, loaded into the model's shape and data range."""
+def picture_paths(tmp_path_factory):
+    """Two PNGs of other sizes and aspect ratios than the model's."""
     folder = tmp_path_factory.mktemp("pictures")
     rng = np.random.default_rng(0)
     paths = []
     for i, (h, w) in enumerate([(20, 30), (11, 7)]):
         paths.append(str(folder / f"{i}.png"))
         Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(paths[-1])
-    return model.load_images(paths)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def images(model, picture_paths):
+    """The two PNGs loaded into the model's shape and data range."""
+    return model.load_images(picture_paths)
 
 
 def test_samples_do_not_depend_on_how_many_are_drawn(model):
@@ -143,3 +149,33 @@ def test_resampling_by_level_of_detail(model, images):
     assert (fine[0] - fine[1]).abs().max() > 1e-4 and (coarse[0] - coarse[1]).abs().max() > 1e-4
     with pytest.raises(ValueError, match=f"level {K + 1} is outside 0..{K}"):
         model.resample(images[0], 2, below=K + 1)
+
+
+def saved_samples(result):
+    """The samples.npz the command printed last, as a tensor."""
+    assert result.returncode == 0, result.stderr
+    npz = result.stdout.strip().splitlines()[-1].strip()
+    assert npz.endswith("samples.npz"), result.stdout
+    return torch.from_numpy(np.load(npz)["samples"])
+
+
+def test_interpolate_command_between_images_ends_at_both(workdir, model, picture_paths, images):
+    a, b = picture_paths
+    result = run_sample("--workdir", workdir, "--interpolate", f"--image_a={a}", f"--image_b={b}", "--num_points=5")
+    samples = saved_samples(result)
+    assert samples.shape == (5, *model.shape)
+    assert (samples[0] - images[0]).abs().max() < 1e-5 and (samples[-1] - images[1]).abs().max() < 1e-5
+    assert (samples[2] - images[0]).abs().max() > 1e-2 and (samples[2] - images[1]).abs().max() > 1e-2
+    folder = os.path.dirname(result.stdout.strip().splitlines()[-1].strip())
+    assert os.path.basename(folder).startswith(f"interpolate_images_n5_checkpoint0_step{model.step}_seed")
+    assert {"interpolation.png", "interpolation.gif", "samples.npz"} <= set(os.listdir(folder))
+
+
+def test_resample_command_below_level_zero_returns_the_decoded_image(workdir, model, picture_paths, images):
+    result = run_sample("--workdir", workdir, f"--image={picture_paths[0]}", "--resample_below=0", "--batch_size=3")
+    samples = saved_samples(result)
+    original = model.decode(model.encode(images[:1], seed=model.config.eval.seed))
+    assert samples.shape == (3, *model.shape)
+    assert (samples - original).abs().max() < 1e-5
+    folder = os.path.dirname(result.stdout.strip().splitlines()[-1].strip())
+    assert "_below0_images-0-" in os.path.basename(folder) and "samples.png" in os.listdir(folder)

@@ -176,6 +176,34 @@ def test_bad_sample_flags(trained_run, flags, message):
     assert not os.path.exists(os.path.join(trained_run, "sample_outputs"))
 
 
+IMAGE_FLAGS = [
+    (["--interpolate", "--image_a={png}"], "--image_a given alone"),
+    (["--interpolate", "--image_b={png}"], "--image_b given alone"),
+    (["--image_a={png}", "--image_b={png}"], "without --interpolate"),
+    (["--image={png}"], "--image={png} given without --resample_below or --resample_above"),
+    (["--resample_below=1"], "--resample_below given without --image"),
+    (["--image={png}", "--resample_below=1", "--resample_above=1"], "both --resample_below and --resample_above"),
+    (["--image={png}", "--resample_below=1", "--same_init"], "--same_init cannot be combined"),
+    (["--image={png}", "--resample_below=-1"], "--resample_below=-1: an integer in 0..K"),
+    (["--image={text}", "--resample_below=1"], "image '{text}' cannot be read"),
+    (["--interpolate", "--image_a={png}", "--image_b={missing}"], "image '{missing}' cannot be read"),
+    (["--image={png}", "--resample_above=6"], "--resample_above=6: an integer in 0..5"),  # K = 5: after loading
+]
+
+
+@pytest.mark.parametrize("flags, message", IMAGE_FLAGS, ids=[" ".join(f) for f, _ in IMAGE_FLAGS])
+def test_bad_image_flags_of_sample(trained_run, tmp_path, flags, message):
+    from PIL import Image
+
+    names = {"png": str(tmp_path / "a.png"), "text": str(tmp_path / "a.txt"), "missing": str(tmp_path / "no.png")}
+    Image.new("L", (8, 8)).save(names["png"])
+    (tmp_path / "a.txt").write_text("not an image")
+    result = run("sample.py", "--workdir", trained_run, *[flag.format(**names) for flag in flags])
+    assert_refused(result, "error: ", message.format(**names))
+    outputs = os.path.join(trained_run, "sample_outputs")
+    assert not os.path.exists(outputs) or not os.listdir(outputs)
+
+
 def test_damaged_or_bad_run_configs_are_named(trained_run, tmp_path):
     """The run's config comes from its checkpoint, or from config.json for checkpoints of the first format."""
     state = load_checkpoint(RunDir(trained_run).meta_checkpoint)
