@@ -1,7 +1,7 @@
 """Draw samples from a trained run.
 
     python sample.py --config CONFIG --workdir WORKDIR --checkpoint 0 --batch_size=9
-                     [--same_init | --share_noise | --interpolate --num_points=20] [--delta=D]
+                     [--same_init | --share_noise | --interpolate [--share_noise] --num_points=20] [--delta=D]
     python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --num_points 9
     python sample.py --workdir WORKDIR --image A.png (--resample_below LEVEL | --resample_above LEVEL) --batch_size 8
 
@@ -23,8 +23,13 @@ flags.DEFINE_string("workdir", None, "Run directory of a training run.")
 flags.DEFINE_integer("checkpoint", 0, "0: the latest checkpoint (checkpoints-meta); N: checkpoints/checkpoint_N.pth.")
 flags.DEFINE_integer("batch_size", 9, "Number of samples.")
 flags.DEFINE_bool("same_init", False, "All samples start from the same u_K; the step noise differs.")
-flags.DEFINE_bool("share_noise", False, "All samples share the step noise; u_K differs.")
-flags.DEFINE_bool("interpolate", False, "Interpolate u_K linearly between two prior draws (shared noise).")
+flags.DEFINE_bool("share_noise", False, "All samples share the step noise; u_K differs. With --interpolate: see there.")
+flags.DEFINE_bool(
+    "interpolate",
+    False,
+    "Interpolate u_K linearly between two prior draws, the step noise spherically between two streams "
+    "(with --share_noise: one stream for all).",
+)
 flags.DEFINE_integer("num_points", 20, "Number of points along the interpolation.")
 flags.DEFINE_float("delta", None, "Sampling noise std (ihdm); default: the config's (1.25 sigma).")
 flags.DEFINE_integer("seed", None, "Base seed; default: config.eval.seed.")
@@ -39,10 +44,13 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def chosen_mode() -> str:
-    """random, same_init, share_noise, interpolate, interpolate_images or resample; conflicting flags refused."""
+    """random, same_init, share_noise, interpolate, interpolate_shared_noise, interpolate_images or resample;
+    conflicting flags refused."""
     image_mode = chosen_image_mode()
     if image_mode is not None:
         return image_mode
+    if FLAGS.interpolate and FLAGS.share_noise and not FLAGS.same_init:
+        return "interpolate_shared_noise"
     chosen = [name for name in ("same_init", "share_noise", "interpolate") if getattr(FLAGS, name)]
     if len(chosen) > 1:
         raise ValueError(f"choose at most one of --same_init, --share_noise, --interpolate (got {', '.join(chosen)})")
@@ -106,7 +114,7 @@ def check_flags(mode: str) -> int:
     require("--noise_temperature", FLAGS.noise_temperature, real_at_least(0), "a finite number >= 0")
     for flag in ("resample_below", "resample_above"):
         require(f"--{flag}", getattr(FLAGS, flag), int_at_least(0), "an integer in 0..K (K: the model's levels)")
-    if mode in ("interpolate", "interpolate_images"):
+    if mode.startswith("interpolate"):
         require("--num_points", FLAGS.num_points, int_at_least(2), "an integer >= 2 (the two ends and between)")
         return FLAGS.num_points
     require("--batch_size", FLAGS.batch_size, int_at_least(1), "an integer >= 1 (the number of samples)")
@@ -181,7 +189,7 @@ def write_pictures(folder, out, mode, config, model):
             ),
             save_scatter_gif(os.path.join(folder, "process.gif"), [u.flatten(1) for u in out["trajectory"]], reference),
         ]
-    nrow = len(out["samples"]) if mode == "interpolate" else None
+    nrow = len(out["samples"]) if mode.startswith("interpolate") else None
     unit = lambda x: to_unit(x, model.process.data_range)
     return [
         save_png(os.path.join(folder, "samples.png"), unit(out["samples"]), nrow),

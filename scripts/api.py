@@ -26,7 +26,7 @@ from scripts.data.datasets import center_crop_resize
 from scripts.evaluation.elbo import elbo_terms
 from scripts.runs.trained import TrainedModel, load_trained
 from scripts.sampling import sampler
-from scripts.sampling.sampler import INIT_STREAM, NOISE_STREAM, seeded_generators
+from scripts.sampling.sampler import INIT_STREAM, NOISE_STREAM, seeded_generators, spherical
 
 ENCODE_STREAM = 2  # generator stream of the forward trajectories drawn by ``encode``
 ELBO_STREAM = 3
@@ -142,12 +142,3 @@ class Model:
         with torch.no_grad():
             terms = elbo_terms(self.process, self.net, self.prior, images.to(self.device), generator)
         return terms["prior"] + terms["transitions"].sum(1) + terms["reconstruction"]
-
-
-def spherical(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, eps: Optional[float] = 1e-7) -> torch.Tensor:
-    """slerp(a, b; w) = sin((1-w) theta)/sin(theta) a + sin(w theta)/sin(theta) b, theta the angle between
-    the flattened a and b [...]; weights [N] -> [N, ...]. Ends are a and b exactly."""
-    cos = (a.flatten() @ b.flatten()) / (a.norm() * b.norm()).clamp_min(eps)
-    theta = torch.arccos(cos.clamp(-1, 1)).clamp_min(eps)
-    w = weights.view(-1, *[1] * a.dim())
-    return (torch.sin((1 - w) * theta) * a + torch.sin(w * theta) * b) / torch.sin(theta)

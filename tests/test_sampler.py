@@ -5,7 +5,7 @@ import torch
 from model_code.operators import build_operator
 from model_code.priors import KernelDensityPrior
 from model_code.processes import PROCESSES
-from scripts.sampling.sampler import generate_range, sample
+from scripts.sampling.sampler import NOISE_STREAM, generate_range, sample, sample_on_ranks, seeded_generators
 
 
 class Zero(torch.nn.Module):
@@ -57,11 +57,31 @@ def test_same_init_shares_the_start_share_noise_shares_the_steps():
 
 
 def test_interpolation_is_linear_between_two_prior_draws():
-    out = run("interpolate", count=5)
+    out = run("interpolate_shared_noise", count=5)
     initial = out["initial"]
     torch.testing.assert_close(initial[2], 0.5 * (initial[0] + initial[4]))
     moved = out["samples"] - initial
     torch.testing.assert_close(moved[0], moved[4])
+
+
+def test_interpolation_moves_the_noise_spherically_between_two_streams():
+    """With f = 0 an image moves by delta times the sum of its K - 1 noisy steps' noise. The ends get the noise
+    of seeds 0 and 1; the midpoint gets slerp(a, b; 1/2) = (a + b) / (2 cos(theta / 2)) at every step."""
+    process, prior, _ = setup()
+    request = dict(mode="interpolate", count=5, seed=0, shape=(1, 8, 8), device="cpu")
+    out = sample(process, Zero(), prior, **request)
+    moved = (out["samples"] - out["initial"]) / process.delta
+    streams = seeded_generators(0, NOISE_STREAM, [0, 1])
+    ends = torch.stack([torch.stack([torch.randn(1, 8, 8, generator=g) for g in streams]) for _ in range(3)])
+    torch.testing.assert_close(moved[0], ends[:, 0].sum(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(moved[4], ends[:, 1].sum(0), atol=1e-5, rtol=0)
+    theta = torch.stack(
+        [torch.arccos(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), 0)) for a, b in ends]
+    )
+    midpoint = ((ends[:, 0] + ends[:, 1]) / (2 * torch.cos(theta / 2)).view(-1, 1, 1, 1)).sum(0)
+    torch.testing.assert_close(moved[2], midpoint, atol=1e-5, rtol=0)
+    batched = sample_on_ranks(process, Zero(), prior, **request, batch_size=2)
+    assert torch.equal(batched["samples"], out["samples"])  # the same streams in every batch
 
 
 def test_samples_do_not_depend_on_the_batch():

@@ -146,6 +146,7 @@ def test_train_kill_resume_sample_cli(tmp_path):
         ([], "random_n3"),
         (["--same_init"], "same_init_n3"),
         (["--interpolate", "--num_points=5"], "interpolate_n5"),
+        (["--interpolate", "--share_noise", "--num_points=5"], "interpolate_shared_noise_n5"),
     ]:
         out = run_cli(
             "sample.py", "--config", TINY, "--workdir", workdir, "--checkpoint", "0", "--batch_size=3", *extra

@@ -7,7 +7,9 @@ the batch size or the device count. The modes of sample.py only choose the seeds
 - random: image i uses init seed i and noise seed i;
 - same_init: every image uses init seed 0 (the same u_K), noise seeds differ;
 - share_noise: init seeds differ, every image uses noise seed 0 (the same noise at every step);
-- interpolate: u_K moves linearly between two prior draws, noise shared.
+- interpolate: u_K moves linearly between two prior draws, the noise of every step spherically between
+  the draws of noise seeds 0 and 1 (the same two streams for every image, whatever the batch);
+- interpolate_shared_noise: u_K as for interpolate, every image uses noise seed 0.
 
 Under torchrun or mpiexec, ``sample_on_ranks`` gives each process a contiguous block of the images
 and gathers them, so the samples are bit-identical for any number of processes.
@@ -15,7 +17,7 @@ and gathers them, so the samples are bit-identical for any number of processes.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -27,7 +29,8 @@ from scripts.sampling.imaging import evenly_spaced_frames
 
 INIT_STREAM = 0
 NOISE_STREAM = 1
-MODES = ("random", "same_init", "share_noise", "interpolate")
+MODES = ("random", "same_init", "share_noise", "interpolate", "interpolate_shared_noise")
+INTERPOLATIONS = ("interpolate", "interpolate_shared_noise")
 MAX_FRAMES = 100  # states of the reverse process kept for the GIF
 
 
@@ -40,6 +43,24 @@ def seeded_generators(seed: int, stream: int, indices: Sequence[int]) -> List[to
     return generators
 
 
+def spherical(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, eps: Optional[float] = 1e-7) -> torch.Tensor:
+    """slerp(a, b; w) = sin((1-w) theta)/sin(theta) a + sin(w theta)/sin(theta) b, theta the angle between
+    the flattened a and b [...]; weights [N] -> [N, ...]. Ends are a and b exactly."""
+    cos = (a.flatten() @ b.flatten()) / (a.norm() * b.norm()).clamp_min(eps)
+    theta = torch.arccos(cos.clamp(-1, 1)).clamp_min(eps)
+    w = weights.view(-1, *[1] * a.dim())
+    return (torch.sin((1 - w) * theta) * a + torch.sin(w * theta) * b) / torch.sin(theta)
+
+
+def step_noise(
+    generators: List[torch.Generator], shape: Sequence[int], device, weights: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """One step's standard normal noise [B, *shape]: a draw per generator (B of them), or with ``weights`` [B]
+    the spherical interpolation between the draws of the two ``generators``."""
+    drawn = randn_per_generator(generators, shape, device)
+    return drawn if weights is None else spherical(drawn[0], drawn[1], weights)
+
+
 @torch.no_grad()
 def reverse_process(
     process,
@@ -50,8 +71,10 @@ def reverse_process(
     progress: bool = False,
     max_frames: int = MAX_FRAMES,
     noise_temperature: float = 1.0,
+    noise_weights: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-    """Run every reverse step from u_K = ``initial`` [B, ...], the step noise scaled by ``noise_temperature``.
+    """Run every reverse step from u_K = ``initial`` [B, ...], the step noise (``step_noise`` of
+    ``noise_generators`` and ``noise_weights``) scaled by ``noise_temperature``.
 
     Returns (u_0, trajectory): with ``record``, at most ``max_frames`` states evenly spaced from u_K
     to u_0 (always both ends), kept on the CPU; otherwise an empty list.
@@ -61,7 +84,7 @@ def reverse_process(
     u = initial
     trajectory = [u.cpu()] if 0 in kept else []
     for step, k in enumerate(tqdm(levels, desc="sampling", leave=False, disable=not progress), start=1):
-        noise = noise_temperature * randn_per_generator(noise_generators, u.shape[1:], u.device)
+        noise = noise_temperature * step_noise(noise_generators, u.shape[1:], u.device, noise_weights)
         u = process.reverse_step(net, u, k, noise)
         if step in kept:
             trajectory.append(u.cpu())
@@ -75,7 +98,7 @@ def mode_seeds(mode: str, count: int) -> Tuple[List[int], List[int]]:
     indices = list(range(count))
     if mode == "same_init":
         return [0] * count, indices
-    if mode in ("share_noise", "interpolate"):
+    if mode in ("share_noise", *INTERPOLATIONS):
         return indices, [0] * count
     return indices, indices
 
@@ -84,13 +107,30 @@ def mode_seeds(mode: str, count: int) -> Tuple[List[int], List[int]]:
 def initial_states(
     prior, mode: str, count: int, seed: int, shape: Sequence[int], device, temperature: float = 1.0
 ) -> torch.Tensor:
-    """u_K for ``count`` images: prior draws at ``temperature``, or for ``interpolate`` the line between two."""
-    if mode == "interpolate":
+    """u_K for ``count`` images: prior draws at ``temperature``, or for INTERPOLATIONS the line between two."""
+    if mode in INTERPOLATIONS:
         ends = prior.sample(seeded_generators(seed, INIT_STREAM, [0, 1]), shape, device, temperature)
-        weights = torch.linspace(0, 1, count, device=device).view(-1, *[1] * len(shape))
+        weights = interpolation_weights(count, device).view(-1, *[1] * len(shape))
         return (1 - weights) * ends[:1] + weights * ends[1:]
     init_indices, _ = mode_seeds(mode, count)
     return prior.sample(seeded_generators(seed, INIT_STREAM, init_indices), shape, device, temperature)
+
+
+def interpolation_weights(count: int, device) -> torch.Tensor:
+    """[count] evenly spaced weights from 0 to 1: the position of each image along an interpolation."""
+    return torch.linspace(0, 1, count, device=device)
+
+
+def noise_sources(
+    mode: str, count: int, seed: int, rows: range, device
+) -> Tuple[List[torch.Generator], Optional[torch.Tensor]]:
+    """(generators, weights) of ``reverse_process``'s step noise for images ``rows`` of a request: their
+    own noise seeds, or for ``interpolate`` the two ends' seeds 0 and 1 and the images' weights."""
+    if mode == "interpolate":
+        weights = interpolation_weights(count, device)[rows.start : rows.stop]
+        return seeded_generators(seed, NOISE_STREAM, [0, 1]), weights
+    _, noise_indices = mode_seeds(mode, count)
+    return seeded_generators(seed, NOISE_STREAM, noise_indices[rows.start : rows.stop]), None
 
 
 @torch.no_grad()
@@ -111,9 +151,9 @@ def sample(
     """Draw ``count`` samples in one of MODES, the prior at ``temperature``. Returns {'initial', 'samples',
     'trajectory'}."""
     initial = initial_states(prior, mode, count, seed, shape, device, temperature)
-    _, noise_indices = mode_seeds(mode, count)
+    generators, weights = noise_sources(mode, count, seed, range(count), device)
     samples, trajectory = reverse_process(
-        process, net, initial, seeded_generators(seed, NOISE_STREAM, noise_indices), record=record, progress=progress
+        process, net, initial, generators, record=record, progress=progress, noise_weights=weights
     )
     return {"initial": initial, "samples": samples, "trajectory": trajectory}
 
@@ -153,14 +193,20 @@ def sample_on_ranks(
     number of processes, and equal ``sample``'s when ``batch_size >= count``.
     """
     initial = initial_states(prior, mode, count, seed, shape, device, temperature)
-    _, noise_indices = mode_seeds(mode, count)
     frames = len(evenly_spaced_frames(len(process.sampling_levels()) + 1, MAX_FRAMES)) if record else 0
     samples, trajectory = [], [[] for _ in range(frames)]
     for rows in distributed.my_blocks(count, batch_size):
-        generators = seeded_generators(seed, NOISE_STREAM, noise_indices[rows.start : rows.stop])
+        generators, weights = noise_sources(mode, count, seed, rows, device)
         part = initial[rows.start : rows.stop]
         out, states = reverse_process(
-            process, net, part, generators, record=record, progress=progress, noise_temperature=noise_temperature
+            process,
+            net,
+            part,
+            generators,
+            record=record,
+            progress=progress,
+            noise_temperature=noise_temperature,
+            noise_weights=weights,
         )
         samples.append((rows.start, out))
         for frame, state in zip(trajectory, states):
