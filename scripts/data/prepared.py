@@ -19,9 +19,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 from scripts.cli.errors import DatasetUnavailable
+from scripts.data.datasets import TensorImages
 from scripts.runs.files import temporary_path
 
 MANIFEST_NAME = "dataset.json"
@@ -137,7 +137,7 @@ def check_fits(manifest: Dict[str, Any], path: str, image_size: Tuple[int, int],
         )
 
 
-class PreparedImages(Dataset):
+class PreparedImages(TensorImages):
     """A prepared zip, decoded once into memory: uint8 [N, C, H, W] in ``items`` (training gathers batches
     from it on the device, so the order is the sampler's and resume stays exact with any num_workers).
     ``labels``: int64 [N] or None; ``fingerprint``: the manifest's."""
@@ -148,8 +148,8 @@ class PreparedImages(Dataset):
         self.path = path
         self.fingerprint: str = self.manifest["fingerprint"]
         labels = self.manifest["labels"]
-        self.labels = None if labels is None else torch.tensor(labels, dtype=torch.int64)
-        self.images = self._decode_all(num_channels)
+        labels = None if labels is None else torch.tensor(labels, dtype=torch.int64)
+        super().__init__(self._decode_all(num_channels), labels)
 
     def _decode_all(self, channels: int) -> torch.Tensor:
         count = self.manifest["count"]
@@ -159,13 +159,3 @@ class PreparedImages(Dataset):
             for index in range(count):
                 images[index] = decode_png(archive.read(image_name(index)), channels)
         return images
-
-    @property
-    def items(self) -> torch.Tensor:
-        return self.images
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
