@@ -4,6 +4,8 @@
                      [--same_init | --share_noise | --interpolate [--share_noise] --num_points=20] [--delta=D]
     python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --num_points 9
     python sample.py --workdir WORKDIR --image A.png (--resample_below LEVEL | --resample_above LEVEL) --batch_size 8
+    python sample.py --workdir WORKDIR --steps 50 --eta 0          # gaussian process: 50 DDIM steps, deterministic
+    python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --deterministic --steps 100
 
 --config may be left out: the checkpoint carries the run's config. Writes a grid of the samples, a grid
 of the initial states u_K, a GIF of the reverse process and the raw arrays (.npz) under
@@ -40,6 +42,14 @@ flags.DEFINE_string("image_b", None, "... and this one (both given or neither)."
 flags.DEFINE_string("image", None, "Variations of this image by level of detail (with a --resample_* flag).")
 flags.DEFINE_integer("resample_below", None, "Keep the image's latent above LEVEL, redraw the noise at steps <= LEVEL.")
 flags.DEFINE_integer("resample_above", None, "Keep the image's latent at steps <= LEVEL, redraw u_K and the rest.")
+flags.DEFINE_integer("steps", None, "Reverse steps evenly spaced over the K levels (gaussian process); default: all K.")
+flags.DEFINE_float("eta", None, "gaussian process: DDIM noise scale, 0 deterministic .. 1 ancestral (the default).")
+flags.DEFINE_bool(
+    "deterministic",
+    False,
+    "With --interpolate --image_a/--image_b: deterministic latents u_K (DDIM inversion, gaussian process), "
+    "interpolated spherically; prints their reconstruction error.",
+)
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -74,6 +84,15 @@ def chosen_image_mode():
     others = [name for name in ("same_init", "share_noise") if getattr(FLAGS, name)]
     if FLAGS.image_a is not None and not FLAGS.interpolate:
         raise ValueError("--image_a/--image_b given without --interpolate; allowed: with --interpolate")
+    if FLAGS.deterministic and FLAGS.image_a is None:
+        raise ValueError("--deterministic given without --interpolate --image_a/--image_b; allowed: with them")
+    if FLAGS.steps is not None and FLAGS.image is not None:
+        raise ValueError(f"--steps={FLAGS.steps} with --image: exact latents use every level; allowed: leave it out")
+    if FLAGS.steps is not None and FLAGS.image_a is not None and not FLAGS.deterministic:
+        raise ValueError(
+            f"--steps={FLAGS.steps} with --image_a/--image_b: exact latents use every level; "
+            "allowed: with --deterministic, or leave it out"
+        )
     if FLAGS.image is not None and FLAGS.interpolate:
         others.append("interpolate")
     mode = "interpolate_images" if FLAGS.image_a is not None else "resample" if FLAGS.image is not None else None
@@ -112,6 +131,8 @@ def check_flags(mode: str) -> int:
     require("--delta", FLAGS.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
     require("--temperature", FLAGS.temperature, real_at_least(0), "a finite number >= 0 (the prior's spread)")
     require("--noise_temperature", FLAGS.noise_temperature, real_at_least(0), "a finite number >= 0")
+    require("--steps", FLAGS.steps, int_at_least(1), "an integer in 1..K (K: the model's levels)")
+    require("--eta", FLAGS.eta, lambda value: real_at_least(0)(value) and value <= 1, "a number in [0, 1]")
     for flag in ("resample_below", "resample_above"):
         require(f"--{flag}", getattr(FLAGS, flag), int_at_least(0), "an integer in 0..K (K: the model's levels)")
     if mode.startswith("interpolate"):
@@ -147,6 +168,12 @@ def output_folder(mode: str, count: int, seed: int, step: int, config, images=()
         name += f"_images-{stems}-{digest}"
     if FLAGS.delta is not None:
         name += f"_delta{FLAGS.delta:g}"
+    if FLAGS.steps is not None:
+        name += f"_steps{FLAGS.steps}"
+    if FLAGS.eta is not None:
+        name += f"_eta{FLAGS.eta:g}"
+    if FLAGS.deterministic:
+        name += "_deterministic"
     if FLAGS.temperature != 1.0:
         name += f"_T{FLAGS.temperature:g}"
     if FLAGS.noise_temperature != 1.0:
@@ -218,7 +245,10 @@ def run():
     from scripts.sampling.sampler import sample_on_ranks
 
     device = distributed.init().device
-    model = Model.from_run(FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config, delta=FLAGS.delta)
+    model = Model.from_run(
+        FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config, delta=FLAGS.delta, eta=FLAGS.eta
+    )
+    check_steps(model.process)
     config = model.config
     seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
     if images:
@@ -238,6 +268,7 @@ def run():
         progress=distributed.is_main(),
         temperature=FLAGS.temperature,
         noise_temperature=FLAGS.noise_temperature,
+        steps=FLAGS.steps,
     )
     if not distributed.is_main():  # rank 0 writes what every process computed
         return
@@ -271,8 +302,15 @@ def run_on_images(model, mode: str, count: int, seed: int, paths: list) -> None:
     folder = output_folder(mode, count, seed, model.step, model.config, paths)
     loaded = model.load_images(paths)
     unit = lambda x: to_unit(x, model.process.data_range)
-    if mode == "interpolate_images":
+    if mode == "interpolate_images" and FLAGS.deterministic:
+        samples, errors = model.interpolate_deterministic(loaded[0], loaded[1], num_points=count, steps=FLAGS.steps)
+        print(
+            f"reconstruction error of the deterministic latents (RMS over pixels, data range "
+            f"{model.process.data_range}): {', '.join(f'{path} {error:.2e}' for path, error in zip(paths, errors))}"
+        )
+    elif mode == "interpolate_images":
         samples = model.interpolate(loaded[0], loaded[1], num_points=count, seed=seed)
+    if mode == "interpolate_images":
         written = [
             save_png(os.path.join(folder, "interpolation.png"), unit(samples), len(samples)),
             save_gif(os.path.join(folder, "interpolation.gif"), [unit(x[None]) for x in samples], 1),
@@ -292,6 +330,15 @@ def run_on_images(model, mode: str, count: int, seed: int, paths: list) -> None:
     print(f"{len(samples)} samples ({mode} of {', '.join(paths)}) from {model.checkpoint_path} (step {model.step}):")
     for path in written:
         print(f"  {path}")
+
+
+def check_steps(process) -> None:
+    """--steps must lie in 1..K, and the process must be able to skip levels (known once loaded)."""
+    from scripts.config.validate import int_at_least, require
+
+    K = process.K
+    require("--steps", FLAGS.steps, lambda value: int_at_least(1)(value) and value <= K, f"an integer in 1..{K}")
+    process.sampling_levels(FLAGS.steps)
 
 
 def check_resample_level(K: int) -> None:

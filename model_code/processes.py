@@ -44,9 +44,14 @@ class Process(nn.Module, abc.ABC):
         self.operator = operator
         self.K = operator.K
 
-    def sampling_levels(self) -> List[int]:
-        """The levels K, K-1, ..., 1 the sampler steps through, one ``reverse_step`` each."""
-        return list(range(self.K, 0, -1))
+    def sampling_levels(self, steps: Optional[int] = None) -> List[int]:
+        """The levels the sampler steps from, K first: step i goes from levels[i] to levels[i + 1], the last
+        one to level 0 (the data). ``steps`` None or K: every level K, K-1, ..., 1; S < K: S levels evenly
+        spaced, l_i = ceil(K (S - i) / S) (K first, ceil(K / S) last), for processes that can skip levels."""
+        steps = self.K if steps is None else steps
+        if not (isinstance(steps, int) and 1 <= steps <= self.K):
+            raise ValueError(f"steps={steps!r} is outside 1..{self.K}; allowed: an integer in 1..K (K of this model)")
+        return [-(-self.K * (steps - i) // steps) for i in range(steps)]
 
     @abc.abstractmethod
     def loss(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -57,15 +62,26 @@ class Process(nn.Module, abc.ABC):
         """A draw u_k [B, C, H, W] from the forward process q(u_k | x0), given standard normal eps [B, C, H, W]."""
 
     @abc.abstractmethod
-    def reverse_step(self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor) -> torch.Tensor:
-        """One ancestral step u_k [B, C, H, W] -> u_{k-1}; stateless: the caller passes the standard normal
-        ``noise`` [B, C, H, W], so it controls seeds and noise sharing. At k = 1 it returns the data estimate."""
+    def reverse_step(
+        self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor, k_next: Optional[int] = None
+    ) -> torch.Tensor:
+        """One step of the reverse process u_k [B, C, H, W] -> u_{k_next}, k_next < k (None: k - 1, as do
+        processes that cannot skip levels); stateless: the caller passes the standard normal ``noise``
+        [B, C, H, W], so it controls seeds and noise sharing. At k_next = 0 it returns the data estimate."""
 
     @abc.abstractmethod
     def reverse_step_noise(self, net: Net, u: torch.Tensor, k: int, u_prev: torch.Tensor) -> torch.Tensor:
-        """The inverse of ``reverse_step`` in its noise for k > 1: with the step written u_{k-1} = mean(u_k) +
-        scale_k noise (in the process's noise coordinates), noise = (u_{k-1} - mean(u_k)) / scale_k, so that
-        ``reverse_step(net, u, k, noise)`` returns ``u_prev``. u, u_prev [B, C, H, W] -> noise [B, C, H, W]."""
+        """The inverse of ``reverse_step`` (k -> k - 1) in its noise for k > 1: with the step written u_{k-1} =
+        mean(u_k) + scale_k noise (in the process's noise coordinates), noise = (u_{k-1} - mean(u_k)) / scale_k,
+        so that ``reverse_step(net, u, k, noise)`` returns ``u_prev``. u, u_prev [B, C, H, W] -> noise."""
+
+    def deterministic_step(self, net: Net, u: torch.Tensor, k: int, k_next: int) -> torch.Tensor:
+        """A step of the process's deterministic sampler from level k to k_next: k_next < k decodes (k_next = 0
+        returns the data estimate), k_next > k encodes (runs the sampler backwards). u [B, C, H, W]."""
+        raise ValueError(
+            f"the {self.build_spec['name']!r} process has no deterministic sampler to encode or decode with; "
+            "its exact latents (encode/decode) hold the noise of every step"
+        )
 
     @abc.abstractmethod
     def prior_component(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
@@ -161,8 +177,21 @@ class IHDMProcess(Process):
         """{'delta': the reverse-step noise std}."""
         return {"delta": self.delta}
 
-    def reverse_step(self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor) -> torch.Tensor:
-        """u_{k-1} = mu(u_k, k) + delta noise (k > 1), mu(u_1, 1) at k = 1."""
+    def sampling_levels(self, steps: Optional[int] = None) -> List[int]:
+        """Every level K, ..., 1: the network predicts u_{k-1} from u_k, so no level can be skipped."""
+        if steps not in (None, self.K):
+            raise ValueError(
+                f"steps={steps!r}: the ihdm process cannot skip levels (its network predicts u_(k-1) from u_k, "
+                f"one level at a time); allowed: every level (leave the steps out, or {self.K} = K)"
+            )
+        return super().sampling_levels(steps)
+
+    def reverse_step(
+        self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor, k_next: Optional[int] = None
+    ) -> torch.Tensor:
+        """u_{k-1} = mu(u_k, k) + delta noise (k > 1), mu(u_1, 1) at k = 1; k_next must be k - 1."""
+        if k_next not in (None, k - 1):
+            raise ValueError(f"the ihdm process steps from level {k} to {k - 1} only, not to {k_next}")
         levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
         mean = self.reverse_mean(net, u, levels)
         return mean + self.delta * noise if k > 1 else mean
@@ -235,10 +264,14 @@ class GaussianProcess(Process):
         sigma_{t->s}^2 = sigma_{t|s}^2 sigma_s^2 / sigma_t^2,
         mu = sigma_{t->s}^2 (alpha_{t|s} / sigma_{t|s}^2 u_t + alpha_s / sigma_s^2 x_hat),
         x_hat = (u_t - sigma_t eps_hat) / alpha_t.
-    eps is white in both bases, so the noise is drawn directly in the basis.
+    The sampler takes this step in its DDIM form (``step_mean_and_std``), which with eta = 1 is the same
+    Gaussian and also steps between levels further apart (s < t - 1: few-step sampling) and, with eta = 0,
+    deterministically in both directions. ``eta`` is a sampling setting (the command line's --eta), not a
+    config key. eps is white in both bases, so the noise is drawn directly in the basis.
     """
 
     data_range = (-1.0, 1.0)
+    library_only = ("eta",)
 
     def __init__(
         self,
@@ -251,8 +284,11 @@ class GaussianProcess(Process):
         logsnr_sampling: str = "schedule",
         logistic_loc: float = 0.0,
         logistic_scale: float = 2.0,
+        eta: float = 1.0,
     ):
         super().__init__(operator=operator)
+        if not 0 <= eta <= 1:
+            raise ValueError(f"eta={eta} is outside [0, 1]; allowed: 0 (deterministic) to 1 (ancestral)")
         if not isinstance(operator, DiagonalOperator):
             raise ValueError(
                 f"the gaussian process needs an operator that is diagonal in an orthonormal basis "
@@ -284,6 +320,7 @@ class GaussianProcess(Process):
         self.logsnr_sampling = logsnr_sampling
         self.logistic_loc = float(logistic_loc)
         self.logistic_scale = float(logistic_scale)
+        self.eta = float(eta)
 
     def require_plain_channel(self, purpose: str) -> None:
         """Refuse unless A_k = I at every level: z = sqrt(sigmoid(a)) x + sqrt(sigmoid(-a)) eps then holds."""
@@ -361,8 +398,8 @@ class GaussianProcess(Process):
         return self.prior_component(x0)
 
     def sampling_settings(self) -> Dict[str, Any]:
-        """{'clip_denoised': whether x_hat is clipped to the data range in each step}."""
-        return {"clip_denoised": self.clip_denoised}
+        """{'clip_denoised': whether x_hat is clipped to the data range in each step, 'eta': the DDIM noise scale}."""
+        return {"clip_denoised": self.clip_denoised, "eta": self.eta}
 
     def predict_x0_coefficients(self, net: Net, u: torch.Tensor, k: torch.Tensor, clip: bool) -> torch.Tensor:
         """x_hat = (u_t - sigma_t eps_hat) / alpha_t in the basis [B, C, H, W], optionally clipped to the data
@@ -374,32 +411,57 @@ class GaussianProcess(Process):
             x_hat = self.operator.to_basis(self.operator.from_basis(x_hat).clamp(*self.data_range))
         return x_hat
 
-    def posterior(self, u: torch.Tensor, x_hat: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Mean and variance of q(u_{k-1} | u_k, x = x_hat), in the basis. u in pixels, x_hat in the basis."""
-        levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
-        alpha_t, sigma_t, _ = self.marginal(levels)
-        alpha_s, sigma_s, _ = self.marginal(levels - 1)
-        alpha_ts = alpha_t / alpha_s
-        var_ts = sigma_t**2 - alpha_ts**2 * sigma_s**2
-        var = var_ts * sigma_s**2 / sigma_t**2
-        mean = var * (alpha_ts / var_ts * self.operator.to_basis(u) + alpha_s / sigma_s**2 * x_hat)
-        return mean, var
+    def posterior_variance(self, k: torch.Tensor, k_next: torch.Tensor) -> torch.Tensor:
+        """sigma_{t->s}^2 = sigma_{t|s}^2 sigma_s^2 / sigma_t^2, sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2,
+        the variance of q(u_s | u_t, x) per coefficient [B, 1, H, W] for levels k > k_next [B] (t = k / K)."""
+        alpha_t, sigma_t, _ = self.marginal(k)
+        alpha_s, sigma_s, _ = self.marginal(k_next)
+        return (sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2) * sigma_s**2 / sigma_t**2
 
-    def reverse_step(self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor) -> torch.Tensor:
-        """Ancestral step k -> k-1 with the posterior at x = x_hat; the last step returns x_hat."""
-        levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
+    def step_mean_and_std(
+        self, net: Net, u: torch.Tensor, k: int, k_next: int, eta: float
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The DDIM step t -> s (Song et al. 2021, Eq. 12) per coefficient of the basis, t = k / K, s = k_next / K:
+            eps_hat = (B u_t - alpha_t x_hat) / sigma_t,    c^2 = eta^2 sigma_{t->s}^2,
+            u_s = alpha_s x_hat + sqrt(sigma_s^2 - c^2) eps_hat + c noise.
+        eta = 1 gives the posterior q(u_s | u_t, x = x_hat) (ancestral sampling), eta = 0 the deterministic
+        sampler, which with k_next > k runs backwards (encoding). Returns (mean [B, C, H, W] in the basis,
+        c [B, 1, H, W]); u [B, C, H, W] in pixels."""
+        levels = torch.full((u.shape[0],), k, device=u.device)
+        next_levels = torch.full((u.shape[0],), k_next, device=u.device)
         x_hat = self.predict_x0_coefficients(net, u, levels, clip=self.clip_denoised)
-        if k == 1:
-            return self.operator.from_basis(x_hat)
-        mean, var = self.posterior(u, x_hat, k)
-        return self.operator.from_basis(mean + var.sqrt() * noise)
+        alpha_t, sigma_t, _ = self.marginal(levels)
+        alpha_s, sigma_s, _ = self.marginal(next_levels)
+        eps_hat = (self.operator.to_basis(u) - alpha_t * x_hat) / sigma_t
+        if eta == 0:
+            return alpha_s * x_hat + sigma_s * eps_hat, torch.zeros_like(alpha_s)
+        variance = eta**2 * self.posterior_variance(levels, next_levels)
+        return alpha_s * x_hat + (sigma_s**2 - variance).sqrt() * eps_hat, variance.sqrt()
+
+    def reverse_step(
+        self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor, k_next: Optional[int] = None
+    ) -> torch.Tensor:
+        """The DDIM step k -> k_next (None: k - 1) with this process's eta; at k_next = 0 it returns x_hat."""
+        k_next = k - 1 if k_next is None else k_next
+        if k_next == 0:
+            levels = torch.full((u.shape[0],), k, device=u.device)
+            return self.operator.from_basis(self.predict_x0_coefficients(net, u, levels, clip=self.clip_denoised))
+        mean, std = self.step_mean_and_std(net, u, k, k_next, self.eta)
+        return self.operator.from_basis(mean + std * noise)
 
     def reverse_step_noise(self, net: Net, u: torch.Tensor, k: int, u_prev: torch.Tensor) -> torch.Tensor:
-        """noise = (B u_{k-1} - posterior mean) / sqrt(posterior variance) in the basis (k > 1)."""
-        levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
-        x_hat = self.predict_x0_coefficients(net, u, levels, clip=self.clip_denoised)
-        mean, var = self.posterior(u, x_hat, k)
-        return (self.operator.to_basis(u_prev) - mean) / var.sqrt()
+        """noise = (B u_{k-1} - mean) / c in the basis (k > 1); needs eta > 0 (at eta = 0 no noise enters)."""
+        if self.eta == 0:
+            raise ValueError("eta=0: the deterministic sampler takes no noise, so it has no noise latents; use eta > 0")
+        mean, std = self.step_mean_and_std(net, u, k, k - 1, self.eta)
+        return (self.operator.to_basis(u_prev) - mean) / std
+
+    def deterministic_step(self, net: Net, u: torch.Tensor, k: int, k_next: int) -> torch.Tensor:
+        """The DDIM step with eta = 0 from level k to k_next, either way; k_next = 0 returns x_hat. Run
+        backwards (k_next > k) it is the usual DDIM inversion: x_hat and eps_hat are taken at the start level."""
+        if k_next == 0:
+            return self.reverse_step(net, u, k, torch.zeros_like(u), 0)
+        return self.operator.from_basis(self.step_mean_and_std(net, u, k, k_next, 0.0)[0])
 
     def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
         """The discrete-time variational bound with K steps, per example, in nats (no clipping), less the prior term.
@@ -416,7 +478,7 @@ class GaussianProcess(Process):
             levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
             u = self.diffuse(x0, levels, _randn_like(x0, randomness))
             x_hat = self.predict_x0_coefficients(net, u, levels, clip=False)
-            _, variance = self.posterior(u, x_hat, k)
+            variance = self.posterior_variance(levels, levels - 1)
             alpha_s, sigma_s, _ = self.marginal(levels - 1)
             transitions.append(
                 0.5 * _per_example_sum(variance * alpha_s**2 / sigma_s**4 * (x_coefficients - x_hat) ** 2)

@@ -5,6 +5,8 @@
     x = model.load_images(["a.png", "b.jpg"])                # center crop + resize, into the data range
     latent = model.encode(x)                                 # (u_K [B, C, H, W], noise [B, S, C, H, W])
     model.decode(latent)                                     # == x to float32 precision
+    u_K, error = model.encode_deterministic(x, steps=100)    # gaussian process: DDIM inversion, RMS error [B]
+    model.decode_deterministic(u_K, steps=100)               # == x up to ``error``
     model.interpolate(x[0], x[1], num_points=9)              # [9, C, H, W], ends equal the two images
     model.elbo(x)                                            # per-image ELBO in nats [B]
 
@@ -14,7 +16,7 @@ depend on the batch size.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -45,14 +47,23 @@ class Model:
 
     @classmethod
     def from_run(
-        cls, workdir: str, checkpoint: int = 0, device: Union[str, torch.device] = "cpu", *, config=None, delta=None
+        cls,
+        workdir: str,
+        checkpoint: int = 0,
+        device: Union[str, torch.device] = "cpu",
+        *,
+        config=None,
+        delta=None,
+        eta=None,
     ) -> "Model":
-        """Checkpoint ``checkpoint`` of run ``workdir`` (0: the latest); ``config``/``delta`` as ``load_trained``."""
+        """Checkpoint ``checkpoint`` of run ``workdir`` (0: the latest); ``config``, ``delta`` (ihdm's sampling
+        noise) and ``eta`` (the gaussian process's DDIM noise scale, 1: ancestral) as ``load_trained``."""
         device = torch.device(device)
-        return cls(load_trained(workdir, checkpoint, device, config=config, delta=delta), device)
+        return cls(load_trained(workdir, checkpoint, device, config=config, delta=delta, eta=eta), device)
 
-    def sample(self, n: int, seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
-        """n samples [n, C, H, W]; image i from seeds (seed, i); the prior's spread scaled by ``temperature``."""
+    def sample(self, n: int, seed: int = 0, temperature: float = 1.0, steps: Optional[int] = None) -> torch.Tensor:
+        """n samples [n, C, H, W]; image i from seeds (seed, i); the prior's spread scaled by ``temperature``;
+        ``steps`` reverse steps evenly spaced over the K levels (None: every level)."""
         if temperature < 0:
             raise ValueError(f"temperature {temperature} is negative; allowed: a number >= 0")
         out = sampler.sample(
@@ -65,6 +76,7 @@ class Model:
             shape=self.shape,
             device=self.device,
             temperature=temperature,
+            steps=steps,
         )
         return out["samples"]
 
@@ -94,6 +106,24 @@ class Model:
     def decode(self, latent: latents.Latent) -> torch.Tensor:
         """The reverse process run with the latent's noise: [B, C, H, W]."""
         return latents.decode(self.process, self.net, latent)
+
+    def encode_deterministic(
+        self, images: torch.Tensor, steps: Optional[int] = None, refinements: int = 1
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Deterministic latents u_K [B, C, H, W] of images in the data range (the gaussian process's DDIM
+        sampler run backwards in ``steps`` steps, None: every level, each step refined ``refinements`` times:
+        ``latents.encode_deterministic``) and their reconstruction error [B], the root mean square of
+        decode_deterministic(u_K) - images over the pixels."""
+        images = images.to(self.device)
+        levels = self.process.sampling_levels(steps)
+        prior_state = latents.encode_deterministic(self.process, self.net, images, levels, refinements)
+        error = (self.decode_deterministic(prior_state, steps) - images).flatten(1).pow(2).mean(1).sqrt()
+        return prior_state, error
+
+    def decode_deterministic(self, prior_state: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
+        """The deterministic sampler (DDIM, eta = 0) from u_K [B, C, H, W] in ``steps`` steps: [B, C, H, W]."""
+        levels = self.process.sampling_levels(steps)
+        return latents.decode_deterministic(self.process, self.net, prior_state.to(self.device), levels)
 
     def resample(
         self, image: torch.Tensor, n: int, *, below: Optional[int] = None, above: Optional[int] = None, seed: int = 0
@@ -135,6 +165,16 @@ class Model:
         mix = weights.view(-1, 1, 1, 1)
         states = (1 - mix) * prior_state[:1] + mix * prior_state[1:]
         return self.decode((states, spherical(noise[0], noise[1], weights)))
+
+    def interpolate_deterministic(
+        self, image_a: torch.Tensor, image_b: torch.Tensor, num_points: int = 9, steps: Optional[int] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """([num_points, C, H, W], reconstruction errors [2]) between two images [C, H, W] through their
+        deterministic latents (``encode_deterministic``), interpolated spherically (the latents are Gaussian
+        draws, whose norm a straight line would shrink); the ends decode to the images up to those errors."""
+        prior_state, errors = self.encode_deterministic(torch.stack([image_a, image_b]), steps)
+        weights = torch.linspace(0, 1, num_points, device=self.device)
+        return self.decode_deterministic(spherical(prior_state[0], prior_state[1], weights), steps), errors
 
     def elbo(self, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
         """Per-image ELBO in nats [B] (prior KL + transitions + reconstruction) of images in the data range."""

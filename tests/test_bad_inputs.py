@@ -167,13 +167,20 @@ SAMPLE_FLAGS = [
     (["--batch_size=0"], "--batch_size=0: an integer >= 1"),
     (["--checkpoint=-1"], "--checkpoint=-1: an integer >= 0"),
     (["--seed=-1"], "--seed=-1: an integer >= 0"),
+    (["--steps=0"], "--steps=0: an integer in 1..K"),
+    (["--steps=6"], "--steps=6: an integer in 1..5"),  # K = 5: after loading
+    (["--steps=2"], "steps=2: the ihdm process cannot skip levels"),
+    (["--eta=1.5"], "--eta=1.5: a number in [0, 1]"),
+    (["--eta=0.5"], "'eta' does not apply to process 'ihdm'"),
+    (["--deterministic"], "--deterministic given without --interpolate --image_a/--image_b"),
 ]
 
 
 @pytest.mark.parametrize("flags, message", SAMPLE_FLAGS, ids=[" ".join(f) for f, _ in SAMPLE_FLAGS])
 def test_bad_sample_flags(trained_run, flags, message):
     assert_refused(run("sample.py", "--workdir", trained_run, *flags), "error: " + message)
-    assert not os.path.exists(os.path.join(trained_run, "sample_outputs"))
+    outputs = os.path.join(trained_run, "sample_outputs")  # checked writable (created empty) before loading
+    assert not os.path.exists(outputs) or not os.listdir(outputs)
 
 
 IMAGE_FLAGS = [
@@ -188,6 +195,8 @@ IMAGE_FLAGS = [
     (["--image={text}", "--resample_below=1"], "image '{text}' cannot be read"),
     (["--interpolate", "--image_a={png}", "--image_b={missing}"], "image '{missing}' cannot be read"),
     (["--image={png}", "--resample_above=6"], "--resample_above=6: an integer in 0..5"),  # K = 5: after loading
+    (["--image={png}", "--resample_below=1", "--steps=2"], "--steps=2 with --image"),
+    (["--interpolate", "--image_a={png}", "--image_b={png}", "--steps=2"], "allowed: with --deterministic"),
 ]
 
 
@@ -241,6 +250,11 @@ EVALUATE_FLAGS = [
     (["--mode=fid", "--num_gen=0"], "--num_gen=0: an integer >= 1"),
     (["--mode=fid", "--dataset_split=val"], "--dataset_split=val: 'train' or 'test'"),
     (["--mode=nll_itd", "--logsnr_scale=0"], "--logsnr_scale=0.0: a finite number > 0"),
+    (["--mode=elbo", "--steps=2"], "--steps=2 with --mode=elbo"),
+    (["--mode=fid", "--steps=0"], "--steps=0: an integer in 1..K"),
+    (["--mode=fid", "--steps=9"], "--steps=9: an integer in 1..5"),
+    (["--mode=fid", "--steps=2"], "steps=2: the ihdm process cannot skip levels"),
+    (["--mode=fid", "--eta=2"], "--eta=2.0: a number in [0, 1]"),
 ]
 
 
@@ -251,7 +265,8 @@ def test_bad_evaluate_flags_are_refused_before_any_statistics(trained_run, tmp_p
         "evaluate.py", "--workdir", trained_run, f"--stats_dir={stats}", "--feature_net=fast_random_conv", *flags
     )
     assert_refused(result, "error: " + message)
-    assert not stats.exists() and not os.path.exists(os.path.join(trained_run, "evaluation_results"))
+    results = os.path.join(trained_run, "evaluation_results")  # checked writable (created empty) before loading
+    assert not stats.exists() and not any(files for _, _, files in os.walk(results))
 
 
 def test_bad_visualize_and_suggest_flags(tmp_path):

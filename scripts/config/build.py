@@ -166,9 +166,12 @@ def build_operator(config: ml_collections.ConfigDict) -> Operator:
     return build_registered(OPERATOR_FEED, config, {"image_size": lambda: image_size(config)})
 
 
-def build_process(config: ml_collections.ConfigDict, delta: Optional[float] = None) -> Process:
-    """The configured process; ``delta`` (from --delta) overrides the sampling noise where it applies."""
-    explicit = {"delta": delta} if delta is not None else None
+def build_process(
+    config: ml_collections.ConfigDict, delta: Optional[float] = None, eta: Optional[float] = None
+) -> Process:
+    """The configured process; ``delta`` (--delta: ihdm's sampling noise) and ``eta`` (--eta: the gaussian
+    process's DDIM noise scale) override the sampling settings where they apply (else a one-line error)."""
+    explicit = {name: value for name, value in (("delta", delta), ("eta", eta)) if value is not None}
     return build_registered(PROCESS_FEED, config, {"operator": lambda: build_operator(config)}, explicit)
 
 

@@ -18,6 +18,7 @@ from scripts.api import Model
 from scripts.cli.errors import DatasetUnavailable
 from scripts.cli.flags import require_writable_folder
 from scripts.config import build
+from scripts.config.validate import require
 from scripts.evaluation.request import EvaluationRequest, check_request
 from scripts.evaluation.results import record
 from scripts.runs.rundir import RunDir
@@ -169,6 +170,7 @@ def run_fid(
                 seed=seed,
                 shape=model.shape,
                 device=device,
+                steps=request.steps,
             )
             return to_unit(samples, model.process.data_range)
 
@@ -186,7 +188,9 @@ def run_fid(
     result = fid.fid_record(float(np.mean(values)), reference, request.num_gen)
     result.update(fid.seed_record(values, kids, seed, request.num_gen))
     result["dataset"] = request.dataset_name or config.data.dataset
-    what = f"{feature_net.name}, {request.num_gen} samples vs {dataset} {request.dataset_split}"
+    result["steps"] = len(model.process.sampling_levels(request.steps))
+    steps = result["steps"]
+    what = f"{feature_net.name}, {request.num_gen} samples, {steps} steps, vs {dataset} {request.dataset_split}"
     result["headline"] = (
         f"FID ({what}): {values[0]:.4f}"
         if len(values) == 1
@@ -214,6 +218,12 @@ EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {
 }
 
 
+def check_steps(steps: Optional[int], process) -> None:
+    """--steps in 1..K, for a process that can skip levels (K known once the model is loaded)."""
+    require("--steps", steps, lambda value: value <= process.K, f"an integer in 1..{process.K}")
+    process.sampling_levels(steps)
+
+
 def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     """Check the request, load the run, compute ``request.mode`` and record it; returns the result."""
     if request.mode not in EVALUATIONS:
@@ -224,8 +234,9 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     require_writable_folder("--workdir", request.workdir, results)
     device = distributed.init().device
     model = Model.from_run(
-        request.workdir, request.checkpoint, device, config=request.config, delta=request.delta
+        request.workdir, request.checkpoint, device, config=request.config, delta=request.delta, eta=request.eta
     ).trained
+    check_steps(request.steps, model.process)
     config = model.config
     with torch.no_grad():
         result = EVALUATIONS[request.mode](request, config, model, device)

@@ -22,6 +22,8 @@ class EvaluationRequest:
     experiment_name: str = "default"
     param_name: str = "default"
     delta: Optional[float] = None
+    steps: Optional[int] = None
+    eta: Optional[float] = None
     batch_size: Optional[int] = None
     seed: Optional[int] = None
     dataset_name: Optional[str] = None
@@ -48,6 +50,10 @@ def check_request(request: EvaluationRequest) -> None:
     require("--experiment_name", request.experiment_name, name, "a folder name (not empty, no '/')")
     require("--checkpoint", request.checkpoint, int_at_least(0), "an integer >= 0 (0: the latest state)")
     require("--delta", request.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
+    require("--steps", request.steps, int_at_least(1), "an integer in 1..K (K: the model's levels)")
+    require("--eta", request.eta, lambda value: is_real(value) and 0 <= value <= 1, "a number in [0, 1]")
+    if request.steps is not None and request.mode != "fid":
+        raise ValueError(f"--steps={request.steps} with --mode={request.mode}; allowed: with --mode=fid (sampling)")
     require("--batch_size", request.batch_size, int_at_least(1), "an integer >= 1")
     require("--seed", request.seed, int_at_least(0), "an integer >= 0")
     require("--num_gen", request.num_gen, int_at_least(1), "an integer >= 1 (images generated for the FID)")

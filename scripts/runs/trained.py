@@ -31,18 +31,20 @@ def load_trained(
     device: torch.device,
     config: Optional[ml_collections.ConfigDict] = None,
     delta: Optional[float] = None,
+    eta: Optional[float] = None,
 ) -> TrainedModel:
     """Rebuild process, EMA network and prior from checkpoint number ``checkpoint`` of ``workdir``.
 
     The checkpoint's own config is used unless ``config`` (the command line's) is given, which must
     agree with it on every key that changes the model (``runconfig.FREE_KEYS``). Loading is strict:
-    a missing, damaged or misfitting checkpoint is an error naming the file.
+    a missing, damaged or misfitting checkpoint is an error naming the file. ``delta`` and ``eta`` override
+    the process's sampling settings (``build.build_process``).
     """
     run_dir = RunDir(workdir)
     path = run_dir.checkpoint_path(checkpoint)
     state = load_checkpoint(path, device)
     config = run_config(state, path, run_dir, config)
-    process = build.build_process(config, delta=delta).to(device)
+    process = build.build_process(config, delta=delta, eta=eta).to(device)
     load_module_state(process, state["process"], "process buffers", path)
     net = build.build_network(config).to(device)
     load_module_state(net, state["ema"], "EMA weights", path)

@@ -72,20 +72,26 @@ def reverse_process(
     max_frames: int = MAX_FRAMES,
     noise_temperature: float = 1.0,
     noise_weights: Optional[torch.Tensor] = None,
+    steps: Optional[int] = None,
 ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-    """Run every reverse step from u_K = ``initial`` [B, ...], the step noise (``step_noise`` of
-    ``noise_generators`` and ``noise_weights``) scaled by ``noise_temperature``.
+    """Run the reverse steps between ``process.sampling_levels(steps)`` (None: every level) from u_K =
+    ``initial`` [B, ...], the step noise (``step_noise`` of ``noise_generators`` and ``noise_weights``) scaled
+    by ``noise_temperature``; step i draws the i-th noise of each stream, so S = K steps draw the same noise
+    as the full process.
 
     Returns (u_0, trajectory): with ``record``, at most ``max_frames`` states evenly spaced from u_K
     to u_0 (always both ends), kept on the CPU; otherwise an empty list.
     """
-    levels = process.sampling_levels()
+    levels = process.sampling_levels(steps)
     kept = set(evenly_spaced_frames(len(levels) + 1, max_frames)) if record else set()
     u = initial
     trajectory = [u.cpu()] if 0 in kept else []
-    for step, k in enumerate(tqdm(levels, desc="sampling", leave=False, disable=not progress), start=1):
+    targets = levels[1:] + [0]
+    for step, (k, k_next) in enumerate(
+        tqdm(list(zip(levels, targets)), desc="sampling", leave=False, disable=not progress), start=1
+    ):
         noise = noise_temperature * step_noise(noise_generators, u.shape[1:], u.device, noise_weights)
-        u = process.reverse_step(net, u, k, noise)
+        u = process.reverse_step(net, u, k, noise, k_next)
         if step in kept:
             trajectory.append(u.cpu())
     return u, trajectory
@@ -147,25 +153,36 @@ def sample(
     record: bool = False,
     progress: bool = False,
     temperature: float = 1.0,
+    steps: Optional[int] = None,
 ) -> Dict[str, object]:
-    """Draw ``count`` samples in one of MODES, the prior at ``temperature``. Returns {'initial', 'samples',
-    'trajectory'}."""
+    """Draw ``count`` samples in one of MODES, the prior at ``temperature``, in ``steps`` reverse steps (None:
+    every level). Returns {'initial', 'samples', 'trajectory'}."""
     initial = initial_states(prior, mode, count, seed, shape, device, temperature)
     generators, weights = noise_sources(mode, count, seed, range(count), device)
     samples, trajectory = reverse_process(
-        process, net, initial, generators, record=record, progress=progress, noise_weights=weights
+        process, net, initial, generators, record=record, progress=progress, noise_weights=weights, steps=steps
     )
     return {"initial": initial, "samples": samples, "trajectory": trajectory}
 
 
 @torch.no_grad()
 def generate_range(
-    process, net, prior, *, start: int, count: int, seed: int, shape: Sequence[int], device
+    process,
+    net,
+    prior,
+    *,
+    start: int,
+    count: int,
+    seed: int,
+    shape: Sequence[int],
+    device,
+    steps: Optional[int] = None,
 ) -> torch.Tensor:
-    """Random-mode samples for image indices start..start+count-1 (FID generation in batches)."""
+    """Random-mode samples for image indices start..start+count-1 (FID generation in batches), in ``steps``
+    reverse steps (None: every level)."""
     indices = list(range(start, start + count))
     initial = prior.sample(seeded_generators(seed, INIT_STREAM, indices), shape, device)
-    samples, _ = reverse_process(process, net, initial, seeded_generators(seed, NOISE_STREAM, indices))
+    samples, _ = reverse_process(process, net, initial, seeded_generators(seed, NOISE_STREAM, indices), steps=steps)
     return samples
 
 
@@ -185,6 +202,7 @@ def sample_on_ranks(
     progress: bool = False,
     temperature: float = 1.0,
     noise_temperature: float = 1.0,
+    steps: Optional[int] = None,
 ) -> Dict[str, object]:
     """``sample`` in batches of ``batch_size`` images shared out over the processes, gathered on every one.
 
@@ -193,7 +211,7 @@ def sample_on_ranks(
     number of processes, and equal ``sample``'s when ``batch_size >= count``.
     """
     initial = initial_states(prior, mode, count, seed, shape, device, temperature)
-    frames = len(evenly_spaced_frames(len(process.sampling_levels()) + 1, MAX_FRAMES)) if record else 0
+    frames = len(evenly_spaced_frames(len(process.sampling_levels(steps)) + 1, MAX_FRAMES)) if record else 0
     samples, trajectory = [], [[] for _ in range(frames)]
     for rows in distributed.my_blocks(count, batch_size):
         generators, weights = noise_sources(mode, count, seed, rows, device)
@@ -207,6 +225,7 @@ def sample_on_ranks(
             progress=progress,
             noise_temperature=noise_temperature,
             noise_weights=weights,
+            steps=steps,
         )
         samples.append((rows.start, out))
         for frame, state in zip(trajectory, states):
