@@ -7,6 +7,7 @@ encoding, and the sample.py / evaluate.py flags on a tiny trained run.
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -201,3 +202,19 @@ def test_fid_with_few_steps_records_them(gaussian_run, tmp_path):
     with open(os.path.join(gaussian_run, "evaluation_results", "steps", "results.json")) as handle:
         entry = json.load(handle)["default"]["fid"]
     assert entry["steps"] == 2 and entry["eta"] == 0.0 and "2 steps" in entry["headline"]
+
+
+def test_the_readme_snippet_for_gaussian_models_runs(gaussian_run):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    section = open(os.path.join(root, "README.md")).read().split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
+    snippet = next(s for s in re.findall(r"```python\n(.*?)```", section, re.S) if "encode_deterministic" in s)
+    namespace = {}
+    exec(
+        compile(
+            snippet.replace("runs/quick_ddpm", gaussian_run).replace("=20", "=2").replace("=50", "=5"), "README", "exec"
+        ),
+        namespace,
+    )
+    assert namespace["fast"].shape == (8, 1, 8, 8) and namespace["path"].shape == (9, 1, 8, 8)
+    rms = (namespace["back"] - namespace["x"]).flatten(1).pow(2).mean(1).sqrt()
+    torch.testing.assert_close(rms, namespace["error"], atol=1e-6, rtol=0)

@@ -189,8 +189,8 @@ def run_fid(
     result.update(fid.seed_record(values, kids, seed, request.num_gen))
     result["dataset"] = request.dataset_name or config.data.dataset
     result["steps"] = len(model.process.sampling_levels(request.steps))
-    steps = result["steps"]
-    what = f"{feature_net.name}, {request.num_gen} samples, {steps} steps, vs {dataset} {request.dataset_split}"
+    in_steps = "" if request.steps is None else f" in {request.steps} steps"
+    what = f"{feature_net.name}, {request.num_gen} samples{in_steps} vs {dataset} {request.dataset_split}"
     result["headline"] = (
         f"FID ({what}): {values[0]:.4f}"
         if len(values) == 1
