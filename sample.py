@@ -302,15 +302,8 @@ def run_on_images(model, mode: str, count: int, seed: int, paths: list) -> None:
     folder = output_folder(mode, count, seed, model.step, model.config, paths)
     loaded = model.load_images(paths)
     unit = lambda x: to_unit(x, model.process.data_range)
-    if mode == "interpolate_images" and FLAGS.deterministic:
-        samples, errors = model.interpolate_deterministic(loaded[0], loaded[1], num_points=count, steps=FLAGS.steps)
-        print(
-            f"reconstruction error of the deterministic latents (RMS over pixels, data range "
-            f"{model.process.data_range}): {', '.join(f'{path} {error:.2e}' for path, error in zip(paths, errors))}"
-        )
-    elif mode == "interpolate_images":
-        samples = model.interpolate(loaded[0], loaded[1], num_points=count, seed=seed)
     if mode == "interpolate_images":
+        samples = interpolate_images(model, loaded, count, seed, paths)
         written = [
             save_png(os.path.join(folder, "interpolation.png"), unit(samples), len(samples)),
             save_gif(os.path.join(folder, "interpolation.gif"), [unit(x[None]) for x in samples], 1),
@@ -330,6 +323,18 @@ def run_on_images(model, mode: str, count: int, seed: int, paths: list) -> None:
     print(f"{len(samples)} samples ({mode} of {', '.join(paths)}) from {model.checkpoint_path} (step {model.step}):")
     for path in written:
         print(f"  {path}")
+
+
+def interpolate_images(model, loaded, count: int, seed: int, paths: list):
+    """[count, C, H, W] between the two loaded images [2, C, H, W]: through their exact latents, or with
+    --deterministic through their deterministic latents, whose reconstruction errors are printed."""
+    if not FLAGS.deterministic:
+        return model.interpolate(loaded[0], loaded[1], num_points=count, seed=seed)
+    samples, errors = model.interpolate_deterministic(loaded[0], loaded[1], num_points=count, steps=FLAGS.steps)
+    listed = ", ".join(f"{path} {error:.2e}" for path, error in zip(paths, errors))
+    data_range = model.process.data_range
+    print(f"reconstruction error of the deterministic latents (RMS over pixels, data range {data_range}): {listed}")
+    return samples
 
 
 def check_steps(process) -> None:
