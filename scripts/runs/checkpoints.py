@@ -11,6 +11,10 @@ loads it):
     process, prior   the process's persistent buffers (the random matrices of ``random_matrix*``)
                      and the prior's fitted state
 
+An exported checkpoint (``python -m scripts.export_model``) holds only what sampling reads
+(``SAMPLING_ENTRIES``, the config and the format version) and ``exported: True``; it loads for
+sampling and evaluation (``sampling_only=True``) and is refused as a resume point.
+
 The heat and blur operators keep their matrices as non-persistent buffers: they are a deterministic
 function of config keys that a checkpoint's config pins (image size, K, blur_sigma_*, min_scale), so
 rebuilding them from the stored config gives the same operator, while saving them would add
@@ -37,6 +41,8 @@ from scripts.runs.files import write_atomic
 
 CHECKPOINT_FORMAT = 2  # 1: no config inside (read as such when "format_version" is absent)
 REQUIRED_ENTRIES = ("step", "net", "ema", "optimizer", "scaler", "rng", "process", "prior")
+SAMPLING_ENTRIES = ("step", "ema", "process", "prior")  # what loading a model for sampling reads
+EXPORTED = "exported"  # True in a checkpoint written by scripts.export_model
 
 
 def save_checkpoint(paths: Sequence[str], state: Dict[str, Any], config: ml_collections.ConfigDict) -> None:
@@ -59,8 +65,11 @@ def damaged_record(path: str) -> str:
     return f"record {bad} does not match its CRC-32" if bad is not None else ""
 
 
-def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
-    """Verify the zip CRCs of ``path``, then ``torch.load`` it with ``weights_only=True``."""
+def load_checkpoint(path: str, map_location: Any = "cpu", *, sampling_only: bool = False) -> Dict[str, Any]:
+    """Verify the zip CRCs of ``path``, then ``torch.load`` it with ``weights_only=True``.
+
+    ``sampling_only``: accept an exported checkpoint (``SAMPLING_ENTRIES`` only); otherwise every entry that
+    resuming training needs must be there and an exported checkpoint is refused."""
     if not os.path.isfile(path):
         what = "is not a file" if os.path.exists(path) else "does not exist"
         raise CheckpointError(f"checkpoint {path} {what}")
@@ -71,7 +80,13 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # pickle errors, unsupported types, ...
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(error).__name__}: {error})") from None
-    missing = [key for key in REQUIRED_ENTRIES if key not in state] if isinstance(state, dict) else ["everything"]
+    if isinstance(state, dict) and state.get(EXPORTED) and not sampling_only:
+        raise CheckpointError(
+            f"checkpoint {path} is an exported model (EMA weights, no optimiser or RNG state): it samples but "
+            "cannot resume training; train in another --workdir"
+        )
+    required = SAMPLING_ENTRIES if sampling_only else REQUIRED_ENTRIES
+    missing = [key for key in required if key not in state] if isinstance(state, dict) else ["everything"]
     if missing:
         raise CheckpointError(
             f"checkpoint {path} lacks {', '.join(missing)}: not a training checkpoint of this project"

@@ -42,7 +42,7 @@ def load_trained(
     """
     run_dir = RunDir(workdir)
     path = run_dir.checkpoint_path(checkpoint)
-    state = load_checkpoint(path, device)
+    state = load_checkpoint(path, device, sampling_only=True)
     config = run_config(state, path, run_dir, config)
     process = build.build_process(config, delta=delta, eta=eta).to(device)
     load_module_state(process, state["process"], "process buffers", path)

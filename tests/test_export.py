@@ -1,0 +1,180 @@
+"""Exported models: a slim copy of a run samples bit-identically and cannot resume; the shipped quickstart model
+matches its checksums, loads and decodes its latents exactly; the README's figure command draws what it says."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scripts.api import Model
+from scripts.config import build
+from scripts.runs.checkpoints import load_checkpoint
+from scripts.runs.rundir import RunDir
+from scripts.sampling.imaging import make_grid, to_unit
+from scripts.training.trainer import Trainer
+from tests.configs import tiny
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.path.join(ROOT, "pretrained", "quickstart")
+EXPORTED_FILES = {"checkpoints-meta/checkpoint.pth", "config.json", "README.md"}
+
+
+def command(*args):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def checksums(folder):
+    """{name: sha256 hex} as listed in folder/SHA256SUMS."""
+    lines = open(os.path.join(folder, "SHA256SUMS")).read().splitlines()
+    return {name: digest for digest, name in (line.split("  ", 1) for line in lines)}
+
+
+def sha256(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("export_run"))
+    config = tiny.get_config()
+    config.training.n_iters = 2
+    Trainer(config, folder, torch.device("cpu")).run()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    dest = str(tmp_path_factory.mktemp("exports") / "tiny")
+    result = command("-m", "scripts.export_model", f"--workdir={run_dir}", f"--dest={dest}", "--about=two steps")
+    assert result.returncode == 0, result.stderr
+    return dest
+
+
+def test_export_samples_encodes_and_scores_bit_identically(run_dir, exported):
+    original, slim = Model.from_run(run_dir), Model.from_run(exported)
+    assert slim.step == original.step == 2
+    assert torch.equal(slim.sample(3, seed=1, temperature=0.8), original.sample(3, seed=1, temperature=0.8))
+    x = original.sample(2, seed=2)
+    for ours, theirs in zip(slim.encode(x), original.encode(x)):
+        assert torch.equal(ours, theirs)
+    assert torch.equal(slim.elbo(x), original.elbo(x))
+
+
+def test_export_holds_only_what_sampling_reads_and_checks(run_dir, exported):
+    path = os.path.join(exported, "checkpoints-meta", "checkpoint.pth")
+    state = torch.load(path, weights_only=True)
+    assert set(state) == {"step", "ema", "process", "prior", "config", "format_version", "exported"}
+    full = load_checkpoint(RunDir(run_dir).meta_checkpoint)
+    assert all(torch.equal(value, full["ema"][key]) for key, value in state["ema"].items())
+    assert state["config"] == full["config"] and os.path.getsize(path) < 0.6 * os.path.getsize(
+        RunDir(run_dir).meta_checkpoint
+    )
+    assert set(checksums(exported)) == EXPORTED_FILES
+    assert all(sha256(os.path.join(exported, name)) == digest for name, digest in checksums(exported).items())
+    if shutil.which("sha256sum"):
+        assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=exported, capture_output=True).returncode == 0
+    readme = open(os.path.join(exported, "README.md")).read()
+    assert "two steps" in readme and f"--workdir={run_dir}" in readme
+
+
+def test_sample_command_reads_the_export_like_the_run(run_dir, exported):
+    result = command("sample.py", f"--workdir={exported}", "--batch_size=2", "--seed=4")
+    assert result.returncode == 0, result.stderr
+    npz = result.stdout.strip().splitlines()[-1].strip()
+    assert npz.startswith(exported)
+    saved = torch.from_numpy(np.load(npz)["samples"])
+    assert torch.equal(saved, Model.from_run(run_dir).sample(2, seed=4))
+
+
+def test_an_export_cannot_resume_training(exported):
+    before = checksums(exported)
+    result = command("train.py", "--config=tests/configs/tiny.py", f"--workdir={exported}")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert lines[-1].startswith("error: checkpoint ") and "is an exported model" in lines[-1], lines
+    assert {name: sha256(os.path.join(exported, name)) for name in before} == before
+
+
+SLOW = pytest.mark.slow  # one more start of the command each; the first three cover the kinds of refusal
+BAD_EXPORTS = [
+    (["--workdir={missing}", "--dest={new}"], "checkpoint {missing}/checkpoints-meta/checkpoint.pth does not exist"),
+    (["--workdir={run}", "--dest={exported}"], "--dest={exported}: exists; give a new folder, or --force"),
+    (["--workdir={run}", "--dest={run}", "--force"], "--dest={run}: is the run itself"),
+    pytest.param(["--workdir={run}", "--checkpoint=7", "--dest={new}"], "checkpoint_7.pth does not exist", marks=SLOW),
+    pytest.param(["--workdir={run}", "--checkpoint=-1", "--dest={new}"], "--checkpoint=-1: an integer", marks=SLOW),
+    pytest.param(["--workdir={run}"], "--dest is missing", marks=SLOW),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_EXPORTS)
+def test_bad_export_input_is_one_line_and_writes_nothing(run_dir, exported, tmp_path, args, message):
+    names = {"run": run_dir, "exported": exported, "missing": str(tmp_path / "nothing"), "new": str(tmp_path / "new")}
+    before = checksums(exported)
+    result = command("-m", "scripts.export_model", *[arg.format(**names) for arg in args])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message.format(**names) in lines[0], lines[0]
+    assert not os.path.exists(names["new"])
+    assert {name: sha256(os.path.join(exported, name)) for name in before} == before
+    assert load_checkpoint(RunDir(run_dir).meta_checkpoint)["optimizer"]  # the run keeps its full state
+
+
+def test_shipped_quickstart_matches_its_checksums():
+    listed = checksums(SHIPPED)
+    assert set(listed) == EXPORTED_FILES
+    for name, digest in listed.items():
+        assert sha256(os.path.join(SHIPPED, name)) == digest, name
+
+
+def test_shipped_quickstart_samples_and_decodes_a_held_out_digit_exactly():
+    model = Model.from_run(SHIPPED)
+    assert model.step == 600 and model.shape == (1, 28, 28)
+    samples = model.sample(2, seed=0)
+    assert samples.shape == (2, 1, 28, 28) and torch.isfinite(samples).all()
+    digit = build.build_data(model.config, "test", model.process).fetch(torch.tensor([0]))
+    assert (model.decode(model.encode(digit)) - digit).abs().max() < 1e-5
+
+
+def test_figure_command_draws_the_temperature_rows_and_the_edits(run_dir, tmp_path):
+    out = str(tmp_path / "figures")
+    args = ["--temperatures=1,0.5,0", "--num_samples=3", "--seed=2", "--below=0,2", "--above=5", "--test_index=4"]
+    args.append("--save_test=4")
+    result = command("-m", "scripts.make_figures", f"--workdir={run_dir}", f"--out={out}", *args)
+    assert result.returncode == 0, result.stderr
+    model = Model.from_run(run_dir)
+    unit = lambda x: to_unit(x, model.process.data_range)
+    rows = torch.cat([model.sample(3, seed=2, temperature=t) for t in (1.0, 0.5, 0.0)])
+    picture = np.asarray(Image.open(os.path.join(out, "temperature.png")).convert("RGB"))
+    assert np.array_equal(picture, make_grid(unit(rows), 3))
+    edits = np.asarray(Image.open(os.path.join(out, "level_of_detail.png")).convert("RGB"))
+    digit = build.build_data(model.config, "test", model.process).fetch(torch.tensor([4]))
+    decoded = model.decode(model.encode(digit, seed=2))
+    variations = [model.resample(digit[0], 3, seed=2, **edit) for edit in ({"below": 0}, {"below": 2}, {"above": 5})]
+    assert np.array_equal(edits, make_grid(unit(torch.cat([t for v in variations for t in (decoded, v)])), 4))
+    tile = 8 + 2  # 8x8 images, 2 pixels apart: below 0 gives the held-out digit four times (to 8-bit rounding)
+    below_zero = make_grid(unit(digit.expand(4, -1, -1, -1)), 4)
+    assert np.abs(edits[: tile + 2].astype(int) - below_zero.astype(int)).max() <= 1
+    assert np.abs(edits[tile : 2 * tile + 2].astype(int) - below_zero.astype(int)).max() > 0  # below 2: new detail
+    saved = model.load_images([os.path.join(out, "mnist5k_test_4.png")])  # the stored digit, loaded back exactly
+    assert torch.equal(saved, digit)
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--below=21", "--below=21: integers in 0..5"),
+        pytest.param("--temperatures=-1", "--temperatures=-1: numbers >= 0", marks=SLOW),
+    ],
+)
+def test_figure_command_refuses_bad_levels_in_one_line(run_dir, tmp_path, flag, message):
+    out = str(tmp_path / "figures")
+    result = command("-m", "scripts.make_figures", f"--workdir={run_dir}", f"--out={out}", flag)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and lines[-1] == "error: " + message, lines
+    assert not os.path.exists(out) or not os.listdir(out)
