@@ -430,14 +430,3 @@ def test_nll_itd_records_its_estimate_before_the_variational_bound(trained_point
     monkeypatch.setattr(itd_eval, "ddpm_bound", must_not_run)
     skipped = evaluate(dataclasses.replace(request, variational_bound=False))
     assert skipped["nll_nats"] == saved["nll_nats"] and "variational_bound" not in skipped
-
-
-def test_the_readme_snippet_that_loads_a_trained_run_runs(trained_run):
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    section = readme.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
-    snippet = re.findall(r"```python\n(.*?)```", section, re.S)[1]
-    assert "runs/quickstart" in snippet
-    namespace = {}
-    exec(compile(snippet.replace("runs/quickstart", trained_run), "README.md", "exec"), namespace)
-    assert namespace["samples"].shape == (4, 1, 8, 8) and namespace["path"].shape == (9, 1, 8, 8)
-    assert (namespace["reconstruction"] - namespace["x"]).abs().max() < 1e-5

@@ -1,4 +1,5 @@
-"""The README's front door stays true: its one-line Quickstart and Tests commands, CI, config paths."""
+"""The README's front door stays true: its one-line Quickstart and Tests commands, CI, config paths, and its Python
+API examples, run verbatim (the second against the shipped pretrained/quickstart model)."""
 
 import os
 import re
@@ -7,16 +8,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = open(os.path.join(ROOT, "README.md")).read()
 
 
+def section(heading: str) -> str:
+    return README.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def blocks_after(heading: str, language: str = "bash") -> list:
+    return [block.strip() for block in re.findall(rf"```{language}\n(.*?)```", section(heading), re.S)]
+
+
 def first_block_after(heading: str) -> str:
-    section = README.split(f"\n## {heading}\n", 1)[1]
-    return re.search(r"```(?:bash)?\n(.*?)```", section, re.S).group(1).strip()
+    return re.search(r"```(?:bash)?\n(.*?)```", section(heading), re.S).group(1).strip()
 
 
-def test_quickstart_is_one_command_that_trains_and_samples():
-    command = first_block_after("Quickstart")
-    assert "\n" not in command
-    assert "pip install -r requirements.txt" in command
-    assert "train.py --config configs/mnist/quickstart.py" in command and "sample.py" in command
+def test_quickstart_samples_the_shipped_model_then_trains_it_in_one_command():
+    blocks = blocks_after("Quickstart")
+    use, train = blocks[0], next(block for block in blocks if "train.py" in block)
+    assert "\n" not in use and "\n" not in train
+    assert "pip install -r requirements.txt" in use and "sample.py --workdir pretrained/quickstart" in use
+    assert "pip install -r requirements.txt" in train and "train.py --config configs/mnist/quickstart.py" in train
+    assert "sample.py --workdir runs/quickstart" in train
 
 
 def test_ci_runs_the_readme_test_command():
@@ -39,9 +49,20 @@ def test_pictures_in_the_readme_exist():
 
 
 def test_the_python_api_example_runs():
-    section = README.split("\n## Python API\n", 1)[1]
-    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    example = blocks_after("Python API", "python")[0]
     namespace = {}
     exec(compile(example, "README.md", "exec"), namespace)
     assert namespace["losses"].shape == (8,) and namespace["u"].shape == (8, 1, 28, 28)
     assert not namespace["torch"].equal(namespace["blurred"], namespace["x"])
+
+
+def test_the_python_api_example_runs_verbatim_on_the_shipped_model(monkeypatch):
+    example = blocks_after("Python API", "python")[1]
+    assert 'Model.from_run("pretrained/quickstart"' in example
+    monkeypatch.chdir(ROOT)
+    namespace = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["samples"].shape == (4, 1, 28, 28) and namespace["path"].shape == (9, 1, 28, 28)
+    assert (namespace["reconstruction"] - namespace["x"]).abs().max() < 1e-5
+    assert (namespace["path"][0] - namespace["x"][0]).abs().max() < 1e-5
+    assert namespace["variations"].shape == (4, 1, 28, 28) and namespace["nats"].shape == (2,)
