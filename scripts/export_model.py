@@ -92,8 +92,8 @@ def describe(dest: str, state: Dict, config: ml_collections.ConfigDict, source: 
     about = f"\n{FLAGS.about.strip()}\n" if FLAGS.about.strip() else ""
     return f"""# {os.path.basename(os.path.normpath(dest))}: an exported model
 
-A `{model.process}` process with the `{model.forward}` operator and the `{model.prior}` prior, K = {model.K},
-{shape} images of `{data.dataset}`: {parameters:,} EMA parameters after {int(state["step"])} training steps.
+Process `{model.process}`, operator `{model.forward}`, prior `{model.prior}`, K = {model.K}, {shape} images of
+`{data.dataset}`: {parameters:,} EMA parameters after {int(state["step"])} training steps.
 It holds what sampling needs (EMA weights, process and prior state, step, config), not the optimiser, the raw
 weights or the RNG states: it samples, encodes and evaluates exactly as the run did, and cannot resume training.
 {about}
