@@ -140,12 +140,9 @@ class Model:
             raise ValueError(f"level {level} is outside 0..{self.process.K} (K of this model)")
         prior_state, noise = self.encode(image[None], seed)
         prior_state, noise = prior_state.expand(n, *self.shape).clone(), noise.expand(n, *noise.shape[1:]).clone()
+        generators = seeded_generators(seed, NOISE_STREAM, range(n))  # one stream per image, a draw per step
         fresh_noise = torch.stack(
-            [
-                randn_per_generator(seeded_generators(seed, NOISE_STREAM, range(n)), self.shape, self.device)
-                for _ in self.process.sampling_levels()
-            ],
-            dim=1,
+            [randn_per_generator(generators, self.shape, self.device) for _ in self.process.sampling_levels()], dim=1
         )
         fresh_noise[:, -1] = 0
         levels = torch.tensor(self.process.sampling_levels(), device=self.device)

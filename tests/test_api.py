@@ -144,6 +144,10 @@ def test_resampling_by_level_of_detail(model, images):
     K = model.process.K
     for kept in (model.resample(images[0], 3, below=0), model.resample(images[0], 3, above=K)):
         assert (kept - original).abs().max() < 1e-5
+    # redrawing everything (above level 0) is sampling from the prior: the same streams, a fresh draw per step
+    torch.testing.assert_close(
+        model.resample(images[0], 3, above=0, seed=4), model.sample(3, seed=4), atol=1e-5, rtol=0
+    )
     fine = model.resample(images[0], 3, below=2)
     coarse = model.resample(images[0], 3, above=2)
     assert (fine[0] - fine[1]).abs().max() > 1e-4 and (coarse[0] - coarse[1]).abs().max() > 1e-4
