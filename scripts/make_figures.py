@@ -72,6 +72,8 @@ def save_test_images(test, indices: Sequence[int], out: str, dataset: str) -> Li
     from PIL import Image
 
     paths = []
+    if not indices:  # --save_test= asks for none
+        return paths
     for index, item in zip(indices, test.raw_batch(indices)):
         pixels = item[0] if item.shape[0] == 1 else item.permute(1, 2, 0)
         paths.append(os.path.join(out, f"{dataset}_test_{index}.png"))

@@ -3,7 +3,7 @@
 The gaussian process with the identity operator (a plain Gaussian channel, data in [-1, 1]), the
 cosine log-SNR schedule in [-10, 10], continuous-time training and K = 100 ancestral sampling steps
 from N(0, I). The paper-sized DDPM (configs/cifar10/default_cifar10_configs_bd_noblur.py) uses
-K = 1000 steps and a 128-channel U-Net with 4 blocks per level and dropout; this one has 32 channels,
+K = 1000 steps and a 128-channel U-Net with 4 blocks per level and dropout; this one has 16 channels,
 one block per level, no dropout, a large learning rate with warm-up and a short EMA.
 """
 
