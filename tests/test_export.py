@@ -178,3 +178,11 @@ def test_figure_command_refuses_bad_levels_in_one_line(run_dir, tmp_path, flag, 
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and lines[-1] == "error: " + message, lines
     assert not os.path.exists(out) or not os.listdir(out)
+
+
+def test_figure_command_can_save_no_test_images(run_dir, tmp_path):
+    out = tmp_path / "figures"
+    args = ["--temperatures=1", "--num_samples=1", "--below=0", "--above=5", "--save_test="]
+    result = command("-m", "scripts.make_figures", f"--workdir={run_dir}", f"--out={out}", *args)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(out)) == ["level_of_detail.png", "temperature.png"]
