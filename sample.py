@@ -242,13 +242,13 @@ def run():
 
     from scripts.api import Model
     from scripts.runtime import distributed
-    from scripts.sampling.sampler import sample_on_ranks
+    from scripts.sampling.sampler import check_steps, sample_on_ranks
 
     device = distributed.init().device
     model = Model.from_run(
         FLAGS.workdir, FLAGS.checkpoint, device, config=FLAGS.config, delta=FLAGS.delta, eta=FLAGS.eta
     )
-    check_steps(model.process)
+    check_steps(FLAGS.steps, model.process)  # K is known once the model is loaded
     config = model.config
     seed = config.eval.seed if FLAGS.seed is None else FLAGS.seed
     if images:
@@ -335,15 +335,6 @@ def interpolate_images(model, loaded, count: int, seed: int, paths: list):
     data_range = model.process.data_range
     print(f"reconstruction error of the deterministic latents (RMS over pixels, data range {data_range}): {listed}")
     return samples
-
-
-def check_steps(process) -> None:
-    """--steps must lie in 1..K, and the process must be able to skip levels (known once loaded)."""
-    from scripts.config.validate import int_at_least, require
-
-    K = process.K
-    require("--steps", FLAGS.steps, lambda value: int_at_least(1)(value) and value <= K, f"an integer in 1..{K}")
-    process.sampling_levels(FLAGS.steps)
 
 
 def check_resample_level(K: int) -> None:

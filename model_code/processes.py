@@ -411,11 +411,12 @@ class GaussianProcess(Process):
             x_hat = self.operator.to_basis(self.operator.from_basis(x_hat).clamp(*self.data_range))
         return x_hat
 
-    def posterior_variance(self, k: torch.Tensor, k_next: torch.Tensor) -> torch.Tensor:
-        """sigma_{t->s}^2 = sigma_{t|s}^2 sigma_s^2 / sigma_t^2, sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2,
-        the variance of q(u_s | u_t, x) per coefficient [B, 1, H, W] for levels k > k_next [B] (t = k / K)."""
-        alpha_t, sigma_t, _ = self.marginal(k)
-        alpha_s, sigma_s, _ = self.marginal(k_next)
+    @staticmethod
+    def posterior_variance(
+        alpha_t: torch.Tensor, sigma_t: torch.Tensor, alpha_s: torch.Tensor, sigma_s: torch.Tensor
+    ) -> torch.Tensor:
+        """sigma_{t->s}^2 = sigma_{t|s}^2 sigma_s^2 / sigma_t^2, sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2:
+        the variance of q(u_s | u_t, x) per coefficient [B, 1, H, W], s < t, from the marginals at t and s."""
         return (sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2) * sigma_s**2 / sigma_t**2
 
     def step_mean_and_std(
@@ -435,7 +436,7 @@ class GaussianProcess(Process):
         eps_hat = (self.operator.to_basis(u) - alpha_t * x_hat) / sigma_t
         if eta == 0:
             return alpha_s * x_hat + sigma_s * eps_hat, torch.zeros_like(alpha_s)
-        variance = eta**2 * self.posterior_variance(levels, next_levels)
+        variance = eta**2 * self.posterior_variance(alpha_t, sigma_t, alpha_s, sigma_s)
         return alpha_s * x_hat + (sigma_s**2 - variance).sqrt() * eps_hat, variance.sqrt()
 
     def reverse_step(
@@ -478,8 +479,8 @@ class GaussianProcess(Process):
             levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
             u = self.diffuse(x0, levels, _randn_like(x0, randomness))
             x_hat = self.predict_x0_coefficients(net, u, levels, clip=False)
-            variance = self.posterior_variance(levels, levels - 1)
             alpha_s, sigma_s, _ = self.marginal(levels - 1)
+            variance = self.posterior_variance(*self.marginal(levels)[:2], alpha_s, sigma_s)
             transitions.append(
                 0.5 * _per_example_sum(variance * alpha_s**2 / sigma_s**4 * (x_coefficients - x_hat) ** 2)
             )

@@ -71,11 +71,8 @@ def exported_state(workdir: str, checkpoint: int) -> Tuple[Dict, ml_collections.
 
 
 def sha256(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def checksum_lines(dest: str, names: List[str]) -> str:

@@ -18,12 +18,12 @@ from scripts.api import Model
 from scripts.cli.errors import DatasetUnavailable
 from scripts.cli.flags import require_writable_folder
 from scripts.config import build
-from scripts.config.validate import require
 from scripts.evaluation.request import EvaluationRequest, check_request
 from scripts.evaluation.results import record
 from scripts.runs.rundir import RunDir
 from scripts.runs.trained import TrainedModel
 from scripts.runtime import distributed
+from scripts.sampling.sampler import check_steps
 
 
 def _or(value, default):
@@ -218,12 +218,6 @@ EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {
 }
 
 
-def check_steps(steps: Optional[int], process) -> None:
-    """--steps in 1..K, for a process that can skip levels (K known once the model is loaded)."""
-    require("--steps", steps, lambda value: value <= process.K, f"an integer in 1..{process.K}")
-    process.sampling_levels(steps)
-
-
 def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     """Check the request, load the run, compute ``request.mode`` and record it; returns the result."""
     if request.mode not in EVALUATIONS:
@@ -236,7 +230,7 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     model = Model.from_run(
         request.workdir, request.checkpoint, device, config=request.config, delta=request.delta, eta=request.eta
     ).trained
-    check_steps(request.steps, model.process)
+    check_steps(request.steps, model.process)  # K is known once the model is loaded
     config = model.config
     with torch.no_grad():
         result = EVALUATIONS[request.mode](request, config, model, device)

@@ -46,11 +46,8 @@ def fid_helper_weights_path() -> Optional[str]:
 
 def file_sha1(path: str) -> str:
     """Hex sha1 of the file at ``path``."""
-    digest = hashlib.sha1()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha1").hexdigest()
 
 
 def verify_sha1(path: str, expected: str) -> None:
