@@ -250,14 +250,26 @@ def _expand(values: torch.Tensor) -> torch.Tensor:
     return values[:, None, None, None]
 
 
+PREDICTIONS = ("eps", "v")  # what the gaussian process's network predicts
+
+
 @PROCESSES.register("gaussian")
 class GaussianProcess(Process):
-    """Epsilon prediction with the exact Gaussian posterior, per coefficient of the operator's basis.
+    """A denoiser with the exact Gaussian posterior, per coefficient of the operator's basis.
 
     Forward (in the basis, per frequency): u_t = alpha_t x + sigma_t eps with alpha_t = a_t d_t,
     a_t^2 = sigmoid(logsnr(t)), sigma_t^2 = sigmoid(-logsnr(t)), d_t the operator's spectrum at t.
     With the DCT ``blur`` operator this is blurring diffusion (Hoogeboom & Salimans 2023); with
     ``identity`` (or blur_sigma_max = 0) it is DDPM with the cosine schedule. Data in [-1, 1].
+
+    What the network predicts (``prediction``), per coefficient, with r^2 = alpha_t^2 + sigma_t^2:
+        eps: eps_hat, and x_hat = (u_t - sigma_t eps_hat) / alpha_t; trained on |eps - eps_hat|^2,
+            which is (alpha_t / sigma_t)^2 |x - x_hat|^2.
+        v: v = (alpha_t eps - sigma_t x) / r (Salimans & Ho 2022; r = 1 without an operator), and
+            x_hat = (alpha_t u_t - sigma_t r v_hat) / r^2; trained on |v - v_hat|^2 = (r / sigma_t)^2 |x - x_hat|^2.
+    With eps the network's error reaches x_hat multiplied by sigma_t / alpha_t, which is large where the
+    signal is weak: at high noise, and in the frequencies a blur has damped towards d_min. With v it is
+    multiplied by sigma_t / r < 1, and the loss weights the high-noise levels more.
 
     Reverse step t -> s (Eq. of the Gaussian posterior q(u_s | u_t, x)):
         alpha_{t|s} = alpha_t / alpha_s,  sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2,
@@ -284,9 +296,12 @@ class GaussianProcess(Process):
         logsnr_sampling: str = "schedule",
         logistic_loc: float = 0.0,
         logistic_scale: float = 2.0,
+        prediction: str = "eps",
         eta: float = 1.0,
     ):
         super().__init__(operator=operator)
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction={prediction!r}; allowed: {', '.join(PREDICTIONS)}")
         if not 0 <= eta <= 1:
             raise ValueError(f"eta={eta} is outside [0, 1]; allowed: 0 (deterministic) to 1 (ancestral)")
         if not isinstance(operator, DiagonalOperator):
@@ -320,6 +335,7 @@ class GaussianProcess(Process):
         self.logsnr_sampling = logsnr_sampling
         self.logistic_loc = float(logistic_loc)
         self.logistic_scale = float(logistic_scale)
+        self.prediction = prediction
         self.eta = float(eta)
 
     def require_plain_channel(self, purpose: str) -> None:
@@ -357,31 +373,58 @@ class GaussianProcess(Process):
         return draw.randint(1, self.K + 1, (batch,))
 
     def loss(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Mean over pixels of (eps - eps_hat(u_t, t))^2. x0 [B, ...] -> (loss [B], t [B]).
+        """Mean over pixels of (target - net(u_t, t))^2, the target eps or v (``prediction``).
+        x0 [B, ...] -> (loss [B], t [B]).
 
         schedule: t ~ U(0, 1] (or k / K, k ~ U{1..K}), log SNR from the cosine schedule.
         logistic: log SNR a ~ logistic(loc, scale) truncated to loc +- 4 scale, and the loss weighted by
             w(a) = scale tanh(2) / (sigmoid(u) sigmoid(-u)), u = (a - loc) / scale, which makes it an
-            unbiased estimate of the integral over a that the information-theoretic NLL is built on.
+            unbiased estimate of the integral over a that the information-theoretic NLL is built on. The
+            integral is over the eps error; on this plain channel |eps - eps_hat|^2 = alpha^2 |v - v_hat|^2,
+            so a v loss is weighted by alpha^2 = sigmoid(a) as well.
         """
         if self.logsnr_sampling == "logistic":
             logsnr, weight = sample_truncated_logistic(
                 x0.shape[0], self.logistic_loc, self.logistic_scale, randomness, device=x0.device
             )
             eps = _randn_like(x0, randomness)
-            u = gaussian_channel(x0, logsnr, eps)
-            t = cosine_time(logsnr, self.logsnr_min, self.logsnr_max)
+            u, t = gaussian_channel(x0, logsnr, eps), cosine_time(logsnr, self.logsnr_min, self.logsnr_max)
+            alpha, sigma = _expand(torch.sigmoid(logsnr).sqrt()), _expand(torch.sigmoid(-logsnr).sqrt())
+            if self.prediction == "v":
+                weight = weight * torch.sigmoid(logsnr)
         else:
             k = self.training_levels(x0.shape[0], x0.device, randomness)
             eps = _randn_like(x0, randomness)
-            u, logsnr, weight, t = self.diffuse(x0, k, eps), self.logsnr(k.float() / self.K), 1.0, k.float() / self.K
-        eps_hat = net(u, self.model_time(logsnr)).to(x0.dtype)
-        return weight * (eps - eps_hat).pow(2).flatten(1).mean(1), t.clamp(0, 1)
+            alpha, sigma, logsnr = self.marginal(k)
+            u, weight, t = self.diffuse(x0, k, eps), 1.0, k.float() / self.K
+        output = net(u, self.model_time(logsnr)).to(x0.dtype)
+        target = self.training_target(x0, eps, alpha, sigma)
+        return weight * (target - output).pow(2).flatten(1).mean(1), t.clamp(0, 1)
+
+    def training_target(
+        self, x0: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor
+    ) -> torch.Tensor:
+        """What the network learns to predict at u_t = B^T(alpha_t B x0) + sigma_t eps, in pixels [B, C, H, W]:
+        eps, or v = B^T((alpha_t B eps - sigma_t B x0) / r), r^2 = alpha_t^2 + sigma_t^2 per coefficient.
+        alpha [B, 1, H, W] (or [B, 1, 1, 1]), sigma [B, 1, 1, 1]."""
+        if self.prediction == "eps":
+            return eps
+        to_basis = self.operator.to_basis
+        radius = (alpha**2 + sigma**2).sqrt()
+        return self.operator.from_basis((alpha * to_basis(eps) - sigma * to_basis(x0)) / radius)
 
     def itd_eps_predictor(self, net: Net):
-        """eps_hat(z, a) for z = sqrt(sigmoid(a)) x + sqrt(sigmoid(-a)) eps at any log SNR a [B]."""
+        """eps_hat(z, a) for z = sqrt(sigmoid(a)) x + sqrt(sigmoid(-a)) eps at any log SNR a [B]; with v
+        prediction eps_hat = sigma z + alpha v_hat (r = 1 on the plain channel)."""
         self.require_plain_channel("the information-theoretic NLL estimator")
-        return lambda z, logsnr: net(z, self.model_time(logsnr)).to(z.dtype)
+
+        def eps_hat(z: torch.Tensor, logsnr: torch.Tensor) -> torch.Tensor:
+            output = net(z, self.model_time(logsnr)).to(z.dtype)
+            if self.prediction == "eps":
+                return output
+            return _expand(torch.sigmoid(-logsnr).sqrt()) * z + _expand(torch.sigmoid(logsnr).sqrt()) * output
+
+        return eps_hat
 
     def prior_component_std(self) -> float:
         """sigma_1, the noise std of u_K."""
@@ -402,11 +445,15 @@ class GaussianProcess(Process):
         return {"clip_denoised": self.clip_denoised, "eta": self.eta}
 
     def predict_x0_coefficients(self, net: Net, u: torch.Tensor, k: torch.Tensor, clip: bool) -> torch.Tensor:
-        """x_hat = (u_t - sigma_t eps_hat) / alpha_t in the basis [B, C, H, W], optionally clipped to the data
-        range. u [B, C, H, W] in pixels, k [B]."""
+        """x_hat in the basis [B, C, H, W] from the network's eps_hat or v_hat (the class docstring's formulas),
+        optionally clipped to the data range. u [B, C, H, W] in pixels, k [B]."""
         alpha, sigma, logsnr = self.marginal(k)
-        eps_hat = self.operator.to_basis(net(u, self.model_time(logsnr)).to(u.dtype))
-        x_hat = (self.operator.to_basis(u) - sigma * eps_hat) / alpha
+        output = self.operator.to_basis(net(u, self.model_time(logsnr)).to(u.dtype))
+        if self.prediction == "eps":
+            x_hat = (self.operator.to_basis(u) - sigma * output) / alpha
+        else:
+            radius_squared = alpha**2 + sigma**2
+            x_hat = (alpha * self.operator.to_basis(u) - sigma * radius_squared.sqrt() * output) / radius_squared
         if clip:
             x_hat = self.operator.to_basis(self.operator.from_basis(x_hat).clamp(*self.data_range))
         return x_hat

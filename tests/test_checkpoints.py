@@ -174,6 +174,20 @@ def test_older_checkpoint_without_config_still_loads(run_copy):
         load_trained(run_copy, 0, CPU)
 
 
+def test_a_run_stored_before_a_key_existed_loads_with_the_value_that_reproduces_it(run_copy):
+    """model.prediction came later: a run stored without it predicted eps, and loads, resumes and compares so."""
+    run = RunDir(run_copy)
+    state = torch.load(run.meta_checkpoint, weights_only=True)
+    assert state["config"]["model"].pop("prediction") == "eps"
+    torch.save(state, run.meta_checkpoint)
+    assert load_trained(run_copy, 0, CPU).config.model.prediction == "eps"
+    predicting_v = tiny_config()
+    predicting_v.model.prediction = "v"
+    with pytest.raises(ConfigMismatch, match="model.prediction: run 'eps', --config 'v'"):
+        load_trained(run_copy, 0, CPU, config=predicting_v)
+    assert Trainer(tiny_config(n_iters=12), run_copy, CPU).run().step == 12
+
+
 def test_refused_resume_writes_nothing(run_copy):
     run = RunDir(run_copy)
     before = {path: sha1(path) for path in (run.config_path, run.meta_checkpoint, run.snapshot(1))}

@@ -186,3 +186,69 @@ def test_cosine_schedule_endpoints_and_inverse():
     logsnr = cosine_logsnr(t, -10, 10)
     assert logsnr[0].item() == pytest.approx(10) and logsnr[-1].item() == pytest.approx(-10)
     torch.testing.assert_close(cosine_time(logsnr, -10, 10), t)
+
+
+class VOracle(torch.nn.Module):
+    """Returns the true v of u_t at any (real) level: v = B^T((alpha B eps - sigma B x0) / r) per coefficient,
+    r^2 = alpha^2 + sigma^2, with eps recovered from u_t and x0; the level comes from the model time 1000 t."""
+
+    def __init__(self, proc, x0):
+        super().__init__()
+        self.proc, self.x0 = proc, x0
+
+    def forward(self, u, time):
+        alpha, sigma, _ = self.proc.marginal(time / 1000 * K)
+        to_basis, from_basis = self.proc.operator.to_basis, self.proc.operator.from_basis
+        eps = (to_basis(u) - alpha * to_basis(self.x0)) / sigma
+        return from_basis((alpha * eps - sigma * to_basis(self.x0)) / (alpha**2 + sigma**2).sqrt())
+
+
+@pytest.mark.parametrize("operator_name", ["identity", "blur"])
+def test_v_prediction_with_the_true_v_samples_as_eps_prediction_with_the_true_eps(operator_name):
+    eps_process = process("gaussian", operator_name)
+    v_process = PROCESSES.build("gaussian", operator=operator(operator_name), prediction="v")
+    eps_process.clip_denoised = v_process.clip_denoised = False
+    x0 = torch.rand(2, 1, SIZE, SIZE) * 2 - 1
+    for k in range(1, K + 1):
+        u = eps_process.diffuse(x0, torch.full((2,), k), torch.randn_like(x0))
+        x_hat = v_process.predict_x0_coefficients(VOracle(v_process, x0), u, torch.full((2,), k), clip=False)
+        torch.testing.assert_close(v_process.operator.from_basis(x_hat), x0, atol=2e-4, rtol=0)
+        noise = torch.randn_like(x0)
+        expected = eps_process.reverse_step(EpsOracle(eps_process, x0), u, k, noise)
+        sampled = v_process.reverse_step(VOracle(v_process, x0), u, k, noise)
+        torch.testing.assert_close(sampled, expected, atol=2e-4, rtol=0)
+
+
+@pytest.mark.parametrize("operator_name", ["identity", "blur"])
+def test_v_prediction_trains_on_the_true_v(operator_name):
+    v_process = PROCESSES.build("gaussian", operator=operator(operator_name), prediction="v")
+    x0 = torch.rand(16, 1, SIZE, SIZE) * 2 - 1
+    losses, t = v_process.loss(VOracle(v_process, x0), x0, torch.Generator().manual_seed(0))
+    assert losses.max() < 1e-9 and t.min() < 0.3 and t.max() > 0.7  # zero at levels across the range
+
+
+def test_v_prediction_keeps_the_logistic_loss_an_estimate_of_the_eps_integral():
+    """With logistic log-SNR sampling a v network is trained on the same integral as the eps network it
+    implies: eps_hat = sigma z + alpha v_hat, so the v loss is the eps loss of that network."""
+    v_process = PROCESSES.build("gaussian", operator=operator("identity"), prediction="v", logsnr_sampling="logistic")
+    eps_process = PROCESSES.build("gaussian", operator=operator("identity"), logsnr_sampling="logistic")
+    v_net = tiny_net()
+    implied_eps = v_process.itd_eps_predictor(v_net)
+
+    def eps_net(z, time):
+        return implied_eps(z, cosine_logsnr(time / 1000, -10, 10))
+
+    x0 = torch.rand(8, 1, SIZE, SIZE) * 2 - 1
+    v_loss, _ = v_process.loss(v_net, x0, torch.Generator().manual_seed(3))
+    eps_loss, _ = eps_process.loss(eps_net, x0, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(v_loss, eps_loss, rtol=1e-4, atol=1e-6)
+    logsnr = torch.tensor([-3.0, 0.0, 4.0])
+    eps = torch.randn_like(x0[:3])
+    u = eps_process.diffuse(x0[:3], cosine_time(logsnr, -10, 10) * K, eps)
+    true_eps = v_process.itd_eps_predictor(VOracle(v_process, x0[:3]))(u, logsnr)
+    torch.testing.assert_close(true_eps, eps, atol=1e-4, rtol=0)
+
+
+def test_prediction_must_be_eps_or_v():
+    with pytest.raises(ValueError, match=r"prediction='x'; allowed: eps, v"):
+        PROCESSES.build("gaussian", operator=operator("identity"), prediction="x")

@@ -123,6 +123,7 @@ RULES: List[Tuple[str, Check, str]] = [
     ("model.logsnr_sampling", one_of("schedule", "logistic"), "one of 'schedule', 'logistic'"),
     ("model.logistic_loc", is_real, "a finite number"),
     ("model.logistic_scale", real_above(0), "a finite number > 0"),
+    ("model.prediction", one_of("eps", "v"), "one of 'eps', 'v'"),
     ("model.network", is_str, "a network name (a string)"),
     ("model.mlp_hidden", *POSITIVE_INT),
     ("model.mlp_depth", *POSITIVE_INT),

@@ -127,8 +127,13 @@ class RunDir:
         return [path for folder in folders for path in remove_stale_temporaries(folder)]
 
 
+# Config keys added after runs were first stored, each with the value that reproduces a run stored without it.
+ADDED_KEYS = {"model.prediction": "eps"}
+
+
 def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
-    """Rebuild a (locked) ConfigDict from its JSON form; lists become tuples as in the config files."""
+    """Rebuild a (locked) ConfigDict from its JSON form; lists become tuples as in the config files, and a
+    key of ``ADDED_KEYS`` missing from ``values`` (a run stored before the key existed) gets its value there."""
 
     def tuples(value: Any) -> Any:
         if isinstance(value, dict):
@@ -136,5 +141,9 @@ def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
         return tuple(value) if isinstance(value, list) else value
 
     config = ml_collections.ConfigDict(tuples(values))
+    for key, value in ADDED_KEYS.items():
+        group, leaf = key.split(".")
+        if group in config and leaf not in config[group]:
+            config[group][leaf] = value
     config.lock()
     return config
