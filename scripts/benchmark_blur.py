@@ -89,15 +89,35 @@ def compare(size: int, batch: int, repeats: int, device: str) -> Dict[str, float
     }
 
 
+def positive_sizes(sizes) -> list:
+    """--sizes as integers; one line naming the first entry that is not an integer >= 2."""
+    for size in sizes:
+        if not (size.isdigit() and int(size) >= 2):
+            raise ValueError(f"--sizes entry {size!r}; allowed: integers >= 2 (square image sizes), e.g. 32,64")
+    return [int(size) for size in sizes]
+
+
 def main(argv) -> None:
-    torch.set_num_threads(torch.get_num_threads())
-    print(f"heat operator, batch {FLAGS.batch} x 3 channels, device {FLAGS.device}, best of {FLAGS.repeats}")
-    for size in map(int, FLAGS.sizes):
-        r = compare(size, FLAGS.batch, FLAGS.repeats, FLAGS.device)
-        print(
-            f"{size:4d}x{size:<4d} ours {r['ours_ms']:8.2f} ms   float64 FFT DCT {r['fft_float64_ms']:8.2f} ms   "
-            f"speed-up {r['speedup']:5.1f}x   max |difference| {r['max_abs_difference']:.1e}"
-        )
+    from scripts.cli.errors import run_cli
+
+    def run() -> None:
+        sizes = positive_sizes(FLAGS.sizes)
+        for name in ("batch", "repeats"):
+            if getattr(FLAGS, name) < 1:
+                raise ValueError(f"--{name}={getattr(FLAGS, name)}; allowed: a positive integer")
+        if FLAGS.device not in ("cpu", "cuda"):
+            raise ValueError(f"--device={FLAGS.device}; allowed: cpu, cuda")
+        if FLAGS.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device=cuda but no CUDA device is available; allowed here: cpu")
+        print(f"heat operator, batch {FLAGS.batch} x 3 channels, device {FLAGS.device}, best of {FLAGS.repeats}")
+        for size in sizes:
+            r = compare(size, FLAGS.batch, FLAGS.repeats, FLAGS.device)
+            print(
+                f"{size:4d}x{size:<4d} ours {r['ours_ms']:8.2f} ms   float64 FFT DCT {r['fft_float64_ms']:8.2f} ms   "
+                f"speed-up {r['speedup']:5.1f}x   max |difference| {r['max_abs_difference']:.1e}"
+            )
+
+    run_cli(run)
 
 
 if __name__ == "__main__":

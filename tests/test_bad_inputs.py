@@ -279,6 +279,16 @@ def test_bad_visualize_and_suggest_flags(tmp_path):
     assert not out.exists()
 
 
+def test_bad_benchmark_blur_flags():
+    for flag, message in [
+        ("--sizes=0", "--sizes entry '0'; allowed: integers >= 2"),
+        ("--sizes=32,x", "--sizes entry 'x'"),
+        ("--batch=0", "--batch=0; allowed: a positive integer"),
+        ("--device=gpu", "--device=gpu; allowed: cpu, cuda"),
+    ]:
+        assert_refused(run("-m", "scripts.benchmark_blur", flag), "error: " + message)
+
+
 def test_ctrl_c_during_start_up_is_one_quiet_line(tmp_path):
     workdir = tmp_path / "run"
     command = [sys.executable, "train.py", "--config", TINY, "--workdir", str(workdir)]
