@@ -1,4 +1,4 @@
-"""A small IHDM model on the embedded MNIST digits that trains on 2 CPU cores in about 7 minutes.
+"""A small IHDM model on the embedded MNIST digits that trains on 2 CPU cores in about 2 minutes.
 
 Smaller than the paper's MNIST model in every direction (channels, depth, levels, batch) and with
 a milder maximum blur, so the prior keeps the rough layout of a digit and the network has less to
