@@ -59,3 +59,29 @@ def test_a_single_process_has_no_group():
     assert not distributed.active() and distributed.is_main()
     assert distributed.my_blocks(5, 2) == [range(0, 2), range(2, 4), range(4, 5)]
     assert distributed.any_rank(False) is False
+
+
+def test_shutdown_frees_a_ddp_wrapper_that_only_a_reference_cycle_keeps_alive(tmp_path):
+    """What the trainer leaves at exit: a DDP wrapper reachable only through a cycle must be freed while the
+    process group and the interpreter are alive, not during finalization."""
+    import gc
+
+    import torch
+    import torch.distributed as dist
+
+    def ddp_wrappers_alive():
+        return sum(type(o) is torch.nn.parallel.DistributedDataParallel for o in gc.get_objects())
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    gc.disable()  # no automatic collection between the checks
+    try:
+        holder = {"ddp": torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2))}
+        holder["self"] = holder
+        del holder
+        assert ddp_wrappers_alive() == 1
+        distributed.shutdown()
+        assert ddp_wrappers_alive() == 0 and not dist.is_initialized()
+    finally:
+        gc.enable()
+        if dist.is_initialized():
+            dist.destroy_process_group()

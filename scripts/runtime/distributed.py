@@ -19,6 +19,7 @@ Everything else asks this module: ``rank()``, ``world_size()``, ``is_main()``, `
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import socket
 from dataclasses import dataclass
@@ -92,9 +93,15 @@ def init(prefer_cuda: bool = True, timeout_minutes: float = 30) -> Context:
 
 
 def shutdown() -> None:
-    """Tear the process group down (no-op for a single process)."""
+    """Tear the process group down (no-op for a single process).
+
+    Unreachable objects are freed first: the trainer's DistributedDataParallel wrapper sits in reference
+    cycles, so without this its reducer (which holds the process group and gloo work) is freed during
+    interpreter finalization, where it can abort the process ("terminate called without an active
+    exception", seen once in about 45 two-process runs)."""
     global _context
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
     _context = None
 
