@@ -5,6 +5,8 @@ import torch
 from configs.default import get_default_configs
 from scripts.config import build
 from scripts.data.datasets import DATASETS, check_split
+from scripts.training.trainer import Trainer
+from tests.configs import tiny
 
 TEST_MODEL = dict(blur_sigma_max=4.0, operator_seed=1)  # small valid model.* values, whatever the operator
 
@@ -16,6 +18,16 @@ def make_operator(name: str, K: int, image_size, **model_overrides):
     config = get_default_configs()
     config.model.update(dict(TEST_MODEL, forward=name, K=K, **model_overrides))
     return build.build_registered(build.OPERATOR_FEED, config, {"image_size": lambda: image_size})
+
+
+def train_tiny_run(folder: str, n_iters: int = 2, **model_overrides) -> str:
+    """Train tests/configs/tiny.py (with model.* overrides) for ``n_iters`` steps into ``folder`` on the CPU;
+    returns ``folder``."""
+    config = tiny.get_config()
+    config.model.update(model_overrides)
+    config.training.n_iters = n_iters
+    Trainer(config, folder, torch.device("cpu")).run()
+    return folder
 
 
 class IHDMOracle(torch.nn.Module):

@@ -12,17 +12,12 @@ from PIL import Image
 from model_code.priors import PRIORS
 from scripts.api import Model, spherical
 from scripts.sampling.sampler import INIT_STREAM, reverse_process, seeded_generators
-from scripts.training.trainer import Trainer
-from tests.configs import tiny
+from tests.helpers import train_tiny_run
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("api_run"))
-    config = tiny.get_config()
-    config.training.n_iters = 2
-    Trainer(config, folder, torch.device("cpu")).run()
-    return folder
+    return train_tiny_run(str(tmp_path_factory.mktemp("api_run")))
 
 
 @pytest.fixture(scope="module")

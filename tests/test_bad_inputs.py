@@ -26,7 +26,7 @@ from scripts.runs.checkpoints import load_checkpoint, save_checkpoint
 from scripts.runs.rundir import RunDir, config_from_dict
 from scripts.training.trainer import Trainer
 from tests.configs import tiny
-from tests.helpers import build_dataset
+from tests.helpers import build_dataset, train_tiny_run
 from tests.test_configs import CONFIG_FILES, load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,11 +50,7 @@ def assert_refused(result, *named):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A tiny run trained for 2 steps (its checkpoint is the latest state)."""
-    workdir = str(tmp_path_factory.mktemp("trained"))
-    config = tiny.get_config()
-    config.training.n_iters = 2
-    Trainer(config, workdir, torch.device("cpu")).run()
-    return workdir
+    return train_tiny_run(str(tmp_path_factory.mktemp("trained")))
 
 
 @pytest.fixture(scope="module")

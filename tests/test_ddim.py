@@ -18,9 +18,7 @@ from model_code.priors import PRIORS, randn_per_generator
 from model_code.processes import PROCESSES
 from scripts.api import Model
 from scripts.sampling.sampler import NOISE_STREAM, sample, seeded_generators
-from scripts.training.trainer import Trainer
-from tests.configs import tiny
-from tests.helpers import make_operator
+from tests.helpers import make_operator, train_tiny_run
 from tests.test_bad_inputs import run
 from tests.test_processes import tiny_net
 
@@ -148,12 +146,8 @@ def test_every_step_of_the_ancestral_sampler_is_the_ddim_step_at_eta_one():
 @pytest.fixture(scope="module")
 def gaussian_run(tmp_path_factory):
     """A tiny blurring-diffusion run (K = 5) trained for 2 steps."""
-    workdir = str(tmp_path_factory.mktemp("gaussian_run"))
-    config = tiny.get_config()
-    config.model.process, config.model.forward, config.model.prior = "gaussian", "blur", "standard_normal"
-    config.training.n_iters = 2
-    Trainer(config, workdir, torch.device("cpu")).run()
-    return workdir
+    folder = str(tmp_path_factory.mktemp("gaussian_run"))
+    return train_tiny_run(folder, process="gaussian", forward="blur", prior="standard_normal")
 
 
 def sampled(workdir, *flags):

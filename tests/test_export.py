@@ -17,8 +17,7 @@ from scripts.config import build
 from scripts.runs.checkpoints import load_checkpoint
 from scripts.runs.rundir import RunDir
 from scripts.sampling.imaging import make_grid, to_unit
-from scripts.training.trainer import Trainer
-from tests.configs import tiny
+from tests.helpers import train_tiny_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(ROOT, "pretrained", "quickstart")
@@ -41,11 +40,7 @@ def sha256(path):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("export_run"))
-    config = tiny.get_config()
-    config.training.n_iters = 2
-    Trainer(config, folder, torch.device("cpu")).run()
-    return folder
+    return train_tiny_run(str(tmp_path_factory.mktemp("export_run")))
 
 
 @pytest.fixture(scope="module")
