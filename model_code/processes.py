@@ -363,6 +363,12 @@ class GaussianProcess(Process):
     def diffuse(self, x0: torch.Tensor, k: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """u_t = B^T(alpha_t B x0) + sigma_t eps, t = k / K. x0, eps [B, C, H, W], k [B]."""
         alpha, sigma, _ = self.marginal(k)
+        return self.noisy_state(x0, eps, alpha, sigma)
+
+    def noisy_state(
+        self, x0: torch.Tensor, eps: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor
+    ) -> torch.Tensor:
+        """u = B^T(alpha B x0) + sigma eps for marginal scales already computed (``marginal``)."""
         return self.operator.from_basis(alpha * self.operator.to_basis(x0)) + sigma * eps
 
     def training_levels(self, batch: int, device, randomness: RandomSource) -> torch.Tensor:
@@ -396,7 +402,7 @@ class GaussianProcess(Process):
             k = self.training_levels(x0.shape[0], x0.device, randomness)
             eps = _randn_like(x0, randomness)
             alpha, sigma, logsnr = self.marginal(k)
-            u, weight, t = self.diffuse(x0, k, eps), 1.0, k.float() / self.K
+            u, weight, t = self.noisy_state(x0, eps, alpha, sigma), 1.0, k.float() / self.K
         output = net(u, self.model_time(logsnr)).to(x0.dtype)
         target = self.training_target(x0, eps, alpha, sigma)
         return weight * (target - output).pow(2).flatten(1).mean(1), t.clamp(0, 1)
