@@ -77,7 +77,7 @@ def get_default_configs():
     model.logistic_scale = 2.0  # logistic log-SNR scale (> 0); also used by evaluate.py --mode=nll_itd
     model.prediction = "eps"  # what the network predicts: eps | v (v = alpha eps - sigma x, per coefficient)
 
-    # --- network (model_code/unet.py, model_code/mlp.py)
+    # --- network (model_code/networks/)
     model.network = "unet"  # unet | mlp (flat data such as 2D points)
     model.mlp_hidden = 128  # mlp: hidden width
     model.mlp_depth = 3  # mlp: hidden layers

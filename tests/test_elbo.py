@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model_code.operators import build_operator
-from model_code.priors import KernelDensityPrior
+from model_code.priors.kde import KernelDensityPrior
 from model_code.processes import PROCESSES
 from scripts.evaluation.elbo import elbo_terms
 from tests.helpers import IHDMOracle

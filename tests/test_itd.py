@@ -11,7 +11,7 @@ from scipy.optimize import brentq
 from scipy.special import expit, logsumexp
 
 from model_code import itd
-from model_code.mlp import MLPDenoiser
+from model_code.networks import MLPDenoiser
 from scripts.data.toy2d import TOY2D_DATASETS, CorrelatedGaussian, GaussianMixture, Toy2DDataset, make_toy2d
 from tests.helpers import optimal_gaussian_eps_pred
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from model_code.ema import EMA
+from model_code.networks import UNet
 from model_code.operators import build_operator
 from model_code.processes import PROCESSES
-from model_code.unet import UNet
 from tests.helpers import IHDMOracle
 
 

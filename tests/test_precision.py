@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from model_code.networks import UNet
 from model_code.precision import AutocastNetwork
 from model_code.processes import PROCESSES
-from model_code.unet import UNet
 from tests.helpers import make_operator
 
 SIZE, K = 16, 20

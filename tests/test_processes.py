@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from model_code.networks import UNet
 from model_code.operators import OPERATORS
 from model_code.processes import PROCESSES, cosine_logsnr, cosine_time
-from model_code.unet import UNet
 from tests.helpers import IHDMOracle, make_operator
 
 SIZE = 8

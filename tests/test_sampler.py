@@ -3,7 +3,7 @@
 import torch
 
 from model_code.operators import build_operator
-from model_code.priors import KernelDensityPrior
+from model_code.priors.kde import KernelDensityPrior
 from model_code.processes import PROCESSES
 from scripts.sampling.sampler import NOISE_STREAM, generate_range, sample, sample_on_ranks, seeded_generators
 

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from model_code.dct import apply_separable, dct_matrix, laplacian_eigenvalues
-from model_code.registry import Registry
+from model_code.registry import Registered, Registry
 
-OPERATORS = Registry("operator")
+OPERATORS = Registry("operator", package="model_code.operators")
 
 ImageSize = Union[int, Sequence[int]]
 
@@ -37,7 +37,7 @@ def check_positive_int(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-class Operator(nn.Module):
+class Operator(Registered, nn.Module):
     """Base class: A_k for k = 0..K. Subclasses implement ``forward(x, k)``."""
 
     diagonal = False
@@ -48,11 +48,6 @@ class Operator(nn.Module):
         check_positive_int("K", K)
         self.height, self.width = _image_hw(image_size)
         self.K = K
-
-    @property
-    def name(self) -> str:
-        """The registry name this operator was built under (the class name otherwise)."""
-        return getattr(self, "build_spec", {}).get("name", type(self).__name__)
 
     def check_levels(self, k: torch.Tensor) -> torch.Tensor:
         """Validate levels k [B]: integer unless the operator is continuous, within [0, K].

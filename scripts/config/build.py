@@ -18,17 +18,12 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 import ml_collections
 import torch
 
-from model_code.mlp import MLPDenoiser
+from model_code.networks import NETWORKS
 from model_code.operators import OPERATORS, Operator
 from model_code.priors import PRIORS
 from model_code.processes import PROCESSES, Process
 from model_code.registry import Registry
-from model_code.unet import UNet
 from scripts.data.datasets import DATASETS, Data, check_split, dataset_kind, wrap_dataset
-
-NETWORKS = Registry("network")
-NETWORKS.register("unet")(UNet)
-NETWORKS.register("mlp")(MLPDenoiser)
 
 PROVIDED = "provided by the build function"
 LIBRARY_ONLY = "library-only (constructor default)"

@@ -1,232 +1,16 @@
-"""Processes: a forward operator composed with a training objective and a reverse step.
-
-A process owns the semantics of its method, so the trainer, sampler and evaluator call the
-methods that ``Process`` declares on every process and never branch on which one it is.
-"""
+"""The gaussian process: DDPM and blurring diffusion, with the exact Gaussian posterior per basis coefficient."""
 
 from __future__ import annotations
 
-import abc
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
-from torch import nn
 
 from model_code.itd import gaussian_channel, sample_truncated_logistic, truncation_interval
 from model_code.operators import DiagonalOperator, Operator
+from model_code.processes.base import PROCESSES, Net, Process, per_example_sum, randn_like
 from model_code.randomness import RandomSource, as_randomness
-from model_code.registry import Registry
-
-PROCESSES = Registry("process")
-
-Net = nn.Module
-
-
-def _per_example_sum(x: torch.Tensor) -> torch.Tensor:
-    return x.flatten(1).sum(1)
-
-
-class Process(nn.Module, abc.ABC):
-    """The interface of every process: what the trainer, sampler, evaluator and priors call.
-
-    Holds the operator (and so its buffers) and the number of levels K. Shapes: data x0 and states
-    u [B, C, H, W] (2D points as [B, 2, 1, 1]) in ``data_range``; levels k [B] (integers 0..K, or reals
-    for continuous-time processes); ``net(x [B, C, H, W], time [B]) -> [B, C, H, W]``; ``randomness``
-    (a ``torch.Generator`` or a ``model_code.randomness.Randomness``) drives every random draw, so a caller
-    that seeds it reproduces the result.
-    """
-
-    data_range: Tuple[float, float] = (0.0, 1.0)  # the interval the process expects its data in
-
-    def __init__(self, *, operator: Operator):
-        super().__init__()
-        self.operator = operator
-        self.K = operator.K
-
-    def sampling_levels(self, steps: Optional[int] = None) -> List[int]:
-        """The levels the sampler steps from, K first: step i goes from levels[i] to levels[i + 1], the last
-        one to level 0 (the data). ``steps`` None or K: every level K, K-1, ..., 1; S < K: S levels evenly
-        spaced, l_i = ceil(K (S - i) / S) (K first, ceil(K / S) last), for processes that can skip levels."""
-        steps = self.K if steps is None else steps
-        if not (isinstance(steps, int) and 1 <= steps <= self.K):
-            raise ValueError(f"steps={steps!r} is outside 1..{self.K}; allowed: an integer in 1..K (K of this model)")
-        return [-(-self.K * (steps - i) // steps) for i in range(steps)]
-
-    @abc.abstractmethod
-    def loss(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Per-example training loss [B] and the level fraction t in [0, 1] [B] each example was trained at."""
-
-    @abc.abstractmethod
-    def diffuse(self, x0: torch.Tensor, k: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """A draw u_k [B, C, H, W] from the forward process q(u_k | x0), given standard normal eps [B, C, H, W]."""
-
-    @abc.abstractmethod
-    def reverse_step(
-        self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor, k_next: Optional[int] = None
-    ) -> torch.Tensor:
-        """One step of the reverse process u_k [B, C, H, W] -> u_{k_next}, k_next < k (None: k - 1, as do
-        processes that cannot skip levels); stateless: the caller passes the standard normal ``noise``
-        [B, C, H, W], so it controls seeds and noise sharing. At k_next = 0 it returns the data estimate."""
-
-    @abc.abstractmethod
-    def reverse_step_noise(self, net: Net, u: torch.Tensor, k: int, u_prev: torch.Tensor) -> torch.Tensor:
-        """The inverse of ``reverse_step`` (k -> k - 1) in its noise for k > 1: with the step written u_{k-1} =
-        mean(u_k) + scale_k noise (in the process's noise coordinates), noise = (u_{k-1} - mean(u_k)) / scale_k,
-        so that ``reverse_step(net, u, k, noise)`` returns ``u_prev``. u, u_prev [B, C, H, W] -> noise."""
-
-    def deterministic_step(self, net: Net, u: torch.Tensor, k: int, k_next: int) -> torch.Tensor:
-        """A step of the process's deterministic sampler from level k to k_next: k_next < k decodes (k_next = 0
-        returns the data estimate), k_next > k encodes (runs the sampler backwards). u [B, C, H, W]."""
-        raise ValueError(
-            f"the {self.build_spec['name']!r} process has no deterministic sampler to encode or decode with; "
-            "its exact latents (encode/decode) hold the noise of every step"
-        )
-
-    @abc.abstractmethod
-    def prior_component(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
-        """The prior's Gaussian component N(mean, std^2 I) built on training image x0: (mean [B, C, H, W], std).
-
-        Priors over u_K are built from these components (a kernel density, a fitted Gaussian, ...)."""
-
-    @abc.abstractmethod
-    def prior_component_std(self) -> float:
-        """The std of every prior component, without an image (the standard-normal prior's scale)."""
-
-    @abc.abstractmethod
-    def forward_marginal_at_K(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
-        """q(u_K | x0) = N(mean, std^2 I): (mean [B, C, H, W], std). The ELBO's prior term is
-        KL(q(u_K | x0) || p(u_K)), which the prior computes from these two."""
-
-    @abc.abstractmethod
-    def sampling_settings(self) -> Dict[str, Any]:
-        """The settings of the reverse process that may differ from training (recorded with results)."""
-
-    def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
-        """Per-example ELBO terms in nats except the prior's: {'transitions': [B, K-1] for levels 2..K,
-        'reconstruction': [B]}. The prior term comes from ``prior.kl_bound(*forward_marginal_at_K(x0))``."""
-        raise NotImplementedError(f"the {self.build_spec['name']!r} process does not define ELBO terms yet")
-
-    def itd_eps_predictor(self, net: Net):
-        """eps_hat(z, a) for the information-theoretic NLL estimator; only a plain Gaussian channel has one."""
-        raise ValueError(
-            f"the information-theoretic NLL estimator needs the gaussian process with the identity operator; "
-            f"this model uses the {self.build_spec['name']!r} process"
-        )
-
-
-def _randn_like(x: torch.Tensor, randomness: RandomSource) -> torch.Tensor:
-    return as_randomness(randomness, x.device).randn(x.shape, dtype=x.dtype)
-
-
-@PROCESSES.register("ihdm")
-class IHDMProcess(Process):
-    """Inverse heat dissipation (and any linear operator): the network predicts u_{k-1} from u_k.
-
-    Forward: u_k = A_k u_0 + sigma eps, levels drawn uniformly from 1..K inclusive.
-    Network: mu(u_k, k) = u_k + f(u_k, k), trained against the noise-free A_{k-1} u_0 with the
-    per-image sum of squared errors. Reverse: u_{k-1} = mu(u_k, k) + delta z for k > 1; the
-    last step returns mu(u_1, 1). Data in [0, 1].
-    """
-
-    def __init__(self, *, operator: Operator, sigma: float, delta: Optional[float] = None):
-        super().__init__(operator=operator)
-        if sigma <= 0:
-            raise ValueError(f"sigma (training noise) must be > 0, got {sigma}")
-        delta = 1.25 * sigma if delta is None else delta
-        if delta <= 0:
-            raise ValueError(f"delta (sampling noise) must be > 0, got {delta}")
-        self.sigma = float(sigma)
-        self.delta = float(delta)
-
-    def model_time(self, k: torch.Tensor) -> torch.Tensor:
-        return k.float()
-
-    def diffuse(self, x0: torch.Tensor, k: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """u_k = A_k x0 + sigma eps. x0, eps [B, C, H, W], k [B]."""
-        return self.operator(x0, k) + self.sigma * eps
-
-    def reverse_mean(self, net: Net, u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """mu(u_k, k) = u_k + f(u_k, k): the estimate of A_{k-1} u_0. u [B, C, H, W], k [B]."""
-        return u + net(u, self.model_time(k)).to(u.dtype)
-
-    def loss(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """sum_pixels (mu(u_k, k) - A_{k-1} x0)^2 with k ~ U{1..K}.
-
-        x0 [B, C, H, W] -> (loss [B], t = k / K [B]).
-        """
-        k = as_randomness(randomness, x0.device).randint(1, self.K + 1, (x0.shape[0],))
-        u = self.diffuse(x0, k, _randn_like(x0, randomness))
-        target = self.operator(x0, k - 1)
-        return _per_example_sum((self.reverse_mean(net, u, k) - target) ** 2), k.float() / self.K
-
-    def prior_component_std(self) -> float:
-        """The kernel-density prior's bandwidth: delta."""
-        return self.delta
-
-    def forward_marginal_at_K(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
-        """q(u_K | x0) = N(A_K x0, sigma^2 I): (mean, std)."""
-        return self.prior_component(x0)[0], self.sigma
-
-    def prior_component(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
-        """The kernel-density prior's component for image x0: mean A_K x0, bandwidth delta."""
-        k = torch.full((x0.shape[0],), self.K, device=x0.device, dtype=torch.long)
-        return self.operator(x0, k), self.prior_component_std()
-
-    def sampling_settings(self) -> Dict[str, Any]:
-        """{'delta': the reverse-step noise std}."""
-        return {"delta": self.delta}
-
-    def sampling_levels(self, steps: Optional[int] = None) -> List[int]:
-        """Every level K, ..., 1: the network predicts u_{k-1} from u_k, so no level can be skipped."""
-        if steps not in (None, self.K):
-            raise ValueError(
-                f"steps={steps!r}: the ihdm process cannot skip levels (its network predicts u_(k-1) from u_k, "
-                f"one level at a time); allowed: every level (leave the steps out, or {self.K} = K)"
-            )
-        return super().sampling_levels(steps)
-
-    def reverse_step(
-        self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor, k_next: Optional[int] = None
-    ) -> torch.Tensor:
-        """u_{k-1} = mu(u_k, k) + delta noise (k > 1), mu(u_1, 1) at k = 1; k_next must be k - 1."""
-        if k_next not in (None, k - 1):
-            raise ValueError(f"the ihdm process steps from level {k} to {k - 1} only, not to {k_next}")
-        levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
-        mean = self.reverse_mean(net, u, levels)
-        return mean + self.delta * noise if k > 1 else mean
-
-    def reverse_step_noise(self, net: Net, u: torch.Tensor, k: int, u_prev: torch.Tensor) -> torch.Tensor:
-        """noise = (u_{k-1} - mu(u_k, k)) / delta (k > 1)."""
-        levels = torch.full((u.shape[0],), k, device=u.device, dtype=torch.long)
-        return (u_prev - self.reverse_mean(net, u, levels)) / self.delta
-
-    def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
-        """Per-example ELBO terms in nats (D = C H W), x0 [B, C, H, W] (dequantised, in [0, 1]).
-
-        transitions [B, K-1], column j for level k = j + 2:
-            0.5 (|A_{k-1} x0 - mu(u_k, k)|^2 / delta^2 + 2 D log(delta / sigma) + D sigma^2 / delta^2 - D),
-            the KL between q(u_{k-1} | x0) = N(A_{k-1} x0, sigma^2) and p(u_{k-1} | u_k) = N(mu, delta^2).
-        reconstruction [B]: -log N(x0; mu(u_1, 1), delta^2) = 0.5 |x0 - mu|^2 / delta^2 + D log(delta sqrt(2 pi)).
-        """
-        dim = x0[0].numel()
-        sigma, delta = self.sigma, self.delta
-        constant = 2 * dim * math.log(delta / sigma) + dim * sigma**2 / delta**2 - dim
-        transitions = []
-        for k in range(2, self.K + 1):
-            levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
-            u = self.diffuse(x0, levels, _randn_like(x0, randomness))
-            error = _per_example_sum((self.operator(x0, levels - 1) - self.reverse_mean(net, u, levels)) ** 2)
-            transitions.append(0.5 * (error / delta**2 + constant))
-        ones = torch.ones(x0.shape[0], device=x0.device, dtype=torch.long)
-        u1 = self.diffuse(x0, ones, _randn_like(x0, randomness))
-        reconstruction = 0.5 * _per_example_sum((x0 - self.reverse_mean(net, u1, ones)) ** 2) / delta**2
-        reconstruction = reconstruction + dim * math.log(delta * math.sqrt(2 * math.pi))
-        empty = torch.zeros(x0.shape[0], 0, device=x0.device)
-        return {
-            "transitions": torch.stack(transitions, dim=1) if transitions else empty,
-            "reconstruction": reconstruction,
-        }
 
 
 def cosine_logsnr(t: torch.Tensor, logsnr_min: float, logsnr_max: float) -> torch.Tensor:
@@ -393,14 +177,14 @@ class GaussianProcess(Process):
             logsnr, weight = sample_truncated_logistic(
                 x0.shape[0], self.logistic_loc, self.logistic_scale, randomness, device=x0.device
             )
-            eps = _randn_like(x0, randomness)
+            eps = randn_like(x0, randomness)
             u, t = gaussian_channel(x0, logsnr, eps), cosine_time(logsnr, self.logsnr_min, self.logsnr_max)
             alpha, sigma = _expand(torch.sigmoid(logsnr).sqrt()), _expand(torch.sigmoid(-logsnr).sqrt())
             if self.prediction == "v":
                 weight = weight * torch.sigmoid(logsnr)
         else:
             k = self.training_levels(x0.shape[0], x0.device, randomness)
-            eps = _randn_like(x0, randomness)
+            eps = randn_like(x0, randomness)
             alpha, sigma, logsnr = self.marginal(k)
             u, weight, t = self.noisy_state(x0, eps, alpha, sigma), 1.0, k.float() / self.K
         output = net(u, self.model_time(logsnr)).to(x0.dtype)
@@ -530,19 +314,19 @@ class GaussianProcess(Process):
         transitions = []
         for k in range(2, self.K + 1):
             levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
-            u = self.diffuse(x0, levels, _randn_like(x0, randomness))
+            u = self.diffuse(x0, levels, randn_like(x0, randomness))
             x_hat = self.predict_x0_coefficients(net, u, levels, clip=False)
             alpha_s, sigma_s, _ = self.marginal(levels - 1)
             variance = self.posterior_variance(*self.marginal(levels)[:2], alpha_s, sigma_s)
             transitions.append(
-                0.5 * _per_example_sum(variance * alpha_s**2 / sigma_s**4 * (x_coefficients - x_hat) ** 2)
+                0.5 * per_example_sum(variance * alpha_s**2 / sigma_s**4 * (x_coefficients - x_hat) ** 2)
             )
         ones = torch.ones(x0.shape[0], device=x0.device, dtype=torch.long)
-        u1 = self.diffuse(x0, ones, _randn_like(x0, randomness))
+        u1 = self.diffuse(x0, ones, randn_like(x0, randomness))
         x_hat = self.predict_x0_coefficients(net, u1, ones, clip=False)
         alpha_1, sigma_1, _ = self.marginal(ones)
         decoder_variance = (sigma_1 / alpha_1).pow(2).expand_as(x_coefficients)
-        reconstruction = 0.5 * _per_example_sum(
+        reconstruction = 0.5 * per_example_sum(
             (x_coefficients - x_hat) ** 2 / decoder_variance + torch.log(2 * math.pi * decoder_variance)
         )
         empty = torch.zeros(x0.shape[0], 0, device=x0.device)

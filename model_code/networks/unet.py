@@ -16,16 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def timestep_embedding(time: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding of time [B] -> [B, dim]: cos and sin of time / max_period^(i / half)."""
-    half = dim // 2
-    frequencies = torch.exp(-math.log(max_period) * torch.arange(half, device=time.device, dtype=torch.float32) / half)
-    angles = time.float()[:, None] * frequencies[None]
-    embedding = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
-    if dim % 2:
-        embedding = F.pad(embedding, (0, 1))
-    return embedding
+from model_code.networks.base import NETWORKS, Network, timestep_embedding
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -107,7 +98,8 @@ class Stage(nn.ModuleList):
         return x
 
 
-class UNet(nn.Module):
+@NETWORKS.register("unet")
+class UNet(Network):
     """The shared denoiser network.
 
     Args:

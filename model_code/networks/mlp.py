@@ -9,10 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model_code.unet import timestep_embedding
+from model_code.networks.base import NETWORKS, Network, timestep_embedding
 
 
-class MLPDenoiser(nn.Module):
+@NETWORKS.register("mlp")
+class MLPDenoiser(Network):
     """[x, emb(time)] -> (Linear, SiLU) x depth -> zero-initialised Linear.
 
     Args:

@@ -1,0 +1,116 @@
+"""The process interface: a forward operator composed with a training objective and a reverse step.
+
+A process owns the semantics of its method, so the trainer, sampler and evaluator call the
+methods that ``Process`` declares on every process and never branch on which one it is.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from model_code.operators import Operator
+from model_code.randomness import RandomSource, as_randomness
+from model_code.registry import Registered, Registry
+
+PROCESSES = Registry("process", package="model_code.processes")
+Net = nn.Module
+
+
+def per_example_sum(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).sum(1)
+
+
+class Process(Registered, nn.Module, abc.ABC):
+    """The interface of every process: what the trainer, sampler, evaluator and priors call.
+
+    Holds the operator (and so its buffers) and the number of levels K. Shapes: data x0 and states
+    u [B, C, H, W] (2D points as [B, 2, 1, 1]) in ``data_range``; levels k [B] (integers 0..K, or reals
+    for continuous-time processes); ``net(x [B, C, H, W], time [B]) -> [B, C, H, W]``; ``randomness``
+    (a ``torch.Generator`` or a ``model_code.randomness.Randomness``) drives every random draw, so a caller
+    that seeds it reproduces the result.
+    """
+
+    data_range: Tuple[float, float] = (0.0, 1.0)  # the interval the process expects its data in
+
+    def __init__(self, *, operator: Operator):
+        super().__init__()
+        self.operator = operator
+        self.K = operator.K
+
+    def sampling_levels(self, steps: Optional[int] = None) -> List[int]:
+        """The levels the sampler steps from, K first: step i goes from levels[i] to levels[i + 1], the last
+        one to level 0 (the data). ``steps`` None or K: every level K, K-1, ..., 1; S < K: S levels evenly
+        spaced, l_i = ceil(K (S - i) / S) (K first, ceil(K / S) last), for processes that can skip levels."""
+        steps = self.K if steps is None else steps
+        if not (isinstance(steps, int) and 1 <= steps <= self.K):
+            raise ValueError(f"steps={steps!r} is outside 1..{self.K}; allowed: an integer in 1..K (K of this model)")
+        return [-(-self.K * (steps - i) // steps) for i in range(steps)]
+
+    @abc.abstractmethod
+    def loss(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Per-example training loss [B] and the level fraction t in [0, 1] [B] each example was trained at."""
+
+    @abc.abstractmethod
+    def diffuse(self, x0: torch.Tensor, k: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """A draw u_k [B, C, H, W] from the forward process q(u_k | x0), given standard normal eps [B, C, H, W]."""
+
+    @abc.abstractmethod
+    def reverse_step(
+        self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor, k_next: Optional[int] = None
+    ) -> torch.Tensor:
+        """One step of the reverse process u_k [B, C, H, W] -> u_{k_next}, k_next < k (None: k - 1, as do
+        processes that cannot skip levels); stateless: the caller passes the standard normal ``noise``
+        [B, C, H, W], so it controls seeds and noise sharing. At k_next = 0 it returns the data estimate."""
+
+    @abc.abstractmethod
+    def reverse_step_noise(self, net: Net, u: torch.Tensor, k: int, u_prev: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``reverse_step`` (k -> k - 1) in its noise for k > 1: with the step written u_{k-1} =
+        mean(u_k) + scale_k noise (in the process's noise coordinates), noise = (u_{k-1} - mean(u_k)) / scale_k,
+        so that ``reverse_step(net, u, k, noise)`` returns ``u_prev``. u, u_prev [B, C, H, W] -> noise."""
+
+    def deterministic_step(self, net: Net, u: torch.Tensor, k: int, k_next: int) -> torch.Tensor:
+        """A step of the process's deterministic sampler from level k to k_next: k_next < k decodes (k_next = 0
+        returns the data estimate), k_next > k encodes (runs the sampler backwards). u [B, C, H, W]."""
+        raise ValueError(
+            f"the {self.name!r} process has no deterministic sampler to encode or decode with; "
+            "its exact latents (encode/decode) hold the noise of every step"
+        )
+
+    @abc.abstractmethod
+    def prior_component(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+        """The prior's Gaussian component N(mean, std^2 I) built on training image x0: (mean [B, C, H, W], std).
+
+        Priors over u_K are built from these components (a kernel density, a fitted Gaussian, ...)."""
+
+    @abc.abstractmethod
+    def prior_component_std(self) -> float:
+        """The std of every prior component, without an image (the standard-normal prior's scale)."""
+
+    @abc.abstractmethod
+    def forward_marginal_at_K(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
+        """q(u_K | x0) = N(mean, std^2 I): (mean [B, C, H, W], std). The ELBO's prior term is
+        KL(q(u_K | x0) || p(u_K)), which the prior computes from these two."""
+
+    @abc.abstractmethod
+    def sampling_settings(self) -> Dict[str, Any]:
+        """The settings of the reverse process that may differ from training (recorded with results)."""
+
+    def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
+        """Per-example ELBO terms in nats except the prior's: {'transitions': [B, K-1] for levels 2..K,
+        'reconstruction': [B]}. The prior term comes from ``prior.kl_bound(*forward_marginal_at_K(x0))``."""
+        raise NotImplementedError(f"the {self.name!r} process does not define ELBO terms yet")
+
+    def itd_eps_predictor(self, net: Net):
+        """eps_hat(z, a) for the information-theoretic NLL estimator; only a plain Gaussian channel has one."""
+        raise ValueError(
+            f"the information-theoretic NLL estimator needs the gaussian process with the identity operator; "
+            f"this model uses the {self.name!r} process"
+        )
+
+
+def randn_like(x: torch.Tensor, randomness: RandomSource) -> torch.Tensor:
+    return as_randomness(randomness, x.device).randn(x.shape, dtype=x.dtype)
