@@ -3,6 +3,7 @@
 import torch
 
 from configs.default import get_default_configs
+from model_code.networks import UNet
 from scripts.config import build
 from scripts.data.datasets import DATASETS, check_split
 from scripts.training.trainer import Trainer
@@ -18,6 +19,28 @@ def make_operator(name: str, K: int, image_size, **model_overrides):
     config = get_default_configs()
     config.model.update(dict(TEST_MODEL, forward=name, K=K, **model_overrides))
     return build.build_registered(build.OPERATOR_FEED, config, {"image_size": lambda: image_size})
+
+
+def make_process(process_name: str, operator_name: str, K: int, image_size, **model_overrides):
+    """A registered process on a registered operator, both fed as the config boundary feeds them (as
+    ``make_operator``): model.* keys of configs/default.py with ``TEST_MODEL`` and ``model_overrides`` applied."""
+    config = get_default_configs()
+    config.model.update(dict(TEST_MODEL, forward=operator_name, process=process_name, K=K, **model_overrides))
+    config.data.image_size = image_size
+    return build.build_process(config)
+
+
+def tiny_unet(channels: int = 1) -> torch.nn.Module:
+    """The smallest U-Net the tests use: 8 channels, two levels, attention at the second."""
+    return UNet(
+        in_channels=channels,
+        out_channels=channels,
+        model_channels=8,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_levels=(1,),
+        dropout=0.0,
+    )
 
 
 def train_tiny_run(folder: str, n_iters: int = 2, **model_overrides) -> str:

@@ -1,4 +1,5 @@
-"""Operator identities: A_0 = I, linearity, purity, agreement with independent float64 computations."""
+"""Each operator against its formula and independent float64 computations (what every operator keeps is in
+test_contract_operators.py)."""
 
 import math
 
@@ -9,7 +10,7 @@ import scipy.ndimage
 import torch
 
 from model_code.dct import dct_matrix
-from model_code.operators import OPERATORS, build_operator
+from model_code.operators import build_operator
 from model_code.operators.heat import heat_blur_schedule
 from tests.helpers import make_operator
 
@@ -77,29 +78,6 @@ def test_heat_semigroup_in_tau():
     x, one = torch.rand(2, 2, *SIZE), torch.ones(2, dtype=torch.long)
     composed = once(b)(once(a)(x, one), one)
     torch.testing.assert_close(composed, once(math.hypot(a, b))(x, one), atol=1e-6, rtol=0)
-
-
-@pytest.mark.parametrize("name", OPERATORS.names())
-def test_identity_at_level_zero_linear_and_pure(name):
-    op = make(name)
-    x, y = torch.randn(op.K + 1, 2, *SIZE), torch.randn(op.K + 1, 2, *SIZE)
-    x_copy = x.clone()
-    levels = torch.arange(op.K + 1)
-    out = op(x, levels)
-    assert out.shape == x.shape and torch.isfinite(out).all()
-    torch.testing.assert_close(out[0], x[0], atol=2e-6, rtol=0)
-    torch.testing.assert_close(op(2.0 * x - 3.0 * y, levels), 2.0 * out - 3.0 * op(y, levels), atol=2e-5, rtol=1e-5)
-    assert torch.equal(x, x_copy), "operators must not modify their input"
-
-
-@pytest.mark.parametrize("name", [n for n in OPERATORS.names() if make(n).diagonal])
-def test_diagonal_operators_are_diagonal_in_their_basis(name):
-    op = make(name)
-    x = torch.randn(op.K + 1, 1, *SIZE)
-    levels = torch.arange(op.K + 1)
-    torch.testing.assert_close(op.from_basis(op.to_basis(x)), x, atol=1e-5, rtol=0)
-    direct = op.from_basis(op.spectrum(levels) * op.to_basis(x))
-    torch.testing.assert_close(op(x, levels), direct, atol=1e-5, rtol=0)
 
 
 def test_scalar_maps_follow_their_formulas():

@@ -1,0 +1,79 @@
+"""The contract every registered network keeps (``net(x, time) -> tensor``, knowing nothing of the process):
+a name, the data's shape out, exactly zero at initialisation, each example on its own, gradients into every
+parameter once trained a few steps, and its weights saved and restored.
+
+A new network declares its small config (model.* keys over configs/default.py and the data shape it is
+tried on) in ``DECLARED``."""
+
+import pytest
+import torch
+
+from configs.default import get_default_configs
+from model_code.networks import NETWORKS
+from scripts.config import build
+from tests.contracts import check_declared, state_round_trip
+
+DECLARED = {
+    "mlp": dict(shape=(2, 1, 1), model=dict(mlp_hidden=16, mlp_depth=2)),
+    "unet": dict(
+        shape=(2, 8, 8), model=dict(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,))
+    ),
+}
+
+
+def test_every_registered_network_declares_its_contract_config():
+    check_declared(NETWORKS, DECLARED, __name__)
+
+
+def build_network(name, seed=0):
+    declared = DECLARED[name]
+    config = get_default_configs()
+    config.model.update(dict(declared["model"], network=name, dropout=0.0))
+    config.data.num_channels, config.data.image_size = declared["shape"][:2]  # square images
+    torch.manual_seed(seed)
+    return build.build_network(config)
+
+
+def inputs(name, batch=3):
+    generator = torch.Generator().manual_seed(1)
+    return torch.randn(batch, *DECLARED[name]["shape"], generator=generator), torch.tensor([0.0, 3.5, 20.0])[:batch]
+
+
+def train_briefly(net, x, time, steps=3):
+    """A few SGD steps on |net(x, time) - 1|^2, so that no zero-initialised layer is zero any more."""
+    for _ in range(steps):
+        net.zero_grad()
+        (net(x, time) - 1).pow(2).mean().backward()
+        with torch.no_grad():
+            for parameter in net.parameters():
+                parameter -= 0.1 * parameter.grad
+
+
+@pytest.fixture(params=sorted(DECLARED))
+def name(request):
+    return request.param
+
+
+class TestNetworkContract:
+    def test_name_shape_and_zero_at_initialisation(self, name):
+        net = build_network(name)
+        x, time = inputs(name)
+        out = net(x, time)
+        assert net.name == name and out.shape == x.shape and torch.equal(out, torch.zeros_like(out))
+
+    def test_gradients_reach_every_parameter_and_examples_stay_apart(self, name):
+        net = build_network(name).eval()
+        x, time = inputs(name)
+        train_briefly(net, x, time)
+        net.zero_grad()
+        out = net(x, time)
+        out.pow(2).sum().backward()
+        missing = [key for key, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+        assert not missing, f"parameters without gradient: {missing}"
+        torch.testing.assert_close(net(x[1:2], time[1:2]), out[1:2], atol=1e-5, rtol=1e-4)
+
+    def test_weights_survive_a_checkpoint(self, name):
+        net, fresh = build_network(name).eval(), build_network(name, seed=1).eval()
+        x, time = inputs(name)
+        train_briefly(net, x, time)
+        torch.testing.assert_close(state_round_trip(net, fresh)(x, time), net(x, time), atol=0, rtol=0)
