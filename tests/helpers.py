@@ -1,4 +1,11 @@
-"""Shared test doubles and builders."""
+"""Shared test doubles, builders and command runners (test modules import from here, never from each other)."""
+
+import glob
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
 
 import torch
 
@@ -9,7 +16,23 @@ from scripts.data.datasets import DATASETS, check_split
 from scripts.training.trainer import Trainer
 from tests.configs import tiny
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOT_COPIED = {".git", ".venv", "runs", "data", "docs", ".pytest_cache", ".ruff_cache"}
+
+CONFIG_FILES = sorted(  # every shipped config file
+    p
+    for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
+    if os.path.basename(p) not in ("__init__.py", "default.py")
+)
 TEST_MODEL = dict(blur_sigma_max=4.0, operator_seed=1)  # small valid model.* values, whatever the operator
+
+
+def load_config_file(path: str):
+    """``get_config()`` of the config file at ``path``."""
+    spec = importlib.util.spec_from_file_location("config_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
 
 
 def make_operator(name: str, K: int, image_size, **model_overrides):
@@ -22,12 +45,12 @@ def make_operator(name: str, K: int, image_size, **model_overrides):
 
 
 def make_process(process_name: str, operator_name: str, K: int, image_size, **model_overrides):
-    """A registered process on a registered operator, both fed as the config boundary feeds them (as
-    ``make_operator``): model.* keys of configs/default.py with ``TEST_MODEL`` and ``model_overrides`` applied."""
+    """A registered process on a registered operator (``make_operator``), both fed as the config boundary feeds
+    them: model.* keys of configs/default.py with ``TEST_MODEL`` and ``model_overrides`` applied."""
     config = get_default_configs()
     config.model.update(dict(TEST_MODEL, forward=operator_name, process=process_name, K=K, **model_overrides))
-    config.data.image_size = image_size
-    return build.build_process(config)
+    operator = build.build_registered(build.OPERATOR_FEED, config, {"image_size": lambda: image_size})
+    return build.build_registered(build.PROCESS_FEED, config, {"operator": lambda: operator})
 
 
 def tiny_unet(channels: int = 1) -> torch.nn.Module:
@@ -89,3 +112,26 @@ def optimal_gaussian_eps_pred(mean, cov):
         return (coefficients @ eigenvectors.to(z).T).reshape(z.shape)
 
     return eps_pred
+
+
+def run_command(*args, cwd=ROOT, timeout=120) -> subprocess.CompletedProcess:
+    """``python ARGS`` in ``cwd`` (the project), its output captured as text."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def project_copy(destination: str) -> str:
+    """A copy of the project's files without the version control, environment, runs, data payload and pictures."""
+
+    def ignore(folder, names):
+        skipped = {"__pycache__"} | (NOT_COPIED if os.path.samefile(folder, ROOT) else set())
+        return [name for name in names if name in skipped]
+
+    shutil.copytree(ROOT, destination, ignore=ignore)
+    return destination
+
+
+def run_in_copy(project: str, *args) -> str:
+    """``python ARGS`` in a project copy, which must succeed; returns its standard output."""
+    result = run_command(*args, cwd=project, timeout=300)
+    assert result.returncode == 0, f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    return result.stdout

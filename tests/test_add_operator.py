@@ -3,12 +3,8 @@ through the command line on a copy of the project: train, sample and evaluate (E
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOT_COPIED = {".git", ".venv", "runs", "data", "docs", ".pytest_cache", ".ruff_cache"}
+from tests.helpers import project_copy, run_in_copy
 
 OPERATOR_FILE = '''"""A_k = (1 - (1 - min_scale) t) I, t = k / K: the image fades linearly to min_scale times itself."""
 
@@ -45,23 +41,6 @@ def get_config():
 """
 
 
-def project_copy(destination):
-    """The project's files without the version control, environment, runs, data payload and pictures."""
-
-    def ignore(folder, names):
-        skipped = {"__pycache__"} | (NOT_COPIED if os.path.samefile(folder, ROOT) else set())
-        return [name for name in names if name in skipped]
-
-    shutil.copytree(ROOT, destination, ignore=ignore)
-    return destination
-
-
-def run(project, *args):
-    result = subprocess.run([sys.executable, *args], cwd=project, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 def test_a_new_operator_file_and_config_train_sample_and_evaluate(tmp_path):
     project = project_copy(str(tmp_path / "project"))
     with open(os.path.join(project, "model_code", "operators", "fade.py"), "w") as handle:
@@ -69,16 +48,16 @@ def test_a_new_operator_file_and_config_train_sample_and_evaluate(tmp_path):
     with open(os.path.join(project, "configs", "fade.py"), "w") as handle:
         handle.write(CONFIG_FILE)
 
-    run(project, "train.py", "--config", "configs/fade.py", "--workdir", "runs/fade")
-    sampled = run(project, "sample.py", "--workdir", "runs/fade", "--batch_size=2")
+    run_in_copy(project, "train.py", "--config", "configs/fade.py", "--workdir", "runs/fade")
+    sampled = run_in_copy(project, "sample.py", "--workdir", "runs/fade", "--batch_size=2")
     assert "2 samples (random)" in sampled
-    run(project, "evaluate.py", "--workdir", "runs/fade", "--mode=elbo", "--num_test=8", "--batch_size=8")
+    run_in_copy(project, "evaluate.py", "--workdir", "runs/fade", "--mode=elbo", "--num_test=8", "--batch_size=8")
     with open(os.path.join(project, "runs", "fade", "evaluation_results", "default", "results.json")) as handle:
         elbo = json.load(handle)["default"]["elbo"]
     assert len(elbo["per_level_nats"]["transitions"]) == 2 and elbo["test_images"] == 8
     assert elbo["delta"] == 0.0125  # the ihdm process's sampling setting: 1.25 sigma
 
-    built = run(
+    built = run_in_copy(
         project,
         "-c",
         "import torch; from scripts.config import build; from scripts.runs.rundir import RunDir; "

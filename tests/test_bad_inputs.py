@@ -26,8 +26,7 @@ from scripts.runs.checkpoints import load_checkpoint, save_checkpoint
 from scripts.runs.rundir import RunDir, config_from_dict
 from scripts.training.trainer import Trainer
 from tests.configs import tiny
-from tests.helpers import build_dataset, train_tiny_run
-from tests.test_configs import CONFIG_FILES, load
+from tests.helpers import CONFIG_FILES, build_dataset, load_config_file, train_tiny_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join("tests", "configs", "tiny.py")
@@ -315,7 +314,7 @@ def test_zero_switches_periodic_actions_off(tmp_path):
 
 def test_every_shipped_config_passes_validation():
     for path in CONFIG_FILES + [os.path.join(ROOT, TINY)]:
-        validate_config(load(path))
+        validate_config(load_config_file(path))
 
 
 def write_images(folder, count, corrupt=()):
@@ -364,7 +363,7 @@ def test_offline_dataset_hint_works_for_the_config_at_hand(monkeypatch, config_f
             return constructor
 
     monkeypatch.setattr(scripts.runtime.compat, "import_torchvision", lambda: type("tv", (), {"datasets": Offline()}))
-    config = load(os.path.join(ROOT, config_file))
+    config = load_config_file(os.path.join(ROOT, config_file))
     config.data.dataset = {"mnist5k": "mnist"}.get(config.data.dataset, config.data.dataset)
     config.data.root = "does-not-matter"
     with pytest.raises(DatasetUnavailable) as refused:
@@ -406,7 +405,7 @@ def test_sample_folders_of_different_requests_do_not_overwrite_each_other(traine
 def trained_points(tmp_path_factory):
     """A 2D DDPM (gaussian + identity, logistic log SNR) trained for 3 steps: enough to evaluate."""
     workdir = str(tmp_path_factory.mktemp("points"))
-    config = load(os.path.join(ROOT, "configs", "toy2d", "correlated_gaussian.py"))
+    config = load_config_file(os.path.join(ROOT, "configs", "toy2d", "correlated_gaussian.py"))
     config.model.update(dict(K=10, mlp_hidden=16, mlp_depth=1))
     config.training.update(dict(n_iters=3, batch_size=64, num_samples=16))
     Trainer(config, workdir, torch.device("cpu")).run()

@@ -1,7 +1,5 @@
 """Every shipped config loads and builds; overrides of derived quantities take effect."""
 
-import glob
-import importlib.util
 import os
 
 import numpy as np
@@ -9,13 +7,8 @@ import pytest
 import torch
 
 from scripts.config import build
+from tests.helpers import CONFIG_FILES, ROOT, load_config_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_FILES = sorted(
-    p
-    for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
-    if os.path.basename(p) not in ("__init__.py", "default.py")
-)
 UPSTREAM_KEYS = [
     "training.batch_size",
     "training.n_iters",
@@ -40,13 +33,6 @@ UPSTREAM_KEYS = [
     "optim.grad_clip",
     "seed",
 ]
-
-
-def load(path):
-    spec = importlib.util.spec_from_file_location("config_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def test_the_paper_configs_are_shipped():
@@ -82,7 +68,7 @@ def test_the_paper_configs_are_shipped():
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: os.path.relpath(p, ROOT))
 def test_config_loads_and_builds(path):
-    config = load(path)
+    config = load_config_file(path)
     for key in UPSTREAM_KEYS:
         node = config
         for part in key.split("."):
@@ -100,7 +86,7 @@ def test_config_loads_and_builds(path):
 
 
 def test_overrides_of_K_and_blur_take_effect():
-    config = load(os.path.join(ROOT, "configs", "mnist", "default_mnist_configs.py"))
+    config = load_config_file(os.path.join(ROOT, "configs", "mnist", "default_mnist_configs.py"))
     config.model.K = 10
     config.model.blur_sigma_max = 7.0
     operator = build.build_operator(config)
@@ -109,9 +95,9 @@ def test_overrides_of_K_and_blur_take_effect():
 
 
 def test_paper_settings():
-    cifar = load(os.path.join(ROOT, "configs", "cifar10", "default_cifar10_configs.py"))
+    cifar = load_config_file(os.path.join(ROOT, "configs", "cifar10", "default_cifar10_configs.py"))
     assert (cifar.model.K, cifar.model.blur_sigma_max, tuple(cifar.model.channel_mult)) == (200, 24.0, (1, 2, 2, 2))
-    lsun = load(os.path.join(ROOT, "configs", "lsun_church", "default_lsun_configs.py"))
+    lsun = load_config_file(os.path.join(ROOT, "configs", "lsun_church", "default_lsun_configs.py"))
     assert (lsun.model.K, lsun.model.blur_sigma_max, lsun.data.image_size, lsun.optim.lr) == (400, 64.0, 128, 2e-5)
 
 
@@ -140,7 +126,7 @@ def test_tiny_training_run_of_every_config(path, image_folders, tmp_path):
     from scripts.sampling.sampler import sample
     from scripts.training.trainer import Trainer
 
-    config = load(path)
+    config = load_config_file(path)
     if build.data_kind(config) == "image":
         config.data.dataset, config.data.root, config.data.image_size = (
             "image_folder",

@@ -113,11 +113,10 @@ def test_torchvision_dataset_offline_names_the_folder_and_the_alternative(monkey
 
 def test_the_data_kind_is_the_registered_one_and_dequantisation_is_an_argument():
     from configs.default import get_default_configs
-    from model_code.processes import PROCESSES
     from scripts.config import build
-    from tests.helpers import make_operator
+    from tests.helpers import make_process
 
-    process = PROCESSES.build("ihdm", operator=make_operator("identity", 3, 8), sigma=0.01)
+    process = make_process("ihdm", "identity", 3, 8, sigma=0.01)
     config = get_default_configs()
     config.data.image_size = 8
     assert {datasets.dataset_kind(name) for name in datasets.DATASETS.names()} == {"image", "points"}

@@ -18,9 +18,7 @@ from model_code.priors import PRIORS, randn_per_generator
 from model_code.processes import PROCESSES
 from scripts.api import Model
 from scripts.sampling.sampler import NOISE_STREAM, sample, seeded_generators
-from tests.helpers import make_operator, train_tiny_run
-from tests.test_bad_inputs import run
-from tests.test_processes import tiny_net
+from tests.helpers import make_operator, run_command, tiny_unet, train_tiny_run
 
 SIZE = 8
 
@@ -121,7 +119,7 @@ def test_deterministic_encoding_error_falls_with_the_steps_and_is_tiny_at_K(oper
 def test_every_step_of_the_ancestral_sampler_is_the_ddim_step_at_eta_one():
     """sample(steps=K) with eta = 1 draws what an independent float64 loop of DDPM posteriors draws, same seeds."""
     torch.manual_seed(1)
-    K, net = 6, tiny_net().eval()
+    K, net = 6, tiny_unet().eval()
     process = gaussian("identity", K, clip_denoised=True)
     prior = PRIORS.build("standard_normal", process=process)
     out = sample(process, net, prior, mode="random", count=3, seed=4, shape=(1, SIZE, SIZE), device="cpu", steps=K)
@@ -152,7 +150,7 @@ def gaussian_run(tmp_path_factory):
 
 def sampled(workdir, *flags):
     """Run sample.py with ``flags`` (3 images, seed 2); returns (its output folder, the samples)."""
-    result = run("sample.py", "--workdir", workdir, "--batch_size=3", "--seed=2", *flags)
+    result = run_command("sample.py", "--workdir", workdir, "--batch_size=3", "--seed=2", *flags)
     assert result.returncode == 0, result.stderr
     folder = next(line.strip() for line in result.stdout.splitlines() if line.strip().endswith("samples.npz"))
     return os.path.basename(os.path.dirname(folder)), torch.from_numpy(np.load(folder)["samples"])
@@ -176,7 +174,7 @@ def test_deterministic_interpolation_command(gaussian_run, tmp_path):
     for path, value in zip(paths, (40, 200)):
         Image.new("L", (12, 9), value).save(path)
     flags = ["--interpolate", f"--image_a={paths[0]}", f"--image_b={paths[1]}", "--deterministic", "--steps=5"]
-    result = run("sample.py", "--workdir", gaussian_run, "--num_points=4", *flags)
+    result = run_command("sample.py", "--workdir", gaussian_run, "--num_points=4", *flags)
     assert result.returncode == 0, result.stderr
     assert "reconstruction error of the deterministic latents" in result.stdout
     npz = next(line.strip() for line in result.stdout.splitlines() if line.strip().endswith("samples.npz"))
@@ -191,7 +189,7 @@ def test_deterministic_interpolation_command(gaussian_run, tmp_path):
 
 def test_fid_with_few_steps_records_them(gaussian_run, tmp_path):
     flags = ["--mode=fid", "--feature_net=fast_random_conv", f"--stats_dir={tmp_path}", "--num_gen=8", "--steps=2"]
-    result = run("evaluate.py", "--workdir", gaussian_run, "--experiment_name=steps", "--eta=0", *flags)
+    result = run_command("evaluate.py", "--workdir", gaussian_run, "--experiment_name=steps", "--eta=0", *flags)
     assert result.returncode == 0, result.stderr
     with open(os.path.join(gaussian_run, "evaluation_results", "steps", "results.json")) as handle:
         entry = json.load(handle)["default"]["fid"]

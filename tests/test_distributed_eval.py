@@ -9,7 +9,8 @@ import torch
 
 from scripts.training.trainer import Trainer
 from tests.configs import tiny
-from tests.test_distributed import ROOT, launch, launch_command, one_thread_env
+from tests.helpers import ROOT
+from tests.launchers import launch, launch_command, one_thread_env
 
 
 @pytest.fixture(scope="module")

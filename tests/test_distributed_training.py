@@ -7,7 +7,8 @@ import time
 
 import torch
 
-from tests.test_distributed import ROOT, launch_command, one_thread_env
+from tests.helpers import ROOT
+from tests.launchers import launch_command, one_thread_env
 
 EXACT_SETTINGS = [  # every random draw exercised, dropout off (its masks are per process by design)
     "--config.model.dropout=0.0",

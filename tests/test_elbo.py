@@ -5,18 +5,13 @@ import math
 import pytest
 import torch
 
-from model_code.operators import build_operator
 from model_code.priors.kde import KernelDensityPrior
-from model_code.processes import PROCESSES
 from scripts.evaluation.elbo import elbo_terms
-from tests.helpers import IHDMOracle
+from tests.helpers import IHDMOracle, make_process
 
 
 def ihdm(name="heat", K=4, size=4, sigma=0.05, delta=0.08):
-    kwargs = dict(blur_sigma_min=0.5, blur_sigma_max=3.0) if name == "heat" else {}
-    return PROCESSES.build(
-        "ihdm", operator=build_operator(name, image_size=size, K=K, **kwargs), sigma=sigma, delta=delta
-    )
+    return make_process("ihdm", name, K, size, blur_sigma_min=0.5, blur_sigma_max=3.0, sigma=sigma, delta=delta)
 
 
 def gaussian_kl(mean_q, var_q, mean_p, var_p):
@@ -185,9 +180,7 @@ def test_ddpm_bound_of_gaussian_data_matches_its_exact_value():
     exact_nll = 0.5 * dim * math.log(2 * math.pi * math.e * s**2)
     gaps = []
     for K, count in ((200, 8000), (1000, 2000)):
-        process = PROCESSES.build(
-            "gaussian", operator=build_operator("identity", image_size=8, K=K), continuous_time=True
-        )
+        process = make_process("gaussian", "identity", K, 8, continuous_time=True)
         generator = torch.Generator().manual_seed(0)
         x0 = s * torch.randn(count, 1, 8, 8, generator=generator)
         terms = elbo_terms(process, OptimalEps(s), PRIORS.build("standard_normal", process=process), x0, generator)
@@ -256,7 +249,7 @@ def test_gaussian_transition_columns_are_their_levels_closed_forms():
     """As for ihdm: column j is level k = j + 2 (per coefficient gaussian_transition_weight(k) offset_k^2) and
     the reconstruction is level 1 (0.5 (offset_1^2 / dv + log(2 pi dv)), dv = sigma_1^2 / alpha_1^2)."""
     K = 6
-    process = PROCESSES.build("gaussian", operator=build_operator("identity", image_size=4, K=K), continuous_time=True)
+    process = make_process("gaussian", "identity", K, 4, continuous_time=True)
     x0 = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(2)) * 2 - 1
     offsets = level_offsets(K, (1, 4, 4), seed=3)
     terms = process.elbo_terms(EpsLevelOffsetOracle(x0, offsets, K), x0)
@@ -272,9 +265,7 @@ def test_gaussian_transition_columns_are_their_levels_closed_forms():
 def test_prior_kl_terms_match_torch_distributions():
     from model_code.priors import PRIORS
 
-    process = PROCESSES.build(
-        "gaussian", operator=build_operator("blur", image_size=4, K=5, blur_sigma_max=2.0), continuous_time=True
-    )
+    process = make_process("gaussian", "blur", 5, 4, blur_sigma_max=2.0, continuous_time=True)
     x0 = torch.rand(3, 2, 4, 4) * 2 - 1
     mean, std_q = process.forward_marginal_at_K(x0)
     normal = PRIORS.build("standard_normal", process=process)

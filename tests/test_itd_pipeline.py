@@ -9,18 +9,15 @@ import sys
 import pytest
 import torch
 
-from model_code.operators import build_operator
-from model_code.processes import PROCESSES
 from scripts.config import build
 from scripts.training.trainer import Trainer
-from tests.test_configs import load
+from tests.helpers import load_config_file, make_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def gaussian(name="identity", **kwargs):
-    extra = {"blur": dict(blur_sigma_max=2.0)}.get(name, {})
-    return PROCESSES.build("gaussian", operator=build_operator(name, image_size=4, K=10, **extra), **kwargs)
+    return make_process("gaussian", name, 10, 4, blur_sigma_max=2.0, **kwargs)
 
 
 def test_logistic_training_loss_is_the_weighted_eps_mse():
@@ -43,7 +40,7 @@ def test_refusals_name_the_problem():
         gaussian(logsnr_sampling="logistic", logistic_scale=-1.0)
     with pytest.raises(ValueError, match="plain Gaussian channel"):
         gaussian("blur").itd_eps_predictor(torch.nn.Identity())
-    ihdm = PROCESSES.build("ihdm", operator=build_operator("identity", image_size=2, K=3), sigma=0.1)
+    ihdm = make_process("ihdm", "identity", 3, 2, sigma=0.1)
     with pytest.raises(
         ValueError, match="needs the gaussian process with the identity operator; this model uses the 'ihdm' process"
     ):
@@ -51,7 +48,7 @@ def test_refusals_name_the_problem():
 
 
 def test_toy_datasets_in_the_pipeline():
-    config = load(os.path.join(ROOT, "configs", "toy2d", "two_moons.py"))
+    config = load_config_file(os.path.join(ROOT, "configs", "toy2d", "two_moons.py"))
     process = build.build_process(config)
     data = build.build_data(config, "train", process)
     assert data.kind == "points" and len(data) == 50000
@@ -66,7 +63,7 @@ def test_toy_datasets_in_the_pipeline():
 def trained_gaussian(tmp_path_factory):
     """A short real training run on the correlated Gaussian (exact entropy known)."""
     workdir = str(tmp_path_factory.mktemp("correlated"))
-    config = load(os.path.join(ROOT, "configs", "toy2d", "correlated_gaussian.py"))
+    config = load_config_file(os.path.join(ROOT, "configs", "toy2d", "correlated_gaussian.py"))
     config.model.update(dict(mlp_hidden=128, mlp_depth=3))  # a Gaussian needs less than the spiral's network
     config.training.update(
         dict(n_iters=1500, snapshot_freq=1500, snapshot_freq_for_preemption=1500, sampling_freq=1500, num_samples=500)

@@ -7,9 +7,8 @@ import torch
 
 from model_code.ema import EMA
 from model_code.networks import UNet
-from model_code.operators import build_operator
 from model_code.processes import PROCESSES
-from tests.helpers import IHDMOracle
+from tests.helpers import IHDMOracle, make_process
 
 
 def tiny_unet(channels=1, **overrides):
@@ -62,8 +61,7 @@ def test_ema_half_life_in_images_does_not_depend_on_the_batch_size():
 
 
 def heat_ihdm(K=5, size=8, sigma=0.01, delta=None):
-    op = build_operator("heat", image_size=size, K=K, blur_sigma_min=0.5, blur_sigma_max=4.0)
-    return PROCESSES.build("ihdm", operator=op, sigma=sigma, delta=delta)
+    return make_process("ihdm", "heat", K, size, blur_sigma_min=0.5, blur_sigma_max=4.0, sigma=sigma, delta=delta)
 
 
 def test_ihdm_trains_every_level_including_K():

@@ -5,8 +5,7 @@ import torch
 
 from model_code.networks import UNet
 from model_code.precision import AutocastNetwork
-from model_code.processes import PROCESSES
-from tests.helpers import make_operator
+from tests.helpers import make_process
 
 SIZE, K = 16, 20
 CASES = [  # every process with the heat and blur operators (the gaussian process takes blur only)
@@ -19,10 +18,8 @@ CASES = [  # every process with the heat and blur operators (the gaussian proces
 
 
 def build(process_name, operator_name, options):
-    op = make_operator(operator_name, K, SIZE, blur_sigma_max=8.0)
-    if process_name == "ihdm":
-        return PROCESSES.build("ihdm", operator=op, sigma=0.01)
-    return PROCESSES.build("gaussian", operator=op, **options)
+    settings = dict(sigma=0.01) if process_name == "ihdm" else options
+    return make_process(process_name, operator_name, K, SIZE, blur_sigma_max=8.0, **settings)
 
 
 class RecordingNet(torch.nn.Module):

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from model_code.operators import build_operator
 from model_code.priors import PRIORS
-from model_code.processes import PROCESSES
 from scripts.sampling.sampler import seeded_generators
 from scripts.visualize_forward import forward_strip
+from tests.helpers import make_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,7 +38,7 @@ def fitted(process, images):
 
 def test_fitted_gaussian_recovers_channel_covariance_and_samples_without_data():
     images, mean, covariance = correlated_images()
-    process = PROCESSES.build("ihdm", operator=build_operator("identity", image_size=4, K=3), sigma=0.01)
+    process = make_process("ihdm", "identity", 3, 4, sigma=0.01)
     prior = fitted(process, images)
     np.testing.assert_allclose(prior.mean[:, 0, 0].numpy(), mean, atol=0.06)
     chol = prior.scale_tril[1, 2].double()
@@ -55,8 +54,8 @@ def test_fitted_gaussian_recovers_channel_covariance_and_samples_without_data():
 
 def test_fitted_gaussian_in_the_dct_basis_keeps_only_what_survives_the_blur():
     images = torch.rand(500, 1, 8, 8)
-    op = build_operator("heat", image_size=8, K=4, blur_sigma_min=0.5, blur_sigma_max=6.0)
-    process = PROCESSES.build("ihdm", operator=op, sigma=0.01)
+    process = make_process("ihdm", "heat", 4, 8, blur_sigma_min=0.5, blur_sigma_max=6.0, sigma=0.01)
+    op = process.operator
     prior = fitted(process, images)
     blurred = op(images, torch.full((500,), 4))
     coefficients = op.to_basis(blurred)
@@ -67,10 +66,10 @@ def test_fitted_gaussian_in_the_dct_basis_keeps_only_what_survives_the_blur():
 
 
 def test_fitted_gaussian_needs_a_basis_and_fitting():
-    process = PROCESSES.build("ihdm", operator=build_operator("random_matrix", image_size=4, K=3, seed=0), sigma=0.01)
+    process = make_process("ihdm", "random_matrix", 3, 4, operator_seed=0, sigma=0.01)
     with pytest.raises(ValueError, match="needs an operator with an orthonormal basis; 'random_matrix'"):
         PRIORS.build("fitted_gaussian", process=process, shape=(1, 4, 4))
-    identity = PROCESSES.build("ihdm", operator=build_operator("identity", image_size=4, K=3), sigma=0.01)
+    identity = make_process("ihdm", "identity", 3, 4, sigma=0.01)
     with pytest.raises(ValueError, match="has not been fitted"):
         PRIORS.build("fitted_gaussian", process=identity, shape=(1, 4, 4)).sample(
             seeded_generators(0, 0, [0]), (1, 4, 4), "cpu"
@@ -78,8 +77,7 @@ def test_fitted_gaussian_needs_a_basis_and_fitting():
 
 
 def test_forward_strip_starts_at_the_data_and_follows_the_process():
-    op = build_operator("constant_velocity", image_size=4, K=4)
-    process = PROCESSES.build("ihdm", operator=op, sigma=0.01)
+    process = make_process("ihdm", "constant_velocity", 4, 4, sigma=0.01)
     images = torch.rand(2, 1, 4, 4)
     strip = forward_strip(process, images, num_levels=5, seed=0)
     assert strip.shape == (2, 5, 1, 4, 4)

@@ -47,15 +47,13 @@ def test_generator_randomness_is_the_generator_itself():
 
 
 def _process(name):
-    from model_code.processes import PROCESSES
-    from tests.helpers import make_operator
+    from tests.helpers import make_process
 
     if name == "ihdm":
-        return PROCESSES.build("ihdm", operator=make_operator("heat", 5, 8), sigma=0.01)
+        return make_process("ihdm", "heat", 5, 8, sigma=0.01)
     if name == "gaussian_logistic":
-        op = make_operator("identity", 5, 8)
-        return PROCESSES.build("gaussian", operator=op, logsnr_sampling="logistic")
-    return PROCESSES.build("gaussian", operator=make_operator("blur", 5, 8), continuous_time=True)
+        return make_process("gaussian", "identity", 5, 8, logsnr_sampling="logistic")
+    return make_process("gaussian", "blur", 5, 8, continuous_time=True)
 
 
 @pytest.mark.parametrize("name", ["ihdm", "gaussian", "gaussian_logistic"])

@@ -2,10 +2,9 @@
 
 import torch
 
-from model_code.operators import build_operator
 from model_code.priors.kde import KernelDensityPrior
-from model_code.processes import PROCESSES
 from scripts.sampling.sampler import NOISE_STREAM, generate_range, sample, sample_on_ranks, seeded_generators
+from tests.helpers import make_process
 
 
 class Zero(torch.nn.Module):
@@ -14,8 +13,7 @@ class Zero(torch.nn.Module):
 
 
 def setup(K=4):
-    op = build_operator("heat", image_size=8, K=K, blur_sigma_min=0.5, blur_sigma_max=3.0)
-    process = PROCESSES.build("ihdm", operator=op, sigma=0.05)
+    process = make_process("ihdm", "heat", K, 8, blur_sigma_min=0.5, blur_sigma_max=3.0, sigma=0.05)
     images = torch.rand(10, 1, 8, 8)
     prior = KernelDensityPrior(process=process, load_data=lambda: (10, lambda idx: images[idx]))
     return process, prior, images
