@@ -1,0 +1,64 @@
+"""The sampler interface: samplers are functions over a process's denoiser, registered by name.
+
+A sampler runs the reverse process from the initial state u at ``levels[0]`` (the highest level, K for the
+full process) through ``levels[1:]`` and returns the data estimate of the last level:
+
+    sampler(denoiser, levels, initial, noise, callback, **settings) -> u_0 [B, C, H, W]
+
+- ``denoiser``: the process's view of its network (``Process.denoiser(net)``), the one place where the
+  network's output (eps, v, IHDM's u_{k-1}) becomes what samplers use. Every denoiser has
+  ``ancestral_step(u, k, k_next, noise)`` (``provides`` holds "ancestral"); the gaussian process's also gives
+  the forward marginal per basis coefficient and x0_hat (``provides`` holds "marginal"): ``to_basis``,
+  ``from_basis``, ``marginal(k) -> (alpha [1, 1, H, W], sigma [1, 1, 1, 1])`` and ``x0(u, k) -> x0_hat`` in the
+  basis, each call one network evaluation (``denoiser.nfe`` counts them).
+- ``levels``: the time grid, decreasing, in the process's levels (0..K; reals for continuous time), from a
+  grid of ``grids.py``.
+- ``noise()``: a fresh standard normal [B, C, H, W] per call (the caller seeds it per image).
+- ``callback(i, u)``: called with the state after step i = 1, ..., len(levels) (the last is the output).
+
+A sampler is registered with ``@SAMPLERS.register(name, needs=..., deterministic=...)``: ``needs`` names what
+the denoiser must provide, ``deterministic`` whether it draws no noise (so that run backwards it encodes).
+Its keyword settings (``eta``, ``churn``, ...) are its own; ``settings(name)`` lists them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, List, Sequence
+
+import torch
+
+from model_code.registry import Registry
+
+SAMPLERS = Registry("sampler", package="model_code.samplers")
+
+NoiseSource = Callable[[], torch.Tensor]
+Callback = Callable[[int, torch.Tensor], None]
+SAMPLER_ARGUMENTS = ("denoiser", "levels", "initial", "noise", "callback")
+
+
+def settings(name: str) -> List[str]:
+    """The keyword settings sampler ``name`` takes beyond the common arguments."""
+    parameters = inspect.signature(SAMPLERS.get(name)).parameters
+    return [key for key in parameters if key not in SAMPLER_ARGUMENTS]
+
+
+def samplers_for(denoiser) -> List[str]:
+    """The samplers whose needs ``denoiser`` provides."""
+    return [name for name in SAMPLERS.names() if SAMPLERS.metadata(name)["needs"] in denoiser.provides]
+
+
+def check_sampler(name: str, denoiser, process_name: str) -> None:
+    """A known sampler that ``denoiser`` can run, else one line naming what the process supports."""
+    SAMPLERS.get(name)
+    if SAMPLERS.metadata(name)["needs"] not in denoiser.provides:
+        raise ValueError(
+            f"sampler={name!r}: the {process_name!r} process cannot run it (it needs the forward marginal per "
+            f"coefficient and an estimate of x0); allowed for this process: {', '.join(samplers_for(denoiser))}"
+        )
+
+
+def transitions(levels: Sequence[float]):
+    """(i, k, k_next) for each step i = 1..len(levels): level k to the next, the last to 0 (the data)."""
+    targets = list(levels[1:]) + [0]
+    return [(i, k, k_next) for i, (k, k_next) in enumerate(zip(levels, targets), start=1)]
