@@ -26,6 +26,8 @@ from torch.utils.data import Dataset
 from model_code.randomness import RandomSource, as_randomness
 from model_code.registry import Registry
 from scripts.cli.errors import DatasetUnavailable
+from scripts.data.prepared import PreparedImages
+from scripts.data.tensor_images import TensorImages
 
 DATASETS = Registry("dataset")
 
@@ -34,25 +36,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 UNREADABLE_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 MNIST5K_HELD_OUT = 500
 MNIST5K_SHUFFLE_SEED = 0
-
-
-class TensorImages(Dataset):
-    """Images held in memory as one uint8 tensor [N, C, H, W] (``items``: training keeps it on the device),
-    with their class labels [N] (int64) where the source has them (the dataset tool records them)."""
-
-    def __init__(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None):
-        self.images = images
-        self.labels = labels
-
-    @property
-    def items(self) -> torch.Tensor:
-        return self.images
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
 
 
 def resize_uint8(images: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -216,8 +199,6 @@ for _name in ("image_folder", "afhq", "ffhq", "lsun_church"):
 def prepared(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
     """A zip written by ``python -m scripts.dataset_tool`` (``split='test'`` reads ``<stem>_test.zip`` if present),
     held in memory; its resolution and channels must be the configured ones."""
-    from scripts.data.prepared import PreparedImages
-
     return PreparedImages(_split_root(root, split), image_size, num_channels)
 
 
