@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from model_code.randomness import RandomSource, as_randomness
 from model_code.registry import Registry
 from scripts.cli.errors import DatasetUnavailable
-from scripts.data.prepared import PreparedImages
+from scripts.data.prepared import PreparedImages, read_manifest
 from scripts.data.tensor_images import TensorImages
 
 DATASETS = Registry("dataset")
@@ -195,7 +195,12 @@ for _name in ("image_folder", "afhq", "ffhq", "lsun_church"):
     DATASETS.register(_name, kind="image")(_image_files)
 
 
-@DATASETS.register("prepared", kind="image")
+def _prepared_fingerprint(*, split: str, root: str) -> str:
+    """The fingerprint in the manifest of the prepared zip behind ``split``, read without decoding its images."""
+    return read_manifest(_split_root(root, split))["fingerprint"]
+
+
+@DATASETS.register("prepared", kind="image", fingerprint=_prepared_fingerprint)
 def prepared(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
     """A zip written by ``python -m scripts.dataset_tool`` (``split='test'`` reads ``<stem>_test.zip`` if present),
     held in memory; its resolution and channels must be the configured ones."""
@@ -251,6 +256,18 @@ def check_split(split: str) -> None:
 def dataset_kind(name: str) -> str:
     """'image' (uint8 [C, H, W] items) or 'points' (float [D] items), as the dataset is registered."""
     return DATASETS.metadata(name)["kind"]
+
+
+def split_fingerprint(name: str, *, split: str, root: str) -> Optional[str]:
+    """What names the content of dataset ``name``'s ``split`` under ``root``, found without loading its images.
+
+    A dataset whose registry entry declares a ``fingerprint`` answers with it: a prepared zip, the SHA-256 its
+    manifest records. The others (embedded, downloaded, image folders and zips, 2D points) carry none and
+    answer None: their FID reference statistics are named by the dataset alone. The images are not read, so
+    cached or published statistics are found without loading, or downloading, the dataset.
+    """
+    fingerprint = DATASETS.metadata(name).get("fingerprint")
+    return None if fingerprint is None else fingerprint(split=split, root=root)
 
 
 class Data:

@@ -8,7 +8,7 @@ Each mode is a function ``(request, config, model, device) -> result dict`` with
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 import ml_collections
 import numpy as np
@@ -63,16 +63,6 @@ def unit_batches(data, batch_size: int):
         yield data.raw_batch(indices).float() / 255.0
 
 
-def prepared_fingerprint(config: ml_collections.ConfigDict, split: str) -> Optional[str]:
-    """The fingerprint of the prepared zip behind ``split`` (from its manifest), or None for other datasets."""
-    if config.data.dataset != "prepared":
-        return None
-    from scripts.data.datasets import _split_root
-    from scripts.data.prepared import read_manifest
-
-    return read_manifest(_split_root(config.data.root or os.path.join("data", "prepared"), split))["fingerprint"]
-
-
 def reference_for(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, feature_net):
     """The reference statistics of the request's dataset split (see ``run_reference``)."""
     return run_reference(
@@ -97,7 +87,8 @@ def run_reference(
     batch_size: int,
 ):
     """Reference statistics of ``dataset`` ``split`` at the run's resolution, loaded or computed once from
-    ``load_data()`` (the run's data) and cached; a prepared zip's are keyed and checked by its fingerprint."""
+    ``load_data()`` (the run's data) and cached; those of data with a content fingerprint (a prepared zip's,
+    ``build.data_fingerprint``) are keyed and checked by it."""
     from scripts.evaluation import reference_stats
 
     height, width = build.image_size(config)
@@ -117,7 +108,7 @@ def run_reference(
             feature_net,
             stats_dir,
             reference_images if same_dataset else None,
-            fingerprint=prepared_fingerprint(config, split) if same_dataset else None,
+            fingerprint=build.data_fingerprint(config, split) if same_dataset else None,
         )
     except DatasetUnavailable as error:
         path = reference_stats.reference_stats_path(stats_dir, dataset, split, resolution, feature_net.name)
