@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from scripts.api import Model
-from scripts.cli.errors import DatasetUnavailable
 from scripts.cli.flags import require_writable_folder
 from scripts.config import build
+from scripts.evaluation.reference_stats import run_reference
 from scripts.evaluation.request import EvaluationRequest, check_request
 from scripts.evaluation.results import record
 from scripts.runs.rundir import RunDir
@@ -56,13 +56,6 @@ def run_elbo(
     return result
 
 
-def unit_batches(data, batch_size: int):
-    """This process's batches of the dataset's images (all for one process) as floats [B, C, H, W] in
-    [0, 1], no augmentation."""
-    for indices in distributed.my_blocks(len(data), batch_size):
-        yield data.raw_batch(indices).float() / 255.0
-
-
 def reference_for(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, feature_net):
     """The reference statistics of the request's dataset split (see ``run_reference``)."""
     return run_reference(
@@ -74,45 +67,6 @@ def reference_for(request: EvaluationRequest, config: ml_collections.ConfigDict,
         stats_dir=request.stats_dir,
         batch_size=_or(request.batch_size, config.eval.batch_size),
     )
-
-
-def run_reference(
-    config: ml_collections.ConfigDict,
-    load_data: Callable[[], Any],
-    *,
-    dataset: str,
-    split: str,
-    feature_net,
-    stats_dir: str,
-    batch_size: int,
-):
-    """Reference statistics of ``dataset`` ``split`` at the run's resolution, loaded or computed once from
-    ``load_data()`` (the run's data) and cached; those of data with a content fingerprint (a prepared zip's,
-    ``build.data_fingerprint``) are keyed and checked by it."""
-    from scripts.evaluation import reference_stats
-
-    height, width = build.image_size(config)
-    resolution = height if height == width else height * 10000 + width
-    # statistics of another dataset than the run's can be loaded (or downloaded), never computed from this one
-    same_dataset = dataset == config.data.dataset
-
-    def reference_images():
-        data = load_data()
-        return len(data), unit_batches(data, batch_size)
-
-    try:
-        return reference_stats.reference_statistics(
-            dataset,
-            split,
-            resolution,
-            feature_net,
-            stats_dir,
-            reference_images if same_dataset else None,
-            fingerprint=build.data_fingerprint(config, split) if same_dataset else None,
-        )
-    except DatasetUnavailable as error:
-        path = reference_stats.reference_stats_path(stats_dir, dataset, split, resolution, feature_net.name)
-        raise DatasetUnavailable(f"reference statistics {path} are missing and cannot be computed: {error}") from None
 
 
 def run_fid_ref(
