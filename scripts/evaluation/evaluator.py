@@ -14,14 +14,13 @@ import ml_collections
 import numpy as np
 import torch
 
-from scripts.api import Model
 from scripts.cli.flags import require_writable_folder
 from scripts.config import build
 from scripts.evaluation.reference_stats import run_reference
 from scripts.evaluation.request import EvaluationRequest, check_request
 from scripts.evaluation.results import record
 from scripts.runs.rundir import RunDir
-from scripts.runs.trained import TrainedModel
+from scripts.runs.trained import TrainedModel, load_trained
 from scripts.runtime import distributed
 from scripts.sampling.sampler import check_steps
 
@@ -172,9 +171,9 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     results = RunDir(request.workdir).path("evaluation_results", request.experiment_name)
     require_writable_folder("--workdir", request.workdir, results)
     device = distributed.init().device
-    model = Model.from_run(
+    model = load_trained(
         request.workdir, request.checkpoint, device, config=request.config, delta=request.delta, eta=request.eta
-    ).trained
+    )
     check_steps(request.steps, model.process)  # K is known once the model is loaded
     config = model.config
     with torch.no_grad():
