@@ -10,16 +10,21 @@ and ``randint(low, high, shape)``, where ``shape[0]`` is the number of examples.
   returned. Example j of step n therefore gets the same level, noise, flip and dequantisation
   whichever process or accumulation round computes it: 1 process, N processes and gradient
   accumulation train the same model up to float summation order.
+- ``seeded_generators(seed, stream, indices)`` gives one generator per image, so that image i of a request
+  depends on its own seeds alone, never on the batch size or the device count.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Sequence, Union
+from typing import List, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
 
 Shape = Sequence[int]
+
+INIT_STREAM = 0
+NOISE_STREAM = 1
 
 
 class Randomness(Protocol):
@@ -54,6 +59,11 @@ def seed_from(*keys: int) -> int:
     """A 64-bit seed mixed from integer keys (numpy's SeedSequence), for torch.Generator.manual_seed."""
     state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
     return int(state[0]) << 32 | int(state[1])
+
+
+def seeded_generators(seed: int, stream: int, indices: Sequence[int]) -> List[torch.Generator]:
+    """One CPU generator per index, seeded with ``seed_from(seed, stream, index)``."""
+    return [torch.Generator().manual_seed(seed_from(seed, stream, index)) for index in indices]
 
 
 class ExampleRandomness:

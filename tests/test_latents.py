@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from model_code.latents import decode, encode
-from scripts.sampling.sampler import seeded_generators
+from model_code.randomness import seeded_generators
 from tests.test_processes import PAIRS, SIZE, process, tiny_net
 
 

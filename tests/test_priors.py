@@ -11,7 +11,7 @@ import torch
 from model_code.operators import build_operator
 from model_code.priors import PRIORS
 from model_code.processes import PROCESSES
-from scripts.sampling.sampler import seeded_generators
+from model_code.randomness import seeded_generators
 from scripts.visualize_forward import forward_strip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

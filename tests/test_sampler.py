@@ -5,7 +5,8 @@ import torch
 from model_code.operators import build_operator
 from model_code.priors import KernelDensityPrior
 from model_code.processes import PROCESSES
-from scripts.sampling.sampler import NOISE_STREAM, generate_range, sample, sample_on_ranks, seeded_generators
+from model_code.randomness import NOISE_STREAM, seeded_generators
+from scripts.sampling.sampler import generate_range, sample, sample_on_ranks
 
 
 class Zero(torch.nn.Module):
