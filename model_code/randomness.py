@@ -12,6 +12,21 @@ and ``randint(low, high, shape)``, where ``shape[0]`` is the number of examples.
   accumulation train the same model up to float summation order.
 - ``seeded_generators(seed, stream, indices)`` gives one generator per image, so that image i of a request
   depends on its own seeds alone, never on the batch size or the device count.
+
+Every seed mixed from several integer keys goes through ``seed_from`` (numpy's SeedSequence). The streams
+(``*_STREAM``) name what a per-image generator draws; the seeded draws of the project:
+
+  what is drawn                                      generator seeded with
+  -------------------------------------------------  --------------------------------------------------
+  image i's initial state u_K (sampling, resample)   seed_from(seed, INIT_STREAM = 0, i)
+  image i's reverse-step noise (sampling, resample)  seed_from(seed, NOISE_STREAM = 1, i)
+  image i's forward trajectory (``Model.encode``)    seed_from(seed, ENCODE_STREAM = 2, i)
+  draw d of training step n (``ExampleRandomness``)  seed_from(seed, n, d)
+  draw d of ELBO pass p, batch b (of B per pass)     seed_from(seed, p * B + b, d)
+  information-theoretic NLL, batch b                 seed_from(seed, b)
+  dropout of training process r > 0 (global RNG)     seed_from(seed, r); process 0 keeps the one seeded with seed
+  ``Model.elbo``'s batch (one generator)             seed + ELBO_SEED_OFFSET (3): an offset, not a stream
+  the order of training epoch e                      seed * 100003 + e (``EpochBatches``)
 """
 
 from __future__ import annotations
@@ -25,6 +40,8 @@ Shape = Sequence[int]
 
 INIT_STREAM = 0
 NOISE_STREAM = 1
+ENCODE_STREAM = 2
+ELBO_SEED_OFFSET = 3
 
 
 class Randomness(Protocol):
