@@ -10,16 +10,38 @@ and ``randint(low, high, shape)``, where ``shape[0]`` is the number of examples.
   returned. Example j of step n therefore gets the same level, noise, flip and dequantisation
   whichever process or accumulation round computes it: 1 process, N processes and gradient
   accumulation train the same model up to float summation order.
+- ``seeded_generators(seed, stream, indices)`` gives one generator per image, so that image i of a request
+  depends on its own seeds alone, never on the batch size or the device count.
+
+Every seed mixed from several integer keys goes through ``seed_from`` (numpy's SeedSequence). The streams
+(``*_STREAM``) name what a per-image generator draws; the seeded draws of the project:
+
+  what is drawn                                      generator seeded with
+  -------------------------------------------------  --------------------------------------------------
+  image i's initial state u_K (sampling, resample)   seed_from(seed, INIT_STREAM = 0, i)
+  image i's reverse-step noise (sampling, resample)  seed_from(seed, NOISE_STREAM = 1, i)
+  image i's forward trajectory (``Model.encode``)    seed_from(seed, ENCODE_STREAM = 2, i)
+  draw d of training step n (``ExampleRandomness``)  seed_from(seed, n, d)
+  draw d of ELBO pass p, batch b (of B per pass)     seed_from(seed, p * B + b, d)
+  information-theoretic NLL, batch b                 seed_from(seed, b)
+  dropout of training process r > 0 (global RNG)     seed_from(seed, r); process 0 keeps the one seeded with seed
+  ``Model.elbo``'s batch (one generator)             seed + ELBO_SEED_OFFSET (3): an offset, not a stream
+  the order of training epoch e                      seed * 100003 + e (``EpochBatches``)
 """
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Sequence, Union
+from typing import List, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
 
 Shape = Sequence[int]
+
+INIT_STREAM = 0
+NOISE_STREAM = 1
+ENCODE_STREAM = 2
+ELBO_SEED_OFFSET = 3
 
 
 class Randomness(Protocol):
@@ -54,6 +76,11 @@ def seed_from(*keys: int) -> int:
     """A 64-bit seed mixed from integer keys (numpy's SeedSequence), for torch.Generator.manual_seed."""
     state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
     return int(state[0]) << 32 | int(state[1])
+
+
+def seeded_generators(seed: int, stream: int, indices: Sequence[int]) -> List[torch.Generator]:
+    """One CPU generator per index, seeded with ``seed_from(seed, stream, index)``."""
+    return [torch.Generator().manual_seed(seed_from(seed, stream, index)) for index in indices]
 
 
 class ExampleRandomness:

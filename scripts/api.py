@@ -10,8 +10,8 @@
     model.interpolate(x[0], x[1], num_points=9)              # [9, C, H, W], ends equal the two images
     model.elbo(x)                                            # per-image ELBO in nats [B]
 
-Every random draw comes from a generator seeded per image (``seeded_generators``), so results do not
-depend on the batch size.
+Every random draw comes from a generator seeded per image (``model_code.randomness.seeded_generators``; that
+module's docstring tables every seed and stream), so results do not depend on the batch size.
 """
 
 from __future__ import annotations
@@ -24,14 +24,12 @@ from PIL import Image
 
 from model_code import latents
 from model_code.priors import randn_per_generator
+from model_code.randomness import ELBO_SEED_OFFSET, ENCODE_STREAM, INIT_STREAM, NOISE_STREAM, seeded_generators
 from scripts.data.datasets import center_crop_resize
 from scripts.evaluation.elbo import elbo_terms
 from scripts.runs.trained import TrainedModel, load_trained
 from scripts.sampling import sampler
-from scripts.sampling.sampler import INIT_STREAM, NOISE_STREAM, seeded_generators, spherical
-
-ENCODE_STREAM = 2  # generator stream of the forward trajectories drawn by ``encode``
-ELBO_STREAM = 3
+from scripts.sampling.sampler import spherical
 
 
 class Model:
@@ -175,7 +173,7 @@ class Model:
 
     def elbo(self, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
         """Per-image ELBO in nats [B] (prior KL + transitions + reconstruction) of images in the data range."""
-        generator = torch.Generator(device=self.device).manual_seed(seed + ELBO_STREAM)
+        generator = torch.Generator(device=self.device).manual_seed(seed + ELBO_SEED_OFFSET)
         with torch.no_grad():
             terms = elbo_terms(self.process, self.net, self.prior, images.to(self.device), generator)
         return terms["prior"] + terms["transitions"].sum(1) + terms["reconstruction"]

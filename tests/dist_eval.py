@@ -9,10 +9,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scripts.config import build  # noqa: E402
 from scripts.evaluation.elbo import evaluate_elbo  # noqa: E402
-from scripts.evaluation.evaluator import unit_batches  # noqa: E402
 from scripts.evaluation.features import build_feature_net, feature_statistics  # noqa: E402
 from scripts.evaluation.fid import generated_batches  # noqa: E402
 from scripts.evaluation.itd_eval import sharded_nll_estimate  # noqa: E402
+from scripts.evaluation.reference_stats import unit_batches  # noqa: E402
 from scripts.runs.trained import load_trained  # noqa: E402
 from scripts.runtime import distributed  # noqa: E402
 from scripts.sampling.imaging import to_unit  # noqa: E402

@@ -10,8 +10,9 @@ import torch
 from PIL import Image
 
 from model_code.priors import PRIORS
+from model_code.randomness import INIT_STREAM, seeded_generators
 from scripts.api import Model, spherical
-from scripts.sampling.sampler import INIT_STREAM, reverse_process, seeded_generators
+from scripts.sampling.sampler import reverse_process
 from tests.helpers import train_tiny_run
 
 

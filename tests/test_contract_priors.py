@@ -9,8 +9,8 @@ import torch
 
 from configs.default import get_default_configs
 from model_code.priors import PRIORS
+from model_code.randomness import seeded_generators
 from scripts.config import build
-from scripts.sampling.sampler import seeded_generators
 from tests.contracts import check_declared, state_round_trip
 from tests.helpers import make_process
 

@@ -12,7 +12,7 @@ import torch
 from model_code.latents import decode, encode
 from model_code.operators import OPERATORS
 from model_code.processes import PROCESSES
-from scripts.sampling.sampler import seeded_generators
+from model_code.randomness import seeded_generators
 from tests.contracts import check_declared, state_round_trip
 from tests.helpers import make_process, tiny_unet
 

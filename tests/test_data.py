@@ -11,6 +11,7 @@ from PIL import Image
 from scripts.cli.errors import DatasetUnavailable
 from scripts.data import datasets
 from scripts.data.datasets import EpochBatches, ImageData
+from scripts.data.tensor_images import TensorImages
 from scripts.sampling.imaging import to_unit
 from tests.helpers import build_dataset
 
@@ -34,7 +35,7 @@ def test_prepare_maps_range_dequantises_and_flips():
 
     def data(random_flip=False, uniform_dequantization=False):
         return ImageData(
-            datasets.TensorImages(images),
+            TensorImages(images),
             data_range=(-1.0, 1.0),
             random_flip=random_flip,
             uniform_dequantization=uniform_dequantization,

@@ -91,6 +91,33 @@ def test_fingerprint_sees_a_single_pixel(tmp_path):
         assert all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
 
 
+def test_the_configured_split_names_its_fingerprint_without_decoding_an_image(tmp_path, monkeypatch):
+    """A prepared zip's split answers its manifest's fingerprint (the test split: ``<stem>_test.zip``) with no
+    image decoded; a dataset without a content fingerprint answers None."""
+    from configs.default import get_default_configs
+    from scripts.config import build
+    from scripts.data import prepared
+
+    manifests = {
+        split: prepared.write_prepared(
+            str(tmp_path / name),
+            ((torch.full((1, 4, 4), value, dtype=torch.uint8), None) for value in (split == "test", 7)),
+            resolution=(4, 4),
+            channels=1,
+            source=split,
+        )
+        for split, name in (("train", "m.zip"), ("test", "m_test.zip"))
+    }
+    monkeypatch.setattr(prepared, "decode_png", lambda *args: pytest.fail("an image was decoded"))
+    config = get_default_configs()
+    config.data.update(dataset="prepared", root=str(tmp_path / "m.zip"))
+    for split, manifest in manifests.items():
+        assert build.data_fingerprint(config, split) == manifest["fingerprint"]
+    assert manifests["train"]["fingerprint"] != manifests["test"]["fingerprint"]
+    config.data.update(dataset="mnist5k", root="")
+    assert build.data_fingerprint(config, "train") is None
+
+
 def test_named_source_equals_training_resize(tmp_path):
     dest = str(tmp_path / "m.zip")
     assert tool("--source", "mnist5k", "--dest", dest, "--resolution", "16", "--max_images", "20").returncode == 0

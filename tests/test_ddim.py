@@ -16,8 +16,9 @@ import torch
 from model_code import latents
 from model_code.priors import PRIORS, randn_per_generator
 from model_code.processes import PROCESSES
+from model_code.randomness import NOISE_STREAM, seeded_generators
 from scripts.api import Model
-from scripts.sampling.sampler import NOISE_STREAM, sample, seeded_generators
+from scripts.sampling.sampler import sample
 from tests.helpers import make_operator, run_command, tiny_unet, train_tiny_run
 
 SIZE = 8

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from model_code.priors import PRIORS
-from scripts.sampling.sampler import seeded_generators
+from model_code.randomness import seeded_generators
 from scripts.visualize_forward import forward_strip
 from tests.helpers import make_process
 

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from model_code.randomness import ExampleRandomness, GeneratorRandomness, as_randomness
+from model_code.randomness import (
+    NOISE_STREAM,
+    ExampleRandomness,
+    GeneratorRandomness,
+    as_randomness,
+    seed_from,
+    seeded_generators,
+)
 
 
 def draws(randomness, count):
@@ -44,6 +51,16 @@ def test_generator_randomness_is_the_generator_itself():
     assert torch.equal(ours.randint(0, 9, (4,)), torch.randint(0, 9, (4,), generator=reference))
     assert isinstance(as_randomness(torch.Generator()), GeneratorRandomness)
     assert as_randomness(ours) is ours
+
+
+def test_per_image_generators_keep_their_seeds():
+    """Image i's generator is seeded with seed_from(seed, stream, i), the values every sample so far was drawn
+    with (the shipped model's pictures among them): pinned, so that a change of the mixing shows here."""
+    generators = seeded_generators(7, NOISE_STREAM, [0, 5])
+    assert [g.initial_seed() for g in generators] == [1587299620702512783, 2328663603746666670]
+    assert [g.initial_seed() for g in generators] == [seed_from(7, 1, 0), seed_from(7, 1, 5)]
+    first = torch.randn(3, generator=generators[0])
+    assert first.tolist() == [-1.1605689525604248, 0.18193919956684113, -0.5718525648117065]
 
 
 def _process(name):

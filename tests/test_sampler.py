@@ -3,7 +3,8 @@
 import torch
 
 from model_code.priors.kde import KernelDensityPrior
-from scripts.sampling.sampler import NOISE_STREAM, generate_range, sample, sample_on_ranks, seeded_generators
+from model_code.randomness import NOISE_STREAM, seeded_generators
+from scripts.sampling.sampler import generate_range, sample, sample_on_ranks
 from tests.helpers import make_process
 
 

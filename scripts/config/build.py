@@ -23,7 +23,7 @@ from model_code.operators import OPERATORS, Operator
 from model_code.priors import PRIORS
 from model_code.processes import PROCESSES, Process
 from model_code.registry import Registry
-from scripts.data.datasets import DATASETS, Data, check_split, dataset_kind, wrap_dataset
+from scripts.data.datasets import DATASETS, Data, check_split, dataset_kind, split_fingerprint, wrap_dataset
 
 PROVIDED = "provided by the build function"
 LIBRARY_ONLY = "library-only (constructor default)"
@@ -184,6 +184,18 @@ def data_kind(config: ml_collections.ConfigDict) -> str:
     return dataset_kind(config.data.dataset)
 
 
+def data_root(config: ml_collections.ConfigDict) -> str:
+    """Where the configured dataset is read from: ``data.root``, by default ``data/<data.dataset>``."""
+    return config.data.root or os.path.join("data", config.data.dataset)
+
+
+def data_fingerprint(config: ml_collections.ConfigDict, split: str) -> Optional[str]:
+    """The content fingerprint of the configured dataset's ``split`` (``split_fingerprint``; None for a dataset
+    without one), found without loading its images."""
+    check_split(split)
+    return split_fingerprint(config.data.dataset, split=split, root=data_root(config))
+
+
 def build_data(
     config: ml_collections.ConfigDict, split: str, process: Process, *, uniform_dequantization: Optional[bool] = None
 ) -> Data:
@@ -199,7 +211,7 @@ def build_data(
         {
             "split": lambda: split,
             "image_size": lambda: image_size(config),
-            "root": lambda: config.data.root or os.path.join("data", config.data.dataset),
+            "root": lambda: data_root(config),
         },
     )
     dequantize = config.data.uniform_dequantization if uniform_dequantization is None else uniform_dequantization

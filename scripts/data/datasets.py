@@ -26,6 +26,8 @@ from torch.utils.data import Dataset
 from model_code.randomness import RandomSource, as_randomness
 from model_code.registry import Registry
 from scripts.cli.errors import DatasetUnavailable
+from scripts.data.prepared import PreparedImages, read_manifest
+from scripts.data.tensor_images import TensorImages
 
 DATASETS = Registry("dataset")
 
@@ -34,25 +36,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 UNREADABLE_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 MNIST5K_HELD_OUT = 500
 MNIST5K_SHUFFLE_SEED = 0
-
-
-class TensorImages(Dataset):
-    """Images held in memory as one uint8 tensor [N, C, H, W] (``items``: training keeps it on the device),
-    with their class labels [N] (int64) where the source has them (the dataset tool records them)."""
-
-    def __init__(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None):
-        self.images = images
-        self.labels = labels
-
-    @property
-    def items(self) -> torch.Tensor:
-        return self.images
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
 
 
 def resize_uint8(images: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -212,12 +195,15 @@ for _name in ("image_folder", "afhq", "ffhq", "lsun_church"):
     DATASETS.register(_name, kind="image")(_image_files)
 
 
-@DATASETS.register("prepared", kind="image")
+def _prepared_fingerprint(*, split: str, root: str) -> str:
+    """The fingerprint in the manifest of the prepared zip behind ``split``, read without decoding its images."""
+    return read_manifest(_split_root(root, split))["fingerprint"]
+
+
+@DATASETS.register("prepared", kind="image", fingerprint=_prepared_fingerprint)
 def prepared(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
     """A zip written by ``python -m scripts.dataset_tool`` (``split='test'`` reads ``<stem>_test.zip`` if present),
     held in memory; its resolution and channels must be the configured ones."""
-    from scripts.data.prepared import PreparedImages
-
     return PreparedImages(_split_root(root, split), image_size, num_channels)
 
 
@@ -270,6 +256,18 @@ def check_split(split: str) -> None:
 def dataset_kind(name: str) -> str:
     """'image' (uint8 [C, H, W] items) or 'points' (float [D] items), as the dataset is registered."""
     return DATASETS.metadata(name)["kind"]
+
+
+def split_fingerprint(name: str, *, split: str, root: str) -> Optional[str]:
+    """What names the content of dataset ``name``'s ``split`` under ``root``, found without loading its images.
+
+    A dataset whose registry entry declares a ``fingerprint`` answers with it: a prepared zip, the SHA-256 its
+    manifest records. The others (embedded, downloaded, image folders and zips, 2D points) carry none and
+    answer None: their FID reference statistics are named by the dataset alone. The images are not read, so
+    cached or published statistics are found without loading, or downloading, the dataset.
+    """
+    fingerprint = DATASETS.metadata(name).get("fingerprint")
+    return None if fingerprint is None else fingerprint(split=split, root=root)
 
 
 class Data:

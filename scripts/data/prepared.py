@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from scripts.cli.errors import DatasetUnavailable
-from scripts.data.datasets import TensorImages
+from scripts.data.tensor_images import TensorImages
 from scripts.runs.files import temporary_path
 
 MANIFEST_NAME = "dataset.json"

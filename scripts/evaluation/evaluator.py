@@ -8,20 +8,19 @@ Each mode is a function ``(request, config, model, device) -> result dict`` with
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 import ml_collections
 import numpy as np
 import torch
 
-from scripts.api import Model
-from scripts.cli.errors import DatasetUnavailable
 from scripts.cli.flags import require_writable_folder
 from scripts.config import build
+from scripts.evaluation.reference_stats import run_reference
 from scripts.evaluation.request import EvaluationRequest, check_request
 from scripts.evaluation.results import record
 from scripts.runs.rundir import RunDir
-from scripts.runs.trained import TrainedModel
+from scripts.runs.trained import TrainedModel, load_trained
 from scripts.runtime import distributed
 from scripts.sampling.sampler import check_steps
 
@@ -56,23 +55,6 @@ def run_elbo(
     return result
 
 
-def unit_batches(data, batch_size: int):
-    """This process's batches of the dataset's images (all for one process) as floats [B, C, H, W] in
-    [0, 1], no augmentation."""
-    for indices in distributed.my_blocks(len(data), batch_size):
-        yield data.raw_batch(indices).float() / 255.0
-
-
-def prepared_fingerprint(config: ml_collections.ConfigDict, split: str) -> Optional[str]:
-    """The fingerprint of the prepared zip behind ``split`` (from its manifest), or None for other datasets."""
-    if config.data.dataset != "prepared":
-        return None
-    from scripts.data.datasets import _split_root
-    from scripts.data.prepared import read_manifest
-
-    return read_manifest(_split_root(config.data.root or os.path.join("data", "prepared"), split))["fingerprint"]
-
-
 def reference_for(request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, feature_net):
     """The reference statistics of the request's dataset split (see ``run_reference``)."""
     return run_reference(
@@ -84,44 +66,6 @@ def reference_for(request: EvaluationRequest, config: ml_collections.ConfigDict,
         stats_dir=request.stats_dir,
         batch_size=_or(request.batch_size, config.eval.batch_size),
     )
-
-
-def run_reference(
-    config: ml_collections.ConfigDict,
-    load_data: Callable[[], Any],
-    *,
-    dataset: str,
-    split: str,
-    feature_net,
-    stats_dir: str,
-    batch_size: int,
-):
-    """Reference statistics of ``dataset`` ``split`` at the run's resolution, loaded or computed once from
-    ``load_data()`` (the run's data) and cached; a prepared zip's are keyed and checked by its fingerprint."""
-    from scripts.evaluation import reference_stats
-
-    height, width = build.image_size(config)
-    resolution = height if height == width else height * 10000 + width
-    # statistics of another dataset than the run's can be loaded (or downloaded), never computed from this one
-    same_dataset = dataset == config.data.dataset
-
-    def reference_images():
-        data = load_data()
-        return len(data), unit_batches(data, batch_size)
-
-    try:
-        return reference_stats.reference_statistics(
-            dataset,
-            split,
-            resolution,
-            feature_net,
-            stats_dir,
-            reference_images if same_dataset else None,
-            fingerprint=prepared_fingerprint(config, split) if same_dataset else None,
-        )
-    except DatasetUnavailable as error:
-        path = reference_stats.reference_stats_path(stats_dir, dataset, split, resolution, feature_net.name)
-        raise DatasetUnavailable(f"reference statistics {path} are missing and cannot be computed: {error}") from None
 
 
 def run_fid_ref(
@@ -227,9 +171,9 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     results = RunDir(request.workdir).path("evaluation_results", request.experiment_name)
     require_writable_folder("--workdir", request.workdir, results)
     device = distributed.init().device
-    model = Model.from_run(
+    model = load_trained(
         request.workdir, request.checkpoint, device, config=request.config, delta=request.delta, eta=request.eta
-    ).trained
+    )
     check_steps(request.steps, model.process)  # K is known once the model is loaded
     config = model.config
     with torch.no_grad():

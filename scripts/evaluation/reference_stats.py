@@ -3,7 +3,8 @@
 Cached as ``<cache_dir>/<dataset>_<split>_<res>_<network>.npz`` (mu [D], sigma [D, D], the feature
 network's name, the number of images, where they came from and, for a prepared zip, its fingerprint; a
 prepared zip's statistics are named ``prepared-<fingerprint[:16]>``), written atomically with the
-permissions any new file of the user gets (umask).
+permissions any new file of the user gets (umask). ``run_reference`` finds or makes those of a run's
+dataset split (the evaluator's and the FID monitor's).
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Tuple
+from typing import Callable, Iterable, Iterator, Optional, Tuple
 
+import ml_collections
 import numpy as np
 import torch
 
+from scripts.cli.errors import DatasetUnavailable
+from scripts.config import build
+from scripts.data.datasets import Data
 from scripts.evaluation.features import INCEPTION_DIM, INCEPTION_NAME, FeatureNet, feature_statistics
 from scripts.evaluation.frechet import check_gaussian
 from scripts.evaluation.inception_weights import import_cleanfid
@@ -209,3 +214,47 @@ def reference_statistics(
     if distributed.is_main():
         save_reference_stats(path, stats)
     return stats
+
+
+def unit_batches(data: Data, batch_size: int) -> Iterator[torch.Tensor]:
+    """This process's batches of the dataset's images (all for one process) as floats [B, C, H, W] in
+    [0, 1], no augmentation."""
+    for indices in distributed.my_blocks(len(data), batch_size):
+        yield data.raw_batch(indices).float() / 255.0
+
+
+def run_reference(
+    config: ml_collections.ConfigDict,
+    load_data: Callable[[], Data],
+    *,
+    dataset: str,
+    split: str,
+    feature_net: FeatureNet,
+    stats_dir: str,
+    batch_size: int,
+) -> ReferenceStats:
+    """Reference statistics of ``dataset`` ``split`` at the run's resolution, loaded or computed once from
+    ``load_data()`` (the run's data) and cached; those of data with a content fingerprint (a prepared zip's,
+    ``build.data_fingerprint``) are keyed and checked by it."""
+    height, width = build.image_size(config)
+    resolution = height if height == width else height * 10000 + width
+    # statistics of another dataset than the run's can be loaded (or downloaded), never computed from this one
+    same_dataset = dataset == config.data.dataset
+
+    def reference_images():
+        data = load_data()
+        return len(data), unit_batches(data, batch_size)
+
+    try:
+        return reference_statistics(
+            dataset,
+            split,
+            resolution,
+            feature_net,
+            stats_dir,
+            reference_images if same_dataset else None,
+            fingerprint=build.data_fingerprint(config, split) if same_dataset else None,
+        )
+    except DatasetUnavailable as error:
+        path = reference_stats_path(stats_dir, dataset, split, resolution, feature_net.name)
+        raise DatasetUnavailable(f"reference statistics {path} are missing and cannot be computed: {error}") from None

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from model_code.priors import randn_per_generator
+from model_code.randomness import INIT_STREAM, NOISE_STREAM, seeded_generators
 from scripts.runtime import distributed
 from scripts.sampling.imaging import evenly_spaced_frames
 
-INIT_STREAM = 0
-NOISE_STREAM = 1
 MODES = ("random", "same_init", "share_noise", "interpolate", "interpolate_shared_noise")
 INTERPOLATIONS = ("interpolate", "interpolate_shared_noise")
 MAX_FRAMES = 100  # states of the reverse process kept for the GIF
@@ -41,15 +39,6 @@ def check_steps(steps: Optional[int], process) -> None:
 
     require("--steps", steps, lambda s: int_at_least(1)(s) and s <= process.K, f"an integer in 1..{process.K}")
     process.sampling_levels(steps)
-
-
-def seeded_generators(seed: int, stream: int, indices: Sequence[int]) -> List[torch.Generator]:
-    """One CPU generator per index, seeded from (seed, stream, index) through a SeedSequence."""
-    generators = []
-    for index in indices:
-        state = np.random.SeedSequence([int(seed), int(stream), int(index)]).generate_state(2, dtype=np.uint32)
-        generators.append(torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1])))
-    return generators
 
 
 def spherical(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, eps: Optional[float] = 1e-7) -> torch.Tensor:

@@ -9,14 +9,13 @@ import torch
 
 from scripts.evaluation.features import build_feature_net
 from scripts.evaluation.fid import fid_from_generator
+from scripts.evaluation.reference_stats import run_reference
 
 
 class TrainingFID:
     """The feature network and reference statistics, built once per training run."""
 
     def __init__(self, config: ml_collections.ConfigDict, data, process, device: torch.device):
-        from scripts.evaluation.evaluator import run_reference
-
         if data.kind != "image":
             raise ValueError(f"training.fid_freq={config.training.fid_freq} needs an image dataset, not {data.kind}")
         self.config = config
