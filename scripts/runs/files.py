@@ -2,12 +2,15 @@
 
 ``write_atomic(path)`` writes ``.NAME.tmp-PID`` beside ``path``, fsyncs it and renames it over
 ``path``. A process killed mid-write (kill -9) leaves its temporary file behind;
-``remove_stale_temporaries`` clears those of other processes.
+``remove_stale_temporaries`` clears those of other processes. ``exclusive_lock(path)`` serialises
+read-modify-write cycles of several processes (or machines sharing a file system where flock works).
 """
 
+import contextlib
+import fcntl
 import os
 import re
-from typing import List
+from typing import Iterator, List
 
 from scripts.cli.errors import RunDirError
 
@@ -42,6 +45,21 @@ def write_atomic(path: str, payload: bytes) -> None:
         if os.path.exists(temporary):
             os.remove(temporary)
     sync_folder(folder)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive flock on the sidecar file ``folder/.NAME.lock`` of ``path``, waiting for other
+    holders; the kernel drops the lock when its holder dies, so a killed writer never blocks the next."""
+    folder, name = os.path.split(path)
+    lock = os.path.join(folder, f".{name}.lock")
+    try:
+        handle = open(lock, "a")
+    except OSError as error:
+        raise RunDirError(f"cannot lock {path} through {lock}: {error.strerror or error}") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def sync_folder(folder: str) -> None:
