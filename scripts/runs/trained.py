@@ -9,7 +9,8 @@ import ml_collections
 import torch
 
 from scripts.config import build
-from scripts.runs.checkpoints import load_checkpoint, load_module_state
+from scripts.runs.checkpoints import EXPORTED, load_checkpoint, load_module_state
+from scripts.runs.exported import verify_export
 from scripts.runs.runconfig import run_config
 from scripts.runs.rundir import RunDir
 
@@ -37,12 +38,15 @@ def load_trained(
 
     The checkpoint's own config is used unless ``config`` (the command line's) is given, which must
     agree with it on every key that changes the model (``runconfig.FREE_KEYS``). Loading is strict:
-    a missing, damaged or misfitting checkpoint is an error naming the file. ``delta`` and ``eta`` override
-    the process's sampling settings (``build.build_process``).
+    a missing, damaged or misfitting checkpoint is an error naming the file, and so is an exported model
+    folder whose files do not match its SHA256SUMS. ``delta`` and ``eta`` override the process's sampling
+    settings (``build.build_process``).
     """
     run_dir = RunDir(workdir)
     path = run_dir.checkpoint_path(checkpoint)
     state = load_checkpoint(path, device, sampling_only=True)
+    if state.get(EXPORTED):
+        verify_export(workdir)
     config = run_config(state, path, run_dir, config)
     process = build.build_process(config, delta=delta, eta=eta).to(device)
     load_module_state(process, state["process"], "process buffers", path)
