@@ -171,3 +171,15 @@ def test_fid_during_training_is_logged_to_tensorboard(tmp_path):
     logged = events.Scalars("fid/fast_random_conv")
     assert [e.step for e in logged] == [2, 4] and all(e.value > 0 for e in logged)
     assert os.listdir(stats) == [f"prepared-{read_manifest(dest)['fingerprint'][:16]}_train_8_fast_random_conv.npz"]
+
+
+def test_the_temporary_a_killed_tool_left_is_removed(tmp_path):
+    """A kill -9 leaves ``.NAME.zip.tmp-PID``; the next tool writing NAME.zip removes it (and only it)."""
+    source = make_source(str(tmp_path / "src"), count=2, corrupt=False)
+    stale, other = tmp_path / ".out.zip.tmp-999999999", tmp_path / ".other.zip.tmp-999999999"
+    stale.write_bytes(b"half a zip")
+    other.write_bytes(b"another zip's")
+    done = tool("--source", source, "--dest", str(tmp_path / "out.zip"), "--resolution", "8")
+    assert done.returncode == 0, done.stderr
+    assert f"removed temporary files that interrupted writes left: {stale}" in done.stdout
+    assert not stale.exists() and other.exists() and read_manifest(str(tmp_path / "out.zip"))["count"] == 2
