@@ -8,6 +8,7 @@ from typing import Optional
 import ml_collections
 import torch
 
+from scripts.cli.errors import CheckpointError
 from scripts.config import build
 from scripts.runs.checkpoints import EXPORTED, load_checkpoint, load_module_state
 from scripts.runs.exported import verify_export
@@ -48,10 +49,25 @@ def load_trained(
     if state.get(EXPORTED):
         verify_export(workdir)
     config = run_config(state, path, run_dir, config)
-    process = build.build_process(config, delta=delta, eta=eta).to(device)
+    try:
+        process = build.build_process(config, delta=delta, eta=eta).to(device)
+        net = build.build_network(config).to(device)
+    except (MemoryError, RuntimeError) as error:
+        if not allocation_failed(error):
+            raise
+        raise CheckpointError(
+            f"the model of checkpoint {path} (image_size={config.data.image_size}, K={config.model.K}) does not fit "
+            f"in memory: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
+        ) from None
     load_module_state(process, state["process"], "process buffers", path)
-    net = build.build_network(config).to(device)
     load_module_state(net, state["ema"], "EMA weights", path)
     prior = build.build_prior(config, process, lambda: build.build_data(config, "train", process)).to(device)
     load_module_state(prior, state["prior"], "prior state", path)
     return TrainedModel(config, process, net.eval(), prior, build.data_shape(config), path, int(state["step"]))
+
+
+def allocation_failed(error: BaseException) -> bool:
+    """Whether ``error`` is a failed memory allocation (host or device), not another runtime error."""
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
