@@ -126,6 +126,13 @@ def test_bad_command_lines(tmp_path):
     assert not os.path.exists(workdir)
 
 
+@pytest.mark.parametrize("command", ["train.py", "sample.py", "evaluate.py"])
+def test_help_exits_with_status_zero(command):
+    """absl exits with status 1 after printing the help; asking for it is not an error."""
+    result = run(command, "--help")
+    assert result.returncode == 0 and "--workdir" in result.stdout and result.stderr == "", result.stderr
+
+
 def test_workdirs_that_cannot_be_used(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")

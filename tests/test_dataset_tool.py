@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -135,6 +136,9 @@ def test_train_on_prepared_zip_then_reference_stats_by_fingerprint(tmp_path):
     assert len(result["kid_per_seed_set"]) == 2 and result["kid_mean"] == pytest.approx(
         sum(result["kid_per_seed_set"]) / 2
     )
+    # the last number printed is the headline's value, the mean FID (KID and the std come before it)
+    last_number = re.findall(r"[-+]?\d+\.\d+", fid.stdout.strip().splitlines()[-1])[-1]
+    assert float(last_number) == round(result["fid_mean"], 4) and f"KID {result['kid_mean']:.6f}" in fid.stdout
     other = ReferenceStats(cached.mu, cached.sigma, cached.network, 32, "elsewhere", "0" * 64)
     save_reference_stats(os.path.join(stats, name), other)
     refused = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--num_gen=4", *fast, check=False)
