@@ -89,10 +89,7 @@ def load_checkpoint(path: str, map_location: Any = "cpu", *, sampling_only: bool
             f"checkpoint {path} is unreadable ({type(error).__name__}: {load_failure(error)})"
         ) from None
     if isinstance(state, dict) and state.get(EXPORTED) and not sampling_only:
-        raise CheckpointError(
-            f"checkpoint {path} is an exported model (EMA weights, no optimiser or RNG state): it samples but "
-            "cannot resume training; train in another --workdir"
-        )
+        raise exported_model_refusal(path)
     required = SAMPLING_ENTRIES if sampling_only else REQUIRED_ENTRIES
     missing = [key for key in required if key not in state] if isinstance(state, dict) else ["everything"]
     if missing:
@@ -106,6 +103,14 @@ def load_checkpoint(path: str, map_location: Any = "cpu", *, sampling_only: bool
             "(update the code)"
         )
     return state
+
+
+def exported_model_refusal(path: str) -> CheckpointError:
+    """The one-line refusal to resume training from the exported checkpoint ``path``."""
+    return CheckpointError(
+        f"checkpoint {path} is an exported model (EMA weights, no optimiser or RNG state): it samples but "
+        "cannot resume training; train in another --workdir"
+    )
 
 
 def load_failure(error: Exception) -> str:
