@@ -8,7 +8,7 @@
 
 --config may be left out (the checkpoint carries the run's config). Results are appended to
 WORKDIR/evaluation_results/EXPERIMENT_NAME/log.txt and stored in results.json there, keyed by
---param_name; the final number is the last line printed.
+--param_name; the last line printed is the headline (for --mode=fid its last number is the FID).
 """
 
 from absl import flags

@@ -242,6 +242,7 @@ def run():
 
     from scripts.api import Model
     from scripts.runtime import distributed
+    from scripts.sampling.imaging import save_npz
     from scripts.sampling.sampler import check_steps, sample_on_ranks
 
     device = distributed.init().device
@@ -274,7 +275,7 @@ def run():
         return
     written = write_pictures(folder, out, mode, config, model)
     npz = os.path.join(folder, "samples.npz")
-    np.savez_compressed(
+    save_npz(
         npz,
         samples=out["samples"].cpu().numpy(),
         initial=out["initial"].cpu().numpy(),
@@ -293,7 +294,7 @@ def run_on_images(model, mode: str, count: int, seed: int, paths: list) -> None:
     import torch
 
     from scripts.runtime import distributed
-    from scripts.sampling.imaging import save_gif, save_png, to_unit
+    from scripts.sampling.imaging import save_gif, save_npz, save_png, to_unit
 
     if mode == "resample":
         check_resample_level(model.process.K)
@@ -313,7 +314,7 @@ def run_on_images(model, mode: str, count: int, seed: int, paths: list) -> None:
         original = model.decode(model.encode(loaded[:1], seed))
         written = [save_png(os.path.join(folder, "samples.png"), unit(torch.cat([original, samples])))]
     npz = os.path.join(folder, "samples.npz")
-    np.savez_compressed(
+    save_npz(
         npz,
         samples=samples.cpu().numpy(),
         images=loaded.cpu().numpy(),

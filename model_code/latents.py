@@ -4,8 +4,9 @@ A latent of x0 [B, C, H, W] is (prior [B, C, H, W], noise [B, S, C, H, W]) for t
 steps k = K, ..., 1 (``process.sampling_levels()``). Entries 0..S-2 are the noise of steps K..2; entry S-1 is
 the residual of the last step, x0 - reverse_step(u_1, 1), which has no noise of its own. Decoding runs the
 model's own reverse process with this noise and adds the residual, so decode(encode(x0)) = x0 up to float
-rounding. Encoding draws a trajectory u_k = diffuse(x0, k, eps_k) of the forward marginals (eps_k from the
-caller's generators, one per image) and solves each reverse step for its noise (``reverse_step_noise``).
+rounding. Encoding draws a trajectory of the forward process (``process.encoding_trajectory``: the gaussian
+process's Markov chain, ihdm's marginals; its noise from the caller's generators, one per image) and solves
+each reverse step for its noise (``reverse_step_noise``).
 
 A process with a deterministic sampler (the gaussian process: DDIM with eta = 0) also has a deterministic
 latent, u_K alone (``encode_deterministic``): the sampler run backwards from the image, then decoded forwards
@@ -24,12 +25,10 @@ Latent = Tuple[torch.Tensor, torch.Tensor]
 
 
 def forward_trajectory(process, x0: torch.Tensor, generators: List[torch.Generator]) -> List[torch.Tensor]:
-    """States u_k = diffuse(x0, k, eps_k) [B, C, H, W] for the levels of ``process.sampling_levels()``, in order."""
-    states = []
-    for k in process.sampling_levels():
-        levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
-        states.append(process.diffuse(x0, levels, randn_per_generator(generators, x0.shape[1:], x0.device)))
-    return states
+    """States u_k [B, C, H, W] of ``process.encoding_trajectory`` at the levels of ``process.sampling_levels()``,
+    in order, its standard normal draws from ``generators`` (one per image)."""
+    draw_noise = lambda: randn_per_generator(generators, x0.shape[1:], x0.device)
+    return process.encoding_trajectory(x0, process.sampling_levels(), draw_noise)
 
 
 @torch.no_grad()

@@ -7,6 +7,10 @@ their torchvision files are in data/<name>). Files are resampled exactly as trai
 (center crop, bicubic resize); named datasets as training resamples them (antialiased bilinear). Unreadable
 files are skipped and counted. Train on the result with
 ``--config.data.dataset=prepared --config.data.root=data/NAME.zip``.
+
+The zip is written as ``.NAME.zip.tmp-PID`` beside DEST and renamed into place, while holding a lock on DEST
+(the sidecar ``.NAME.zip.lock``): a second tool writing the same DEST is refused, and the temporaries of DEST
+that a killed tool left are removed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from tqdm import tqdm
 
 from scripts.data import datasets
 from scripts.data.prepared import write_prepared
+from scripts.runs.files import exclusive_lock, remove_stale_temporaries
 
 NAMED_SOURCES = {"mnist5k": 1, "mnist": 1, "cifar10": 3}  # name -> its channel count
 SHOWN_UNREADABLE = 5
@@ -120,11 +125,19 @@ def run() -> None:
         total, images = named_images(source, resolution, channels, FLAGS.max_images)
     else:
         total, images = file_images(source, resolution, channels, FLAGS.max_images, unreadable)
-    bar = tqdm(images, total=total, desc=f"preparing {dest}", unit="img", dynamic_ncols=True)
-    manifest = write_prepared(
-        dest, bar, resolution=(resolution, resolution), channels=channels, source=os.path.basename(source.rstrip("/"))
-    )
-    bar.close()
+    with exclusive_lock(dest, wait=False):  # one writer of DEST at a time: other temporaries of DEST are stale
+        removed = remove_stale_temporaries(os.path.dirname(dest) or ".", [os.path.basename(dest)])
+        if removed:
+            print(f"removed temporary files that interrupted writes left: {', '.join(removed)}")
+        bar = tqdm(images, total=total, desc=f"preparing {dest}", unit="img", dynamic_ncols=True)
+        manifest = write_prepared(
+            dest,
+            bar,
+            resolution=(resolution, resolution),
+            channels=channels,
+            source=os.path.basename(source.rstrip("/")),
+        )
+        bar.close()
     if unreadable.summary():
         print(f"warning: {unreadable.summary()}", file=sys.stderr)
     print(

@@ -135,3 +135,17 @@ def run_in_copy(project: str, *args) -> str:
     result = run_command(*args, cwd=project, timeout=300)
     assert result.returncode == 0, f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+class GaussianDataOracle(torch.nn.Module):
+    """E[eps | u_t] for data with independent coefficients x_f ~ N(m_f, s_f^2) in the operator's basis:
+    sigma_t (u_f - alpha_f m_f) / (alpha_f^2 s_f^2 + sigma_t^2) per frequency f."""
+
+    def __init__(self, process, mean, std):
+        super().__init__()
+        self.process, self.mean, self.std = process, mean, std
+
+    def forward(self, u, time):
+        alpha, sigma, _ = self.process.marginal(time / 1000 * self.process.K)  # the network sees 1000 t
+        op = self.process.operator
+        return op.from_basis((op.to_basis(u) - alpha * self.mean) * sigma / (alpha**2 * self.std**2 + sigma**2))

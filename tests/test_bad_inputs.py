@@ -125,6 +125,13 @@ def test_bad_command_lines(tmp_path):
     assert not os.path.exists(workdir)
 
 
+@pytest.mark.parametrize("command", ["train.py", "sample.py", "evaluate.py"])
+def test_help_exits_with_status_zero(command):
+    """absl exits with status 1 after printing the help; asking for it is not an error."""
+    result = run(command, "--help")
+    assert result.returncode == 0 and "--workdir" in result.stdout and result.stderr == "", result.stderr
+
+
 def test_workdirs_that_cannot_be_used(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
@@ -238,6 +245,35 @@ def test_damaged_or_bad_run_configs_are_named(trained_run, tmp_path):
         assert not (workdir / "sample_outputs").exists() or not os.listdir(workdir / "sample_outputs")
 
 
+class GetcwdPayload:
+    """Unpickles to a call of os.getcwd: a stand-in for code hidden in a checkpoint."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+@pytest.mark.parametrize("hostile", ["pickled_code", "image_size_100000"])
+def test_hostile_checkpoints_are_refused_in_one_line(trained_run, tmp_path, hostile):
+    """A pickled object (torch's refusal is 6 lines of advice on weights_only) and a stored config whose model
+    cannot be allocated (a 51-line allocator traceback) are each one line naming the checkpoint."""
+    workdir = tmp_path / hostile
+    shutil.copytree(trained_run, workdir)
+    meta = RunDir(str(workdir)).meta_checkpoint
+    state = load_checkpoint(meta)
+    if hostile == "pickled_code":
+        torch.save(dict(state, net=GetcwdPayload()), meta)
+        expected = "holds objects that a weights-only load refuses (Trying to load unsupported GLOBAL posix.getcwd"
+    else:
+        stored = config_from_dict(state["config"])
+        stored.unlock()
+        stored.data.image_size = 100000
+        save_checkpoint([meta], {k: v for k, v in state.items() if k != "config"}, stored)
+        expected = "(image_size=100000, K=5) does not fit in memory"
+    result = run("sample.py", "--workdir", str(workdir))
+    assert_refused(result, meta, expected)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 EVALUATE_FLAGS = [
     (["--mode=elbo", "--elbo_passes=0"], "--elbo_passes=0: an integer >= 1"),
     (["--mode=elbo", "--batch_size=0"], "--batch_size=0: an integer >= 1"),
@@ -250,6 +286,7 @@ EVALUATE_FLAGS = [
     (["--mode=fid", "--steps=9"], "--steps=9: an integer in 1..5"),
     (["--mode=fid", "--steps=2"], "steps=2: the ihdm process cannot skip levels"),
     (["--mode=fid", "--eta=2"], "--eta=2.0: a number in [0, 1]"),
+    (["--mode=elbo", "--param_name="], "--param_name=: a name (not empty, no '/')"),
 ]
 
 

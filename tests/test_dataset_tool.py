@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -162,6 +163,9 @@ def test_train_on_prepared_zip_then_reference_stats_by_fingerprint(tmp_path):
     assert len(result["kid_per_seed_set"]) == 2 and result["kid_mean"] == pytest.approx(
         sum(result["kid_per_seed_set"]) / 2
     )
+    # the last number printed is the headline's value, the mean FID (KID and the std come before it)
+    last_number = re.findall(r"[-+]?\d+\.\d+", fid.stdout.strip().splitlines()[-1])[-1]
+    assert float(last_number) == round(result["fid_mean"], 4) and f"KID {result['kid_mean']:.6f}" in fid.stdout
     other = ReferenceStats(cached.mu, cached.sigma, cached.network, 32, "elsewhere", "0" * 64)
     save_reference_stats(os.path.join(stats, name), other)
     refused = run_cli("evaluate.py", "--workdir", workdir, "--mode=fid", "--num_gen=4", *fast, check=False)
@@ -198,3 +202,15 @@ def test_fid_during_training_is_logged_to_tensorboard(tmp_path):
     logged = events.Scalars("fid/fast_random_conv")
     assert [e.step for e in logged] == [2, 4] and all(e.value > 0 for e in logged)
     assert os.listdir(stats) == [f"prepared-{read_manifest(dest)['fingerprint'][:16]}_train_8_fast_random_conv.npz"]
+
+
+def test_the_temporary_a_killed_tool_left_is_removed(tmp_path):
+    """A kill -9 leaves ``.NAME.zip.tmp-PID``; the next tool writing NAME.zip removes it (and only it)."""
+    source = make_source(str(tmp_path / "src"), count=2, corrupt=False)
+    stale, other = tmp_path / ".out.zip.tmp-999999999", tmp_path / ".other.zip.tmp-999999999"
+    stale.write_bytes(b"half a zip")
+    other.write_bytes(b"another zip's")
+    done = tool("--source", source, "--dest", str(tmp_path / "out.zip"), "--resolution", "8")
+    assert done.returncode == 0, done.stderr
+    assert f"removed temporary files that interrupted writes left: {stale}" in done.stdout
+    assert not stale.exists() and other.exists() and read_manifest(str(tmp_path / "out.zip"))["count"] == 2

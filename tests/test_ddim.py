@@ -19,7 +19,7 @@ from model_code.processes import PROCESSES
 from model_code.randomness import NOISE_STREAM, seeded_generators
 from scripts.api import Model
 from scripts.sampling.sampler import sample
-from tests.helpers import make_operator, run_command, tiny_unet, train_tiny_run
+from tests.helpers import GaussianDataOracle, make_operator, run_command, tiny_unet, train_tiny_run
 
 SIZE = 8
 
@@ -42,20 +42,6 @@ def test_sampling_levels_are_evenly_spaced_and_checked():
     assert ihdm.sampling_levels(10) == list(range(10, 0, -1))
     with pytest.raises(ValueError, match="steps=5: the ihdm process cannot skip levels"):
         ihdm.sampling_levels(5)
-
-
-class GaussianDataOracle(torch.nn.Module):
-    """E[eps | u_t] for data with independent coefficients x_f ~ N(m_f, s_f^2) in the operator's basis:
-    sigma_t (u_f - alpha_f m_f) / (alpha_f^2 s_f^2 + sigma_t^2) per frequency f."""
-
-    def __init__(self, process, mean, std):
-        super().__init__()
-        self.process, self.mean, self.std = process, mean, std
-
-    def forward(self, u, time):
-        alpha, sigma, _ = self.process.marginal(time / 1000 * self.process.K)  # the network sees 1000 t
-        op = self.process.operator
-        return op.from_basis((op.to_basis(u) - alpha * self.mean) * sigma / (alpha**2 * self.std**2 + sigma**2))
 
 
 def schedule64(process, k):

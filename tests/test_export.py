@@ -94,6 +94,7 @@ def test_an_export_cannot_resume_training(exported):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert lines[-1].startswith("error: checkpoint ") and "is an exported model" in lines[-1], lines
     assert {name: sha256(os.path.join(exported, name)) for name in before} == before
+    assert sorted(os.listdir(exported)) == ["README.md", "SHA256SUMS", "checkpoints-meta", "config.json"]  # no lock
 
 
 SLOW = pytest.mark.slow  # one more start of the command each; the first three cover the kinds of refusal
@@ -101,6 +102,7 @@ BAD_EXPORTS = [
     (["--workdir={missing}", "--dest={new}"], "checkpoint {missing}/checkpoints-meta/checkpoint.pth does not exist"),
     (["--workdir={run}", "--dest={exported}"], "--dest={exported}: exists; give a new folder, or --force"),
     (["--workdir={run}", "--dest={run}", "--force"], "--dest={run}: is the run itself"),
+    (["--workdir={run}", "--dest={foreign}", "--force"], "--dest={foreign}: holds files that are not an export's"),
     pytest.param(["--workdir={run}", "--checkpoint=7", "--dest={new}"], "checkpoint_7.pth does not exist", marks=SLOW),
     pytest.param(["--workdir={run}", "--checkpoint=-1", "--dest={new}"], "--checkpoint=-1: an integer", marks=SLOW),
     pytest.param(["--workdir={run}"], "--dest is missing", marks=SLOW),
@@ -110,12 +112,15 @@ BAD_EXPORTS = [
 @pytest.mark.parametrize("args, message", BAD_EXPORTS)
 def test_bad_export_input_is_one_line_and_writes_nothing(run_dir, exported, tmp_path, args, message):
     names = {"run": run_dir, "exported": exported, "missing": str(tmp_path / "nothing"), "new": str(tmp_path / "new")}
+    names["foreign"] = str(tmp_path / "foreign")
+    os.makedirs(os.path.join(names["foreign"], "notes"))
+    open(os.path.join(names["foreign"], "notes", "keep.txt"), "w").close()
     before = checksums(exported)
     result = command("-m", "scripts.export_model", *[arg.format(**names) for arg in args])
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert message.format(**names) in lines[0], lines[0]
-    assert not os.path.exists(names["new"])
+    assert not os.path.exists(names["new"]) and os.listdir(names["foreign"]) == ["notes"]
     assert {name: sha256(os.path.join(exported, name)) for name in before} == before
     assert load_checkpoint(RunDir(run_dir).meta_checkpoint)["optimizer"]  # the run keeps its full state
 
@@ -181,3 +186,63 @@ def test_figure_command_can_save_no_test_images(run_dir, tmp_path):
     result = command("-m", "scripts.make_figures", f"--workdir={run_dir}", f"--out={out}", *args)
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(out)) == ["level_of_detail.png", "temperature.png"]
+
+
+def export_in_process(run_dir, dest):
+    from scripts import export_model
+
+    return export_model.export(run_dir, 0, str(dest), about="in process")
+
+
+def test_a_failed_export_leaves_the_previous_one_and_the_next_clears_stale_staging(run_dir, tmp_path, monkeypatch):
+    """--force writes a staging folder and renames it into place: a failure after the new checkpoint was written
+    (here at the last file, SHA256SUMS, after a README with another text) leaves DEST exactly as it was and no
+    staging folder; what a killed export leaves beside DEST (staging folders of another PID) the next one removes."""
+    from scripts import export_model
+    from scripts.cli.errors import RunDirError
+
+    dest = tmp_path / "tiny"
+    export_in_process(run_dir, dest)
+    before = {name: sha256(os.path.join(dest, name)) for name in checksums(dest)}
+    real_write = export_model.write_atomic
+
+    def full_disk(path, payload):
+        if path.endswith("SHA256SUMS"):
+            raise RunDirError(f"cannot write {path}: No space left on device; nothing was written")
+        real_write(path, payload)
+
+    monkeypatch.setattr(export_model, "write_atomic", full_disk)
+    with pytest.raises(RunDirError, match="No space left on device"):
+        export_model.export(run_dir, 0, str(dest), about="a new text")
+    assert {name: sha256(os.path.join(dest, name)) for name in before} == before
+    assert sorted(os.listdir(tmp_path)) == [".tiny.lock", "tiny"]
+    monkeypatch.setattr(export_model, "write_atomic", real_write)
+    for stale in (".tiny.tmp-999999999", ".tiny.old.tmp-999999998"):
+        os.makedirs(tmp_path / stale / "checkpoints-meta")
+    export_in_process(run_dir, dest)
+    assert sorted(os.listdir(tmp_path)) == [".tiny.lock", "tiny"]
+    Model.from_run(str(dest))  # checks SHA256SUMS
+
+
+@pytest.mark.parametrize("change", ["README.md", "checkpoints-meta/checkpoint.pth", "SHA256SUMS"])
+def test_an_export_whose_files_do_not_match_its_checksums_is_refused(run_dir, tmp_path, change):
+    """A folder mixed from two exports (as a killed overwrite left them before) or edited by hand is refused
+    in one line naming the file; the checkpoint is changed by a valid resave, so only the checksum notices."""
+    from scripts.cli.errors import CheckpointError
+
+    dest = tmp_path / "tiny"
+    export_in_process(run_dir, dest)
+    path = os.path.join(dest, change)
+    if change.endswith(".pth"):
+        state = torch.load(path, weights_only=True)
+        torch.save(dict(state, step=state["step"] + 1), path)
+    elif change == "SHA256SUMS":
+        os.remove(path)  # an export killed before its last file (or a folder copied without it)
+    else:
+        with open(path, "a") as handle:
+            handle.write("\n")
+    with pytest.raises(CheckpointError) as error:
+        Model.from_run(str(dest))
+    message = str(error.value)
+    expected = "has no readable SHA256SUMS" if change == "SHA256SUMS" else f"SHA256SUMS: {change} (changed)"
+    assert "\n" not in message and expected in message, message

@@ -1,11 +1,17 @@
-"""GIF frame picking: one rule for the sampler's recorded states and the GIF writers."""
+"""GIF frame picking: one rule for the sampler's recorded states and the GIF writers; every picture and npz
+is written atomically, and a full disk is one line naming the file."""
+
+import errno
+import os
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from scripts.sampling.imaging import evenly_spaced_frames, save_gif, save_scatter_gif
+from scripts.cli.errors import RunDirError, describe
+from scripts.runs import files
+from scripts.sampling.imaging import evenly_spaced_frames, save_gif, save_npz, save_png, save_scatter, save_scatter_gif
 
 
 @pytest.mark.parametrize("count,max_frames", [(201, 100), (301, 100), (100, 25), (26, 25), (7, 3)])
@@ -35,3 +41,27 @@ def test_gif_writers_keep_at_most_max_frames_ending_on_the_last(tmp_path):
     points = [torch.randn(8, 2) for _ in range(30)]
     with Image.open(save_scatter_gif(str(tmp_path / "points.gif"), points, max_frames=5)) as gif:
         assert gif.n_frames == 5
+
+
+WRITERS = {
+    "samples.png": lambda path: save_png(path, torch.rand(4, 1, 6, 6)),
+    "process.gif": lambda path: save_gif(path, [torch.rand(2, 3, 6, 6) for _ in range(3)]),
+    "samples.npz": lambda path: save_npz(path, samples=np.zeros((2, 3))),
+    "points.png": lambda path: save_scatter(path, torch.randn(20, 2)),
+}
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_a_full_disk_keeps_the_previous_file_and_names_the_new_one(tmp_path, monkeypatch, name):
+    path = str(tmp_path / name)
+    WRITERS[name](path)
+    before = open(path, "rb").read()
+
+    def full_disk(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", full_disk)
+    with pytest.raises(RunDirError) as error:
+        WRITERS[name](path)
+    assert describe(error.value) == f"cannot write {path}: No space left on device; the previous file is intact"
+    assert open(path, "rb").read() == before and os.listdir(tmp_path) == [name]  # no temporary left

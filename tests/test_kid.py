@@ -33,3 +33,23 @@ def test_feature_sample_keeps_the_first_rows():
     for start in (0, 3, 6):
         sample.add(np.arange(start, start + 3, dtype=np.float64)[:, None])
     np.testing.assert_array_equal(sample.array()[:, 0], [0, 1, 2, 3, 4])
+
+
+@pytest.mark.parametrize("count, block, capacity", [(23, 4, 10), (23, 4, 30), (9, 5, 7)])
+def test_feature_sample_keeps_the_same_rows_for_any_number_of_processes(monkeypatch, count, block, capacity):
+    """Each simulated rank streams its ``my_blocks`` batches (row j holds image j) and the ranks' parts are
+    merged as ``feature_statistics`` merges them: always images 0..capacity-1, in order."""
+    from scripts.runtime import distributed
+
+    rows = np.arange(count, dtype=np.float64)[:, None]
+    for world in (1, 2, 3):
+        parts_per_rank = []
+        for rank in range(world):
+            monkeypatch.setattr(distributed, "_context", distributed.Context(rank=rank, world_size=world))
+            sample = kid.FeatureSample(capacity)
+            for indices in distributed.my_blocks(count, block):
+                sample.add(rows[indices.start : indices.stop])
+            parts_per_rank.append(sample.parts)
+        merged = kid.FeatureSample(capacity)
+        merged.merge(parts_per_rank)
+        np.testing.assert_array_equal(merged.array()[:, 0], np.arange(min(count, capacity)), err_msg=f"{world=}")

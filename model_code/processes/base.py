@@ -7,7 +7,7 @@ methods that ``Process`` declares on every process and never branch on which one
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -57,6 +57,19 @@ class Process(Registered, nn.Module, abc.ABC):
     @abc.abstractmethod
     def diffuse(self, x0: torch.Tensor, k: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """A draw u_k [B, C, H, W] from the forward process q(u_k | x0), given standard normal eps [B, C, H, W]."""
+
+    def encoding_trajectory(
+        self, x0: torch.Tensor, levels: List[int], draw_noise: Callable[[], torch.Tensor]
+    ) -> List[torch.Tensor]:
+        """The states u_k [B, C, H, W] at ``levels`` (K first) whose reverse-step noise the exact latents hold
+        (``latents.encode``); ``draw_noise()`` returns a fresh standard normal [B, C, H, W]. Here each state is
+        a draw of its own forward marginal, u_k = diffuse(x0, k, eps_k) with independent eps_k: the reverse
+        step of a process that is not a Markov chain in k (ihdm) is trained on these marginals."""
+        states = []
+        for k in levels:
+            k_batch = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
+            states.append(self.diffuse(x0, k_batch, draw_noise()))
+        return states
 
     @abc.abstractmethod
     def reverse_step(

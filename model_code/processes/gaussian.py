@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -259,22 +259,45 @@ class GaussianProcess(Process):
     def step_mean_and_std(
         self, net: Net, u: torch.Tensor, k: int, k_next: int, eta: float
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The DDIM step t -> s (Song et al. 2021, Eq. 12) per coefficient of the basis, t = k / K, s = k_next / K:
-            eps_hat = (B u_t - alpha_t x_hat) / sigma_t,    c^2 = eta^2 sigma_{t->s}^2,
-            u_s = alpha_s x_hat + sqrt(sigma_s^2 - c^2) eps_hat + c noise.
-        eta = 1 gives the posterior q(u_s | u_t, x = x_hat) (ancestral sampling), eta = 0 the deterministic
-        sampler, which with k_next > k runs backwards (encoding). Returns (mean [B, C, H, W] in the basis,
-        c [B, 1, H, W]); u [B, C, H, W] in pixels."""
+        """The DDIM step t -> s of the sampler (``ddim_step`` with the network's x_hat), t = k / K, s = k_next / K.
+        Returns (mean [B, C, H, W] in the basis, c [B, 1, H, W]); u [B, C, H, W] in pixels."""
         levels = torch.full((u.shape[0],), k, device=u.device)
-        next_levels = torch.full((u.shape[0],), k_next, device=u.device)
         x_hat = self.predict_x0_coefficients(net, u, levels, clip=self.clip_denoised)
-        alpha_t, sigma_t, _ = self.marginal(levels)
-        alpha_s, sigma_s, _ = self.marginal(next_levels)
-        eps_hat = (self.operator.to_basis(u) - alpha_t * x_hat) / sigma_t
+        return self.ddim_step(self.operator.to_basis(u), x_hat, k, k_next, eta)
+
+    def ddim_step(
+        self, u_coefficients: torch.Tensor, x_coefficients: torch.Tensor, k: int, k_next: int, eta: float
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The DDIM step t -> s (Song et al. 2021, Eq. 12) per coefficient of the basis, t = k / K, s = k_next / K,
+        from u_t and an estimate x of the data, both in the basis [B, C, H, W]:
+            eps = (B u_t - alpha_t x) / sigma_t,    c^2 = eta^2 sigma_{t->s}^2,
+            u_s = alpha_s x + sqrt(sigma_s^2 - c^2) eps + c noise.
+        eta = 1 gives the posterior q(u_s | u_t, x), eta = 0 the deterministic sampler, which with k_next > k
+        runs backwards (encoding). Returns (mean [B, C, H, W] in the basis, c [B, 1, H, W])."""
+        batch, device = u_coefficients.shape[0], u_coefficients.device
+        alpha_t, sigma_t, _ = self.marginal(torch.full((batch,), k, device=device))
+        alpha_s, sigma_s, _ = self.marginal(torch.full((batch,), k_next, device=device))
+        eps = (u_coefficients - alpha_t * x_coefficients) / sigma_t
         if eta == 0:
-            return alpha_s * x_hat + sigma_s * eps_hat, torch.zeros_like(alpha_s)
+            return alpha_s * x_coefficients + sigma_s * eps, torch.zeros_like(alpha_s)
         variance = eta**2 * self.posterior_variance(alpha_t, sigma_t, alpha_s, sigma_s)
-        return alpha_s * x_hat + (sigma_s**2 - variance).sqrt() * eps_hat, variance.sqrt()
+        return alpha_s * x_coefficients + (sigma_s**2 - variance).sqrt() * eps, variance.sqrt()
+
+    def encoding_trajectory(
+        self, x0: torch.Tensor, levels: List[int], draw_noise: Callable[[], torch.Tensor]
+    ) -> List[torch.Tensor]:
+        """A trajectory of the forward chain at ``levels`` (K first): u_K from q(u_K | x0), then each next
+        state from the posterior q(u_s | u_t, x0) per coefficient (``ddim_step`` with eta = 1 and the true x0),
+        so that consecutive states are as correlated as the reverse process expects and the noise that
+        ``reverse_step_noise`` recovers from them is close to N(0, 1) for a good denoiser."""
+        x_coefficients = self.operator.to_basis(x0)
+        u = self.diffuse(x0, torch.full((x0.shape[0],), levels[0], device=x0.device), draw_noise())
+        states = [u]
+        for k, k_next in zip(levels[:-1], levels[1:]):
+            mean, std = self.ddim_step(self.operator.to_basis(u), x_coefficients, k, k_next, 1.0)
+            u = self.operator.from_basis(mean + std * draw_noise())
+            states.append(u)
+        return states
 
     def reverse_step(
         self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor, k_next: Optional[int] = None

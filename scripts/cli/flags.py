@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -18,14 +19,21 @@ import ml_collections
 
 from scripts.config.validate import bad_value
 
+HELP_FLAG = re.compile(r"^--?(help|helpshort|helpfull|helpxml|\?)(=.*)?$")
+
 
 def parse_flags(argv: List[str]) -> List[str]:
-    """absl flag parsing whose errors (bad --config file, unknown or repeated key, wrong type) are one line."""
+    """absl flag parsing whose errors (bad --config file, unknown or repeated key, wrong type) are one line;
+    the help that --help (--helpshort, --helpfull, --helpxml) prints exits with status 0, not absl's 1."""
     from absl import flags
 
     try:
         check_config_command_line(argv)
         return flags.FLAGS(argv)
+    except SystemExit as exit:
+        if exit.code == 1 and any(HELP_FLAG.match(argument) for argument in argv[1:]):
+            sys.exit(0)
+        raise
     except flags.Error as error:
         message = str(error)
     except (AttributeError, KeyError, OSError, TypeError, ValueError) as error:

@@ -24,6 +24,7 @@ from model_code.priors import Prior
 from model_code.processes import Process
 from model_code.randomness import ExampleRandomness
 from scripts.data.datasets import Data
+from scripts.runs.files import write_atomic_with
 from scripts.runtime import distributed
 
 
@@ -125,6 +126,6 @@ def plot_terms(result: Dict[str, object], path: str, first_level: int = 2) -> st
     axis.set_title(f"ELBO terms: total {result['nats_per_image']:.1f} nats, {result['bits_per_dim']:.3f} bits/dim")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    write_atomic_with(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
     plt.close(figure)
     return path

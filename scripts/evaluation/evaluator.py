@@ -135,14 +135,14 @@ def run_fid(
     result["steps"] = len(model.process.sampling_levels(request.steps))
     in_steps = "" if request.steps is None else f" in {request.steps} steps"
     what = f"{feature_net.name}, {request.num_gen} samples{in_steps} vs {dataset} {request.dataset_split}"
+    if result["kid_mean"] is not None:  # in the brackets: the last number printed is the FID
+        what += f", KID {result['kid_mean']:.6f}"
     result["headline"] = (
         f"FID ({what}): {values[0]:.4f}"
         if len(values) == 1
         else f"FID ({what}, {len(values)} seed sets: {', '.join(f'{v:.4f}' for v in values)}): "
-        f"mean {np.mean(values):.4f} std {np.std(values, ddof=1):.4f}"
+        f"std {np.std(values, ddof=1):.4f}, mean {np.mean(values):.4f}"
     )
-    if result["kid_mean"] is not None:
-        result["headline"] += f"; KID {result['kid_mean']:.6f}"
     return result
 
 

@@ -195,7 +195,8 @@ def feature_statistics(
     features, in float64. Under several processes each streams its share of the images and the
     statistics are combined exactly (``combine_moments``); every process gets the result.
     ``num_images`` (the expected count, or None if unknown) is the progress bar's total.
-    ``sample`` (a ``kid.FeatureSample``): also receives the features, every process's share (``merge``).
+    ``sample`` (a ``kid.FeatureSample``): also receives the features, every process's share (``merge``); under
+    several processes each one's batches must be its ``distributed.my_blocks`` blocks, in order.
     """
     moments = RunningMoments()
     show = progress and distributed.is_main()
@@ -207,5 +208,5 @@ def feature_statistics(
                 sample.add(features)
             bar.update(images.shape[0] * distributed.world_size())
     if sample is not None:
-        sample.merge(distributed.gather_objects(sample.array()))
+        sample.merge(distributed.gather_objects(sample.parts))
     return combine_moments(distributed.gather_objects(moments.summary()))

@@ -17,6 +17,7 @@ import torch
 
 from model_code.itd import gaussian_baseline_mse, log_density_grid, nll_estimate, summarise_nll
 from model_code.randomness import seed_from
+from scripts.runs.files import write_atomic_with
 from scripts.runs.rundir import RunDir
 from scripts.runtime import distributed
 
@@ -70,7 +71,7 @@ def plot_mse_curve(centres: torch.Tensor, means: torch.Tensor, d: int, path: str
     axis.set_title(title)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    write_atomic_with(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
     return figure
 
 
@@ -116,7 +117,7 @@ def plot_density(
         axis.set_title(title, fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    write_atomic_with(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
     plt.close(figure)
     return path
 

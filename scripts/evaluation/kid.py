@@ -41,7 +41,13 @@ def kid(x: np.ndarray, y: np.ndarray) -> float:
 
 
 class FeatureSample:
-    """Keeps the first ``capacity`` feature rows streamed through ``add`` (float32 [<= capacity, D])."""
+    """Keeps the feature rows of images 0..capacity-1 (float32 [<= capacity, D]), whatever the number of processes.
+
+    Each process streams its own batches through ``add``: one batch per ``distributed.my_blocks`` block, in
+    order, so that under W processes batch i of rank r is block i * W + r of the images. A process keeps its
+    first ``capacity`` rows (every kept row of rank r comes before its others in image order); ``merge`` puts
+    every process's batches back in image order and keeps the first ``capacity`` rows.
+    """
 
     def __init__(self, capacity: int):
         self.capacity = capacity
@@ -57,9 +63,10 @@ class FeatureSample:
     def array(self) -> Optional[np.ndarray]:
         return np.concatenate(self.parts) if self.parts else None
 
-    def merge(self, arrays: List[Optional[np.ndarray]]) -> None:
-        """Replace the kept rows by every process's (in rank order), up to ``capacity`` rows."""
+    def merge(self, parts_per_rank: List[List[np.ndarray]]) -> None:
+        """Replace the kept rows by the first ``capacity`` of every process's ``parts`` (in rank order), taken
+        in image order: batch i of rank r (block i * W + r) before batch i of rank r + 1 and batch i + 1 of r."""
+        order = sorted((i, rank) for rank, parts in enumerate(parts_per_rank) for i in range(len(parts)))
         self.parts, self.count = [], 0
-        for array in arrays:
-            if array is not None:
-                self.add(array)
+        for i, rank in order:
+            self.add(parts_per_rank[rank][i])

@@ -48,6 +48,7 @@ def check_request(request: EvaluationRequest) -> None:
         validate_config(request.config)
     name = lambda value: isinstance(value, str) and value not in ("", ".", "..") and "/" not in value
     require("--experiment_name", request.experiment_name, name, "a folder name (not empty, no '/')")
+    require("--param_name", request.param_name, name, "a name (not empty, no '/'): it keys results.json and plot files")
     require("--checkpoint", request.checkpoint, int_at_least(0), "an integer >= 0 (0: the latest state)")
     require("--delta", request.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
     require("--steps", request.steps, int_at_least(1), "an integer in 1..K (K: the model's levels)")

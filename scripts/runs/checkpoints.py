@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import zipfile
 from typing import Any, Dict, List, Sequence
 
@@ -78,13 +79,17 @@ def load_checkpoint(path: str, map_location: Any = "cpu", *, sampling_only: bool
         raise CheckpointError(f"checkpoint {path} is damaged: {damage}; it was left as it is, use another checkpoint")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # pickle errors, unsupported types, ...
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(error).__name__}: {error})") from None
-    if isinstance(state, dict) and state.get(EXPORTED) and not sampling_only:
+    except pickle.UnpicklingError as error:  # a pickled object of a type that a weights-only load refuses
         raise CheckpointError(
-            f"checkpoint {path} is an exported model (EMA weights, no optimiser or RNG state): it samples but "
-            "cannot resume training; train in another --workdir"
-        )
+            f"checkpoint {path} holds objects that a weights-only load refuses ({load_failure(error)}); nothing in "
+            "it was run: not a checkpoint this project wrote"
+        ) from None
+    except Exception as error:  # unsupported types, truncated records, ...
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable ({type(error).__name__}: {load_failure(error)})"
+        ) from None
+    if isinstance(state, dict) and state.get(EXPORTED) and not sampling_only:
+        raise exported_model_refusal(path)
     required = SAMPLING_ENTRIES if sampling_only else REQUIRED_ENTRIES
     missing = [key for key in required if key not in state] if isinstance(state, dict) else ["everything"]
     if missing:
@@ -98,6 +103,22 @@ def load_checkpoint(path: str, map_location: Any = "cpu", *, sampling_only: bool
             "(update the code)"
         )
     return state
+
+
+def exported_model_refusal(path: str) -> CheckpointError:
+    """The one-line refusal to resume training from the exported checkpoint ``path``."""
+    return CheckpointError(
+        f"checkpoint {path} is an exported model (EMA weights, no optimiser or RNG state): it samples but "
+        "cannot resume training; train in another --workdir"
+    )
+
+
+def load_failure(error: Exception) -> str:
+    """The line of a ``torch.load`` error that says what failed, without torch's advice on weights_only."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    specific = [line for line in lines if not line.startswith(boilerplate)]
+    return (specific or lines or [type(error).__name__])[0]
 
 
 def state_mismatch(module: torch.nn.Module, state: Dict[str, torch.Tensor]) -> List[str]:

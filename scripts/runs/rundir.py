@@ -21,6 +21,8 @@ from typing import Any, Dict, Iterator, List
 import ml_collections
 
 from scripts.cli.errors import CheckpointError, RunDirError
+from scripts.runs.checkpoints import exported_model_refusal
+from scripts.runs.exported import CHECKSUMS
 from scripts.runs.files import remove_stale_temporaries, write_atomic
 
 
@@ -92,7 +94,10 @@ class RunDir:
     @contextlib.contextmanager
     def training_lock(self) -> Iterator[None]:
         """Hold an exclusive flock on WORKDIR/train.lock while training. The kernel drops it when the
-        holder dies, so only a live process refuses a second one."""
+        holder dies, so only a live process refuses a second one. An exported model (WORKDIR/SHA256SUMS) is
+        refused before anything is written there."""
+        if os.path.isfile(self.path(CHECKSUMS)):
+            raise exported_model_refusal(self.meta_checkpoint)
         try:
             os.makedirs(self.workdir, exist_ok=True)
             handle = open(self.lock_path, "a+")

@@ -1,14 +1,19 @@
-"""Image grids, PNGs and GIFs from tensors in [0, 1]."""
+"""Image grids, PNGs and GIFs from tensors in [0, 1], and sample arrays as npz.
+
+Every file is written to a temporary beside it and renamed into place (``write_atomic_with``): a full disk or
+a killed process never leaves a truncated picture, and the one-line error names the file.
+"""
 
 from __future__ import annotations
 
 import math
-import os
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from PIL import Image
+
+from scripts.runs.files import write_atomic_with
 
 
 def to_unit(x: torch.Tensor, data_range: Tuple[float, float]) -> torch.Tensor:
@@ -40,8 +45,26 @@ def evenly_spaced_frames(count: int, max_frames: int) -> List[int]:
 
 
 def save_png(path: str, images: torch.Tensor, nrow: Optional[int] = None) -> str:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    Image.fromarray(make_grid(images, nrow)).save(path)
+    """A grid of images [N, C, H, W] in [0, 1] (``make_grid``) as a PNG; returns ``path``."""
+    picture = Image.fromarray(make_grid(images, nrow))
+    write_atomic_with(path, lambda handle: picture.save(handle, format="PNG"))
+    return path
+
+
+def save_npz(path: str, **arrays: np.ndarray) -> str:
+    """``np.savez_compressed`` of ``arrays``, written atomically; returns ``path``."""
+    write_atomic_with(path, lambda handle: np.savez_compressed(handle, **arrays))
+    return path
+
+
+def save_animation(path: str, pictures: List[Image.Image], durations: List[int]) -> str:
+    """Pictures as a looping GIF, each shown for its duration in ms, written atomically; returns ``path``."""
+    write_atomic_with(
+        path,
+        lambda handle: pictures[0].save(
+            handle, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0
+        ),
+    )
     return path
 
 
@@ -50,10 +73,7 @@ def save_gif(
 ) -> str:
     """Animate a sequence of batches [N, C, H, W] in [0, 1], keeping at most ``max_frames`` (always the last)."""
     pictures = [Image.fromarray(make_grid(frames[i], nrow)) for i in evenly_spaced_frames(len(frames), max_frames)]
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    durations = [duration_ms] * (len(pictures) - 1) + [1500]  # linger on the final samples
-    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
-    return path
+    return save_animation(path, pictures, [duration_ms] * (len(pictures) - 1) + [1500])  # linger on the last
 
 
 def _scatter_image(points: torch.Tensor, reference: Optional[torch.Tensor], title: str, extent: float) -> Image.Image:
@@ -87,8 +107,8 @@ def save_scatter(
     path: str, points: torch.Tensor, reference: Optional[torch.Tensor] = None, title: str = "", extent: float = 3.5
 ) -> str:
     """Scatter plot of 2D samples [N, 2] over the data [M, 2] as a PNG."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    _scatter_image(points, reference, title, extent).save(path)
+    picture = _scatter_image(points, reference, title, extent)
+    write_atomic_with(path, lambda handle: picture.save(handle, format="PNG"))
     return path
 
 
@@ -102,8 +122,4 @@ def save_scatter_gif(
     """Animate 2D points [N, 2] along the reverse process (at most ``max_frames``, always the last)."""
     keep = evenly_spaced_frames(len(frames), max_frames)
     pictures = [_scatter_image(frames[i], reference, f"frame {i} of {len(frames) - 1}", extent) for i in keep]
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    pictures[0].save(
-        path, save_all=True, append_images=pictures[1:], duration=[120] * (len(pictures) - 1) + [1500], loop=0
-    )
-    return path
+    return save_animation(path, pictures, [120] * (len(pictures) - 1) + [1500])
