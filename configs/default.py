@@ -61,7 +61,8 @@ def get_default_configs():
         float
     )  # ihdm: sampling noise std; None: 1.25 sigma (--delta overrides)
     model.blur_sigma_min = 0.5  # heat: sigma_B at level 1
-    model.blur_sigma_max = 20.0  # heat: sigma_B at level K; blur: sigma_B at t = 1
+    model.blur_sigma_max = 20.0  # heat: sigma_B at level K
+    model.blurring_sigma_max = 20.0  # blur: sigma_B(t) = blurring_sigma_max sin^2(pi t / 2); 0: no blur (DDPM)
     model.min_scale = 0.001  # blur: d_min, the floor of every frequency's scale
     model.operator_seed = 0  # random_matrix*: seed of the matrices (stored in checkpoints too)
     model.prior = "kde"  # kde (training images at level K + noise) | fitted_gaussian | standard_normal
