@@ -1,6 +1,9 @@
 """The table of config rules (scripts/config/validate.py KEYS): one rule for every key of configs/default.py,
 each with a check that refuses a wrong value and a role that says what the key changes."""
 
+import os
+import re
+
 import pytest
 import torch
 
@@ -30,6 +33,15 @@ def test_every_rule_passes_the_default_and_refuses_a_value_of_no_allowed_kind(ke
     value = flatten(get_default_configs().to_dict())[key]
     assert KEYS[key].check(value), (key, value)
     assert not KEYS[key].check(object()) and KEYS[key].allowed
+
+
+def test_every_path_and_command_the_defaults_cite_exists():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    text = open(os.path.join(root, "configs", "default.py")).read()
+    paths = re.findall(r"\b(?:scripts|model_code|configs)/[\w/]*\w(?:\.py)?/?", text)
+    modules = [name.replace(".", "/") + ".py" for name in re.findall(r"python -m (scripts\.\w+)", text)]
+    assert len(paths) >= 5 and modules
+    assert [path for path in paths + modules if not os.path.exists(os.path.join(root, path))] == []
 
 
 def test_the_defaults_pass_validation():
