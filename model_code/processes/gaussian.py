@@ -62,8 +62,8 @@ class GaussianProcess(Process):
         x_hat = (u_t - sigma_t eps_hat) / alpha_t.
     The sampler takes this step in its DDIM form (``step_mean_and_std``), which with eta = 1 is the same
     Gaussian and also steps between levels further apart (s < t - 1: few-step sampling) and, with eta = 0,
-    deterministically in both directions. ``eta`` is a sampling setting (the command line's --eta), not a
-    config key. eps is white in both bases, so the noise is drawn directly in the basis.
+    deterministically in both directions. ``eta`` is a sampling setting, chosen per sampling run (never a
+    config key). eps is white in both bases, so the noise is drawn directly in the basis.
     """
 
     data_range = (-1.0, 1.0)
