@@ -45,6 +45,7 @@ from scripts.runs.runconfig import run_config
 from scripts.runs.rundir import RunDir
 from scripts.runtime import distributed
 from scripts.sampling.imaging import save_png, save_scatter, to_unit
+from scripts.sampling.pictures import scatter_reference
 from scripts.sampling.sampler import sample
 from scripts.training.batch_split import BatchSplit
 from scripts.training.fid_monitor import TrainingFID
@@ -369,8 +370,7 @@ class Trainer:
         )
         path = self.run_dir.path("samples", f"iter_{self.state.step:07d}.png")
         if self.data.kind == "points":
-            reference = self.data.fetch(torch.arange(min(2000, len(self.data)))).flatten(1)
-            save_scatter(path, out["samples"].flatten(1), reference, f"step {self.state.step}")
+            save_scatter(path, out["samples"].flatten(1), scatter_reference(self.data), f"step {self.state.step}")
         else:
             images = to_unit(out["samples"], self.process.data_range)
             save_png(path, images)
