@@ -19,8 +19,9 @@ import torch
 from absl import flags
 from tqdm import tqdm
 
-from scripts.data import datasets
-from scripts.data.prepared import write_prepared
+from scripts.data.datasets import DATASETS
+from scripts.data.datasets.image_folders import UNREADABLE_IMAGE, ImageFiles
+from scripts.data.datasets.prepared import write_prepared
 
 NAMED_SOURCES = {"mnist5k": 1, "mnist": 1, "cifar10": 3}  # name -> its channel count
 SHOWN_UNREADABLE = 5
@@ -58,7 +59,7 @@ def file_images(
 ) -> Tuple[int, Iterator[Tuple[torch.Tensor, None]]]:
     """(number of files considered, iterator of uint8 [C, R, R] images) of a folder or zip, resampled as training
     resamples them (``ImageFiles``); unreadable files are counted in ``unreadable`` and skipped."""
-    files = datasets.ImageFiles(source, (resolution, resolution), channels)
+    files = ImageFiles(source, (resolution, resolution), channels)
     names = files.names
 
     def images():
@@ -67,8 +68,8 @@ def file_images(
             if max_images is not None and stored >= max_images:
                 return
             try:
-                image = files._read(name)
-            except datasets.UNREADABLE_IMAGE:
+                image = files.read(name)
+            except UNREADABLE_IMAGE:
                 unreadable.add(name)
                 continue
             stored += 1
@@ -82,7 +83,7 @@ def named_images(
     name: str, resolution: int, channels: int, max_images: Optional[int]
 ) -> Tuple[int, Iterator[Tuple[torch.Tensor, Optional[int]]]]:
     """The training split of a named dataset, resized as training resizes it, with its class labels."""
-    constructor = datasets.DATASETS.get(name)
+    constructor = DATASETS.get(name)
     dataset = constructor(
         split="train", image_size=(resolution, resolution), num_channels=channels, root=os.path.join("data", name)
     )

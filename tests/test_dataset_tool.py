@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from scripts.data.prepared import MANIFEST_NAME, read_manifest
+from scripts.data.datasets.prepared import MANIFEST_NAME, read_manifest
 from tests.helpers import build_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +74,7 @@ def test_fingerprint_changes_with_one_pixel(tmp_path):
 
 
 def test_fingerprint_sees_a_single_pixel(tmp_path):
-    from scripts.data.prepared import write_prepared
+    from scripts.data.datasets.prepared import write_prepared
 
     images = torch.randint(0, 256, (3, 1, 4, 4), dtype=torch.uint8)
     changed = images.clone()
@@ -96,7 +96,7 @@ def test_the_configured_split_names_its_fingerprint_without_decoding_an_image(tm
     image decoded; a dataset without a content fingerprint answers None."""
     from configs.default import get_default_configs
     from scripts.config import build
-    from scripts.data import prepared
+    from scripts.data.datasets import prepared
 
     manifests = {
         split: prepared.write_prepared(
