@@ -3,7 +3,8 @@
 Every entry is a constructor ``(*, split, image_size, num_channels, root) -> Dataset`` registered with its
 ``kind`` (``DATASETS.register(name, kind=...)``): 'image' datasets yield uint8 [C, H, W] items at the
 configured size, 'points' datasets float [D] items. An entry may also register a ``fingerprint(*, split,
-root) -> str``, the name of a split's content, found without loading it (``split_fingerprint``).
+root) -> str``, the name of a split's content, found without loading it (``split_fingerprint``). What an entry
+builds derives from ``Registered``: its ``name`` is the registry name it was built under.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from model_code.registry import Registry
+from model_code.registry import Registered, Registry
 from scripts.cli.errors import DatasetUnavailable
 
 DATASETS = Registry("dataset", package="scripts.data.datasets")
@@ -46,7 +47,7 @@ def split_fingerprint(name: str, *, split: str, root: str) -> Optional[str]:
     return None if fingerprint is None else fingerprint(split=split, root=root)
 
 
-class TensorImages(Dataset):
+class TensorImages(Registered, Dataset):
     """Images held in memory as one uint8 tensor [N, C, H, W] (``items``: training keeps it on the device),
     with their class labels [N] (int64) where the source has them (the dataset tool records them)."""
 

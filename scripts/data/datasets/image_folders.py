@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from model_code.registry import Registered
 from scripts.cli.errors import DatasetUnavailable
 from scripts.data.datasets.base import DATASETS, split_root
 
@@ -24,7 +25,7 @@ UNREADABLE_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Im
 IMAGE_FOLDER_NAMES = ("image_folder", "afhq", "ffhq", "lsun_church")
 
 
-class ImageFiles(Dataset):
+class ImageFiles(Registered, Dataset):
     """Images from a folder (searched recursively) or a .zip, center-cropped and resized."""
 
     def __init__(self, root: str, image_size: Tuple[int, int], num_channels: int):

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from model_code.itd import gaussian_entropy
+from model_code.registry import Registered
 from scripts.data.datasets.base import DATASETS
 
 TOY2D_TRAIN_POINTS = 50_000
@@ -183,7 +184,7 @@ def make_toy2d(name: str, **kwargs) -> Toy2D:
     return TOY2D_DATASETS[name](**kwargs)
 
 
-class Toy2DDataset(Dataset):
+class Toy2DDataset(Registered, Dataset):
     """A fixed sample of ``num_points`` points from the distribution ``name``, drawn with ``seed``.
 
     ``points`` float32 [num_points, 2]; item i is points[i] ([2]). ``distribution`` is the source.
@@ -192,7 +193,6 @@ class Toy2DDataset(Dataset):
     def __init__(self, name: str, num_points: int, seed: int = 0, **kwargs):
         if not isinstance(num_points, int) or num_points < 1:
             raise ValueError(f"num_points must be a positive integer, got {num_points!r}")
-        self.name = name
         self.distribution = make_toy2d(name, **kwargs)
         self.points = self.distribution.sample(num_points, torch.Generator().manual_seed(int(seed)))
 
