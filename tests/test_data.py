@@ -91,6 +91,16 @@ def test_image_folder_and_zip_center_crop(tmp_path):
     assert gray[0].shape == (1, 6, 4)
 
 
+def test_the_training_split_of_a_folder_leaves_its_test_split_out(tmp_path):
+    _write_images(tmp_path / "faces" / "sub", count=3)
+    _write_images(tmp_path / "faces" / "test", count=2)
+    train, test = (
+        build_dataset("image_folder", split=split, image_size=(8, 8), num_channels=3, root=str(tmp_path / "faces"))
+        for split in ("train", "test")
+    )
+    assert train.names == [f"sub/img{i}.png" for i in range(3)] and test.names == ["img0.png", "img1.png"]
+
+
 def test_missing_image_root_and_unknown_dataset(tmp_path):
     with pytest.raises(DatasetUnavailable, match="neither a folder nor a zip"):
         build_dataset("lsun_church", split="train", image_size=(8, 8), num_channels=3, root=str(tmp_path / "nothing"))

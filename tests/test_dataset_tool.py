@@ -38,6 +38,8 @@ def make_source(folder, count=5, corrupt=True):
 
 def test_round_trip_equals_folder_loader_and_bad_file_is_counted(tmp_path):
     source = make_source(str(tmp_path / "src"))
+    os.makedirs(os.path.join(source, "test"))  # the held-out split: left out, as the folder's training split leaves it
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(os.path.join(source, "test", "held_out.png"))
     dest = str(tmp_path / "out.zip")
     done = tool("--source", source, "--dest", dest, "--resolution", "8")
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,7 @@ import os
 import struct
 import sys
 import zipfile
-from typing import List, Optional, Set, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -17,22 +17,24 @@ from torch.utils.data import Dataset
 
 from model_code.registry import Registered
 from scripts.cli.errors import DatasetUnavailable
-from scripts.data.datasets.base import DATASETS, split_root
+from scripts.data.datasets.base import DATASETS, SPLITS, split_root
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 # what PIL raises for a damaged or truncated file (SyntaxError and struct.error come from its parsers)
 UNREADABLE_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 IMAGE_FOLDER_NAMES = ("image_folder", "afhq", "ffhq", "lsun_church")
+HELD_OUT_SPLITS = tuple(split for split in SPLITS if split != "train")  # <root>/<split> in a folder
 
 
 class ImageFiles(Registered, Dataset):
-    """Images from a folder (searched recursively) or a .zip, center-cropped and resized."""
+    """Images from a folder (searched recursively, but for the subfolders ``leave_out`` names) or a .zip,
+    center-cropped and resized."""
 
-    def __init__(self, root: str, image_size: Tuple[int, int], num_channels: int):
+    def __init__(self, root: str, image_size: Tuple[int, int], num_channels: int, leave_out: Sequence[str] = ()):
         self.root = root
         self.image_size = image_size
         self.mode = {1: "L", 3: "RGB"}[num_channels]
-        self.names = list_images(root)
+        self.names = list_images(root, leave_out)
         self.unreadable: Set[str] = set()
         self._zip: Optional[zipfile.ZipFile] = None
 
@@ -83,15 +85,17 @@ def center_crop_resize(image: Image.Image, size: Tuple[int, int]) -> Image.Image
     return image.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), Image.BICUBIC)
 
 
-def list_images(root: str) -> List[str]:
-    """The image files of the folder (searched recursively) or zip ``root``, sorted; none is one clear error."""
+def list_images(root: str, leave_out: Sequence[str] = ()) -> List[str]:
+    """The image files of the folder (searched recursively, but not in its subfolders named in ``leave_out``)
+    or zip ``root``, sorted; none is one clear error."""
     if os.path.isdir(root):
-        names = [
-            os.path.relpath(os.path.join(folder, f), root)
-            for folder, _, files in os.walk(root)
-            for f in files
-            if f.lower().endswith(IMAGE_SUFFIXES)
-        ]
+        names = []
+        for folder, subfolders, files in os.walk(root):
+            if folder == root:  # os.walk descends only into the subfolders left in the list
+                subfolders[:] = [s for s in subfolders if s not in leave_out]
+            names += [
+                os.path.relpath(os.path.join(folder, f), root) for f in files if f.lower().endswith(IMAGE_SUFFIXES)
+            ]
     elif os.path.isfile(root) and zipfile.is_zipfile(root):
         with zipfile.ZipFile(root) as archive:
             names = [n for n in archive.namelist() if n.lower().endswith(IMAGE_SUFFIXES)]
@@ -105,8 +109,10 @@ def list_images(root: str) -> List[str]:
 
 
 def image_files(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
-    """Image folder or zip at ``root``; ``split='test'`` reads ``<root>/test`` (or ``<stem>_test.zip``) if present."""
-    return ImageFiles(split_root(root, split), image_size, num_channels)
+    """Image folder or zip at ``root``; ``split='test'`` reads ``<root>/test`` (or ``<stem>_test.zip``) if present,
+    and the training split of a folder leaves ``<root>/test`` out."""
+    leave_out = HELD_OUT_SPLITS if split == "train" else ()
+    return ImageFiles(split_root(root, split), image_size, num_channels, leave_out)
 
 
 for dataset_name in IMAGE_FOLDER_NAMES:  # one loader, registered under the names the upstream configs use
