@@ -37,7 +37,7 @@ def get_default_configs():
     training.compile = False  # torch.compile the network's training pass (CPU quickstart: +5%, at noise level)
     training.tf32 = True  # CUDA: TF32 float32 convolutions (matrix products stay IEEE for the operators)
 
-    # --- data (scripts/data/datasets.py)
+    # --- data (scripts/data/datasets/)
     config.data = data = ml_collections.ConfigDict()
     # mnist5k | mnist | cifar10 | image_folder | afhq | ffhq | lsun_church | 2D: spiral, two_moons, gaussian_mixture,
     # correlated_gaussian

@@ -24,7 +24,7 @@ import torch
 from model_code import latents
 from model_code.priors import randn_per_generator
 from model_code.randomness import ELBO_SEED_OFFSET, ENCODE_STREAM, INIT_STREAM, NOISE_STREAM, seeded_generators
-from scripts.data.datasets import center_crop_resize
+from scripts.data.datasets.image_folders import center_crop_resize
 from scripts.evaluation.elbo import elbo_terms
 from scripts.runs.trained import TrainedModel, load_trained
 from scripts.sampling import sampler

@@ -2,10 +2,10 @@
 
     python -m scripts.dataset_tool --source SRC --dest data/NAME.zip --resolution R [--max_images N] [--channels 1|3]
 
-SRC is a folder (searched recursively), a zip of images, or a named dataset (mnist5k; mnist and cifar10 where
-their torchvision files are in data/<name>). Files are resampled exactly as training resamples image folders
-(center crop, bicubic resize); named datasets as training resamples them (antialiased bilinear). Unreadable
-files are skipped and counted. Train on the result with
+SRC is a folder (searched recursively, its held-out ``test`` subfolder left out, as training leaves it out), a zip
+of images, or a named dataset (mnist5k; mnist and cifar10 where their torchvision files are in data/<name>). Files
+are resampled exactly as training resamples image folders (center crop, bicubic resize); named datasets as training
+resamples them (antialiased bilinear). Unreadable files are skipped and counted. Train on the result with
 ``--config.data.dataset=prepared --config.data.root=data/NAME.zip``.
 
 The zip is written as ``.NAME.zip.tmp-PID`` beside DEST and renamed into place, while holding a lock on DEST
@@ -23,8 +23,9 @@ import torch
 from absl import flags
 from tqdm import tqdm
 
-from scripts.data import datasets
-from scripts.data.prepared import write_prepared
+from scripts.data.datasets import DATASETS
+from scripts.data.datasets.image_folders import HELD_OUT_SPLITS, UNREADABLE_IMAGE, ImageFiles
+from scripts.data.datasets.prepared import write_prepared
 from scripts.runs.files import exclusive_lock, remove_stale_temporaries
 
 NAMED_SOURCES = {"mnist5k": 1, "mnist": 1, "cifar10": 3}  # name -> its channel count
@@ -62,8 +63,9 @@ def file_images(
     source: str, resolution: int, channels: int, max_images: Optional[int], unreadable: Unreadable
 ) -> Tuple[int, Iterator[Tuple[torch.Tensor, None]]]:
     """(number of files considered, iterator of uint8 [C, R, R] images) of a folder or zip, resampled as training
-    resamples them (``ImageFiles``); unreadable files are counted in ``unreadable`` and skipped."""
-    files = datasets.ImageFiles(source, (resolution, resolution), channels)
+    resamples them (``ImageFiles``), and of a folder what its training split holds (not ``<source>/test``);
+    unreadable files are counted in ``unreadable`` and skipped."""
+    files = ImageFiles(source, (resolution, resolution), channels, leave_out=HELD_OUT_SPLITS)
     names = files.names
 
     def images():
@@ -72,8 +74,8 @@ def file_images(
             if max_images is not None and stored >= max_images:
                 return
             try:
-                image = files._read(name)
-            except datasets.UNREADABLE_IMAGE:
+                image = files.read(name)
+            except UNREADABLE_IMAGE:
                 unreadable.add(name)
                 continue
             stored += 1
@@ -87,7 +89,7 @@ def named_images(
     name: str, resolution: int, channels: int, max_images: Optional[int]
 ) -> Tuple[int, Iterator[Tuple[torch.Tensor, Optional[int]]]]:
     """The training split of a named dataset, resized as training resizes it, with its class labels."""
-    constructor = datasets.DATASETS.get(name)
+    constructor = DATASETS.get(name)
     dataset = constructor(
         split="train", image_size=(resolution, resolution), num_channels=channels, root=os.path.join("data", name)
     )

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from scripts.cli.errors import DatasetUnavailable
-from scripts.data import datasets
-from scripts.data.datasets import EpochBatches, ImageData
-from scripts.data.tensor_images import TensorImages
+from scripts.data.batches import EpochBatches
+from scripts.data.datasets import DATASETS, ImageData, TensorImages, dataset_kind
+from scripts.data.datasets.mnist import mnist5k_images
 from scripts.sampling.imaging import to_unit
 from tests.helpers import build_dataset
 
@@ -21,7 +21,7 @@ def test_mnist5k_splits():
     test = build_dataset("mnist5k", split="test", image_size=(28, 28), num_channels=1, root="unused")
     assert len(train) == 4500 and len(test) == 500
     assert train[0].dtype == torch.uint8 and train[0].shape == (1, 28, 28)
-    images, labels = datasets._mnist5k_images()
+    images, labels = mnist5k_images()
     assert torch.equal(torch.cat([test.images, train.images]), images)
     assert torch.equal(torch.cat([test.labels, train.labels]), labels) and set(labels.tolist()) == set(range(10))
     # real digits: mostly black background with bright strokes, and all ten classes' worth of variety
@@ -91,6 +91,16 @@ def test_image_folder_and_zip_center_crop(tmp_path):
     assert gray[0].shape == (1, 6, 4)
 
 
+def test_the_training_split_of_a_folder_leaves_its_test_split_out(tmp_path):
+    _write_images(tmp_path / "faces" / "sub", count=3)
+    _write_images(tmp_path / "faces" / "test", count=2)
+    train, test = (
+        build_dataset("image_folder", split=split, image_size=(8, 8), num_channels=3, root=str(tmp_path / "faces"))
+        for split in ("train", "test")
+    )
+    assert train.names == [f"sub/img{i}.png" for i in range(3)] and test.names == ["img0.png", "img1.png"]
+
+
 def test_missing_image_root_and_unknown_dataset(tmp_path):
     with pytest.raises(DatasetUnavailable, match="neither a folder nor a zip"):
         build_dataset("lsun_church", split="train", image_size=(8, 8), num_channels=3, root=str(tmp_path / "nothing"))
@@ -120,7 +130,7 @@ def test_the_data_kind_is_the_registered_one_and_dequantisation_is_an_argument()
     process = make_process("ihdm", "identity", 3, 8, sigma=0.01)
     config = get_default_configs()
     config.data.image_size = 8
-    assert {datasets.dataset_kind(name) for name in datasets.DATASETS.names()} == {"image", "points"}
+    assert {dataset_kind(name) for name in DATASETS.names()} == {"image", "points"}
     plain = build.build_data(config, "test", process)
     dequantised = build.build_data(config, "test", process, uniform_dequantization=True)
     assert plain.kind == build.data_kind(config) == "image" and not plain.uniform_dequantization

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from scripts.data.prepared import MANIFEST_NAME, read_manifest
+from scripts.data.datasets.prepared import MANIFEST_NAME, read_manifest
 from tests.helpers import build_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,6 +39,8 @@ def make_source(folder, count=5, corrupt=True):
 
 def test_round_trip_equals_folder_loader_and_bad_file_is_counted(tmp_path):
     source = make_source(str(tmp_path / "src"))
+    os.makedirs(os.path.join(source, "test"))  # the held-out split: left out, as the folder's training split leaves it
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(os.path.join(source, "test", "held_out.png"))
     dest = str(tmp_path / "out.zip")
     done = tool("--source", source, "--dest", dest, "--resolution", "8")
     assert done.returncode == 0, done.stderr
@@ -75,7 +77,7 @@ def test_fingerprint_changes_with_one_pixel(tmp_path):
 
 
 def test_fingerprint_sees_a_single_pixel(tmp_path):
-    from scripts.data.prepared import write_prepared
+    from scripts.data.datasets.prepared import write_prepared
 
     images = torch.randint(0, 256, (3, 1, 4, 4), dtype=torch.uint8)
     changed = images.clone()
@@ -97,7 +99,7 @@ def test_the_configured_split_names_its_fingerprint_without_decoding_an_image(tm
     image decoded; a dataset without a content fingerprint answers None."""
     from configs.default import get_default_configs
     from scripts.config import build
-    from scripts.data import prepared
+    from scripts.data.datasets import prepared
 
     manifests = {
         split: prepared.write_prepared(

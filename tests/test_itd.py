@@ -12,7 +12,7 @@ from scipy.special import expit, logsumexp
 
 from model_code import itd
 from model_code.networks import MLPDenoiser
-from scripts.data.toy2d import TOY2D_DATASETS, CorrelatedGaussian, GaussianMixture, Toy2DDataset, make_toy2d
+from scripts.data.datasets.toy2d import TOY2D_DATASETS, CorrelatedGaussian, GaussianMixture, Toy2DDataset, make_toy2d
 from tests.helpers import optimal_gaussian_eps_pred
 
 LOG_2PI_E = math.log(2 * math.pi * math.e)

@@ -32,9 +32,9 @@ PENDING_FOLDER_EDGES: Dict[Tuple[str, str], str] = {
     ("scripts/cli/", "scripts/config/"): "cli/flags.py builds its errors with bad_value of config/validate.py, "
     "while config/build.py -> data/ -> cli/errors.py; bad_value (the one-line user error) is to move to "
     "cli/errors.py, validate.py importing it from there",
-    ("scripts/data/", "scripts/runs/"): "data/prepared.py stages its zip at temporary_path of runs/files.py, "
-    "while runs/runconfig.py -> config/validate.py and config/build.py -> data/; the atomic-file helpers of "
-    "runs/files.py (nothing in them is about runs) are to move to a folder below data/",
+    ("scripts/data/", "scripts/runs/"): "data/datasets/prepared.py stages its zip at temporary_path of "
+    "runs/files.py, while runs/runconfig.py -> config/validate.py and config/build.py -> data/; the atomic-file "
+    "helpers of runs/files.py (nothing in them is about runs) are to move to a folder below data/",
 }
 
 

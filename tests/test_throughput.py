@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from scripts.data.datasets import EpochBatches, training_batches
-from scripts.data.tensor_images import TensorImages
+from scripts.data.batches import EpochBatches, training_batches
+from scripts.data.datasets import TensorImages
 from scripts.training.phases import PhaseTimer
 from scripts.training.throughput import FrameworkLoop, benchmark, matmul_peak, training_flops_per_image
 from tests.configs import tiny

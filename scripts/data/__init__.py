@@ -1,1 +1,1 @@
-"""Datasets: images (embedded, torchvision, folders and zips) and 2D point sets."""
+"""Data: the registered datasets (a package, one module per family: images, 2D points) and training batches."""

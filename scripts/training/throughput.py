@@ -19,8 +19,7 @@ from tqdm import tqdm
 
 from model_code.precision import AutocastNetwork
 from scripts.config import build
-from scripts.data.datasets import wrap_dataset
-from scripts.data.tensor_images import TensorImages
+from scripts.data.datasets import TensorImages, wrap_dataset
 from scripts.training.phases import PhaseTimer, TimedNetwork
 from scripts.training.trainer import LogAccumulator, Trainer, adam_kernel_flags, autocast_dtype
 

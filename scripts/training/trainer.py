@@ -39,7 +39,7 @@ from model_code.precision import AutocastNetwork
 from model_code.randomness import ExampleRandomness, seed_from
 from scripts.cli.errors import TrainingDiverged
 from scripts.config import build
-from scripts.data.datasets import EpochBatches, training_batches
+from scripts.data.batches import EpochBatches, training_batches
 from scripts.runs.checkpoints import load_checkpoint, load_module_state, save_checkpoint
 from scripts.runs.runconfig import run_config
 from scripts.runs.rundir import RunDir

@@ -1,5 +1,5 @@
-"""Prepared datasets: one zip of images already at the training resolution, written once by
-``python -m scripts.dataset_tool`` and read back here.
+"""Prepared datasets (``prepared``): one zip of images already at the training resolution, written once by
+``python -m scripts.dataset_tool`` and read back here, decoded once into memory.
 
 Layout: ``NNNNNNNN.png`` (uncompressed zip entries, image i in order) and ``dataset.json``, the manifest:
 count, resolution [H, W], channels, source, labels (a list of ints, or null) and the fingerprint, the
@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from scripts.cli.errors import DatasetUnavailable
-from scripts.data.tensor_images import TensorImages
+from scripts.data.datasets.base import DATASETS, TensorImages, split_root
 from scripts.runs.files import temporary_path
 
 MANIFEST_NAME = "dataset.json"
@@ -159,3 +159,15 @@ class PreparedImages(TensorImages):
             for index in range(count):
                 images[index] = decode_png(archive.read(image_name(index)), channels)
         return images
+
+
+def prepared_fingerprint(*, split: str, root: str) -> str:
+    """The fingerprint in the manifest of the prepared zip behind ``split``, read without decoding its images."""
+    return read_manifest(split_root(root, split))["fingerprint"]
+
+
+@DATASETS.register("prepared", kind="image", fingerprint=prepared_fingerprint)
+def prepared(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> PreparedImages:
+    """A zip written by ``python -m scripts.dataset_tool`` (``split='test'`` reads ``<stem>_test.zip`` if present),
+    held in memory; its resolution and channels must be the configured ones."""
+    return PreparedImages(split_root(root, split), image_size, num_channels)

@@ -1,4 +1,5 @@
-"""2D point datasets for the information-theoretic diffusion examples and tests.
+"""2D point datasets (``spiral``, ``two_moons``, ``gaussian_mixture``, ``correlated_gaussian``) for the
+information-theoretic diffusion examples and tests.
 
 Each distribution is a class with ``sample(n, generator=None) -> float32 [n, 2]``; those with a
 closed-form density also have ``log_prob(x [n, 2]) -> [n]`` (nats) and ``exact_log_prob = True``.
@@ -12,18 +13,25 @@ d/2 at log SNRs of order 0 to 5 and proposals with loc in that range and scale ~
 covariance eigenvalues 4 and 0.05 with principal axes rotated by 30 degrees (per-coordinate
 variances 3.01 and 1.04, correlation 0.97).
 
-``Toy2DDataset(name, num_points, seed)`` materialises a fixed sample as a torch Dataset.
+``Toy2DDataset(name, num_points, seed)`` materialises a fixed sample as a torch Dataset; each distribution is
+registered as a dataset of kind 'points' under its name: 50000 training points and 5000 test points drawn
+with another seed.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Type
+from typing import Callable, Dict, Optional, Tuple, Type
 
 import torch
 from torch.utils.data import Dataset
 
 from model_code.itd import gaussian_entropy
+from model_code.registry import Registered
+from scripts.data.datasets.base import DATASETS
+
+TOY2D_TRAIN_POINTS = 50_000
+TOY2D_TEST_POINTS = 5_000
 
 
 def _check_n(n: int) -> int:
@@ -176,8 +184,8 @@ def make_toy2d(name: str, **kwargs) -> Toy2D:
     return TOY2D_DATASETS[name](**kwargs)
 
 
-class Toy2DDataset(Dataset):
-    """A fixed sample of ``num_points`` points from ``name``, drawn with ``seed``.
+class Toy2DDataset(Registered, Dataset):
+    """A fixed sample of ``num_points`` points from the distribution ``name``, drawn with ``seed``.
 
     ``points`` float32 [num_points, 2]; item i is points[i] ([2]). ``distribution`` is the source.
     """
@@ -185,7 +193,6 @@ class Toy2DDataset(Dataset):
     def __init__(self, name: str, num_points: int, seed: int = 0, **kwargs):
         if not isinstance(num_points, int) or num_points < 1:
             raise ValueError(f"num_points must be a positive integer, got {num_points!r}")
-        self.name = name
         self.distribution = make_toy2d(name, **kwargs)
         self.points = self.distribution.sample(num_points, torch.Generator().manual_seed(int(seed)))
 
@@ -199,3 +206,27 @@ class Toy2DDataset(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.points[index]
+
+
+def toy2d_constructor(name: str) -> Callable[..., Toy2DDataset]:
+    """The dataset constructor of the distribution ``name``: the registry's keywords, one fixed sample per split."""
+
+    def constructor(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Toy2DDataset:
+        if (num_channels, tuple(image_size)) != (2, (1, 1)):
+            raise ValueError(
+                "2D point datasets need data.num_channels=2 and data.image_size=1, "
+                f"got {num_channels} and {tuple(image_size)}"
+            )
+        if split == "train":
+            return Toy2DDataset(name, TOY2D_TRAIN_POINTS, seed=0)
+        return Toy2DDataset(name, TOY2D_TEST_POINTS, seed=1)
+
+    constructor.__doc__ = (
+        f"2D points from the {name!r} distribution: {TOY2D_TRAIN_POINTS} training, {TOY2D_TEST_POINTS} test "
+        "(another seed); configured as 2-channel 1x1 images (data.num_channels=2, data.image_size=1)."
+    )
+    return constructor
+
+
+for dataset_name in TOY2D_DATASETS:
+    DATASETS.register(dataset_name, kind="points")(toy2d_constructor(dataset_name))
