@@ -9,7 +9,7 @@ import torch
 from model_code.samplers.base import SAMPLERS, Callback, NoiseSource, transitions
 
 
-@SAMPLERS.register("ddim", needs="marginal", deterministic=False)
+@SAMPLERS.register("ddim", needs="marginal", deterministic=lambda settings: settings.get("eta", 0.0) == 0)
 def ddim(
     denoiser,
     levels: Sequence[float],
