@@ -186,7 +186,7 @@ def test_train_kill_resume_sample_cli(tmp_path):
         f"--stats_dir={stats}",
         "--experiment_name=e1",
     )
-    assert fid.stdout.strip().splitlines()[-1].startswith("FID (fast_random_conv, 8 samples vs mnist5k train): ")
+    assert fid.stdout.strip().splitlines()[-1].startswith("FID (fast_random_conv, 8 samples vs mnist5k train, KID ")
     assert os.listdir(stats) == ["mnist5k_train_8_fast_random_conv.npz"]
     results = json.load(open(os.path.join(workdir, "evaluation_results", "e1", "results.json")))
     assert results["default"]["fid"]["num_gen"] == 8 and results["default"]["fid"]["fid_fast_random_conv"] > 0
