@@ -135,7 +135,7 @@ def run_fid(
     result.update(fid.seed_record(values, kids, seed, request.num_gen))
     result["dataset"] = request.dataset_name or config.data.dataset
     result["steps"] = model.process.K if spec.steps is None else spec.steps
-    result["sampling"], result["nfe"] = spec.record(), max(spent)
+    result.update({key: value for key, value in spec.record().items() if key != "steps"}, nfe=max(spent))
     sampled = f"{spec.sampler}, {result['steps']} steps on the {spec.grid} grid, {result['nfe']} NFE"
     how = f" ({sampled})" if request.sampling else ""
     what = f"{feature_net.name}, {request.num_gen} samples{how} vs {dataset} {request.dataset_split}"
