@@ -2,8 +2,9 @@
 
 Experiment files start from ``get_default_configs()`` and change what differs. Nothing here is
 derived from another key: schedules and other derived values are computed in code, so a command
-line override such as ``--config.model.K=50`` always takes effect. The allowed values of every key
-are checked in scripts/config/validate.py before anything runs.
+line override such as ``--config.model.K=50`` always takes effect. Every key has one rule in
+scripts/config/validate.py (its allowed values, checked before anything runs, and whether it changes the
+trained model, the samples or neither).
 """
 
 import ml_collections
@@ -13,7 +14,7 @@ def get_default_configs():
     config = ml_collections.ConfigDict()
     config.seed = 42  # training seed (data order, levels, noise, dropout); recorded in the run
 
-    # --- training loop (scripts/trainer.py)
+    # --- training loop (scripts/training/trainer.py)
     config.training = training = ml_collections.ConfigDict()
     training.batch_size = 128  # the global batch, over every process (torchrun / mpiexec)
     # examples per device and accumulation round; 0: the whole per-process share in one round
@@ -36,7 +37,7 @@ def get_default_configs():
     training.compile = False  # torch.compile the network's training pass (CPU quickstart: +5%, at noise level)
     training.tf32 = True  # CUDA: TF32 float32 convolutions (matrix products stay IEEE for the operators)
 
-    # --- data (scripts/datasets.py)
+    # --- data (scripts/data/datasets.py)
     config.data = data = ml_collections.ConfigDict()
     # mnist5k | mnist | cifar10 | image_folder | afhq | ffhq | lsun_church | 2D: spiral, two_moons, gaussian_mixture,
     # correlated_gaussian
@@ -49,7 +50,7 @@ def get_default_configs():
     data.random_flip = False  # random horizontal flips during training
     data.uniform_dequantization = False  # (255 x + u) / 256 during training
 
-    # --- forward process (model_code/operators/, model_code/processes.py)
+    # --- forward process (model_code/operators/, model_code/processes/)
     config.model = model = ml_collections.ConfigDict()
     model.process = "ihdm"  # ihdm | gaussian
     # operator: heat | blur | identity | random_matrix | random_matrix_product | constant_velocity |
@@ -61,7 +62,8 @@ def get_default_configs():
         float
     )  # ihdm: sampling noise std; None: 1.25 sigma (--delta overrides)
     model.blur_sigma_min = 0.5  # heat: sigma_B at level 1
-    model.blur_sigma_max = 20.0  # heat: sigma_B at level K; blur: sigma_B at t = 1
+    model.blur_sigma_max = 20.0  # heat: sigma_B at level K
+    model.blurring_sigma_max = 20.0  # blur: sigma_B(t) = blurring_sigma_max sin^2(pi t / 2); 0: no blur (DDPM)
     model.min_scale = 0.001  # blur: d_min, the floor of every frequency's scale
     model.operator_seed = 0  # random_matrix*: seed of the matrices (stored in checkpoints too)
     model.prior = "kde"  # kde (training images at level K + noise) | fitted_gaussian | standard_normal
@@ -89,7 +91,7 @@ def get_default_configs():
     model.ema_rate = 0.999  # EMA decay once warmed up: min(ema_rate, 0.5^(1 / (ema_rampup_ratio n))) at step n + 1
     model.ema_rampup_ratio = 0.05  # the EMA's half-life is at most this share of the images seen (EDM's ramp)
 
-    # --- optimiser (scripts/trainer.py)
+    # --- optimiser (scripts/training/trainer.py)
     config.optim = optim = ml_collections.ConfigDict()
     optim.optimizer = "Adam"
     optim.lr = 2e-4

@@ -21,7 +21,6 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image
 
 from model_code import latents
 from model_code.priors import randn_per_generator
@@ -31,6 +30,7 @@ from scripts.data.datasets import center_crop_resize
 from scripts.evaluation.elbo import elbo_terms
 from scripts.runs.trained import TrainedModel, load_trained
 from scripts.sampling import sampler
+from scripts.sampling.image_files import read_image
 from scripts.sampling.sampler import spherical
 
 
@@ -89,14 +89,8 @@ class Model:
         channels, height, width = self.shape
         images = []
         for path in paths:
-            try:
-                with Image.open(path) as image:
-                    image = image.convert("L" if channels == 1 else "RGB")
-                    images.append(np.asarray(center_crop_resize(image, (height, width)), dtype=np.float32))
-            except (OSError, ValueError) as error:
-                raise ValueError(
-                    f"image {path!r} cannot be read ({error}); allowed: a PNG/JPEG/... image file"
-                ) from None
+            image = read_image(path).convert("L" if channels == 1 else "RGB")
+            images.append(np.asarray(center_crop_resize(image, (height, width)), dtype=np.float32))
         unit = torch.from_numpy(np.stack(images)).reshape(len(paths), height, width, channels).permute(0, 3, 1, 2)
         low, high = self.process.data_range
         return (low + (high - low) * unit / 255.0).to(self.device)

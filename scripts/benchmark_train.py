@@ -48,6 +48,7 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv) -> None:
     from scripts.cli.errors import run_cli
+    from scripts.config.validate import validate_config
 
     def run() -> None:
         config = FLAGS.config
@@ -60,6 +61,7 @@ def main(argv) -> None:
         unknown = [option for option in FLAGS.options if option not in OPTIONS]
         if unknown:
             raise ValueError(f"--options={','.join(unknown)}; allowed: {', '.join(OPTIONS)}")
+        validate_config(config)
         device = torch.device(FLAGS.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device=cuda but no CUDA device is available; allowed here: cpu")

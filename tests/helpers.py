@@ -24,7 +24,8 @@ CONFIG_FILES = sorted(  # every shipped config file
     for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)
     if os.path.basename(p) not in ("__init__.py", "default.py")
 )
-TEST_MODEL = dict(blur_sigma_max=4.0, operator_seed=1)  # small valid model.* values, whatever the operator
+# small valid model.* values, whatever the operator
+TEST_MODEL = dict(blur_sigma_max=4.0, blurring_sigma_max=4.0, operator_seed=1)
 
 
 def load_config_file(path: str):

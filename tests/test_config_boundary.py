@@ -1,5 +1,9 @@
 """The config boundary: every constructor parameter is fed or declared library-only, every model.*/data.* key
-is read, and the feeding rules themselves."""
+is read, and the feeding rules themselves; library code names no command-line flag."""
+
+import glob
+import os
+import re
 
 import ml_collections
 import pytest
@@ -137,3 +141,16 @@ def test_a_process_setting_must_apply():
         build.with_process_settings(config, {"delta": 0.1})
     updated = build.with_process_settings(tiny_defaults(), {"delta": 0.02})
     assert build.build_process(updated).delta == 0.02 and tiny_defaults().model.delta is None
+
+
+def test_library_code_names_no_command_line_flag():
+    """model_code/ is used without the commands: its messages and docstrings speak of arguments, not --flags."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sources = sorted(glob.glob(os.path.join(root, "model_code", "**", "*.py"), recursive=True))
+    flagged = [
+        f"{os.path.relpath(path, root)}: {line.strip()}"
+        for path in sources
+        for line in open(path).read().splitlines()
+        if re.search(r"--[a-z]", line)
+    ]
+    assert sources and flagged == []

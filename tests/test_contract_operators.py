@@ -15,7 +15,7 @@ SIZE = (6, 5)  # rectangular, so height and width cannot be swapped unnoticed
 CHANNELS = 2
 
 DECLARED = {
-    "blur": dict(blur_sigma_max=4.0),
+    "blur": dict(blurring_sigma_max=4.0),
     "constant_deceleration": {},
     "constant_velocity": {},
     "heat": dict(blur_sigma_max=4.0),

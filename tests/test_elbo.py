@@ -265,7 +265,7 @@ def test_gaussian_transition_columns_are_their_levels_closed_forms():
 def test_prior_kl_terms_match_torch_distributions():
     from model_code.priors import PRIORS
 
-    process = make_process("gaussian", "blur", 5, 4, blur_sigma_max=2.0, continuous_time=True)
+    process = make_process("gaussian", "blur", 5, 4, blurring_sigma_max=2.0, continuous_time=True)
     x0 = torch.rand(3, 2, 4, 4) * 2 - 1
     mean, std_q = process.forward_marginal_at_K(x0)
     normal = PRIORS.build("standard_normal", process=process)

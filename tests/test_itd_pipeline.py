@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def gaussian(name="identity", **kwargs):
-    return make_process("gaussian", name, 10, 4, blur_sigma_max=2.0, **kwargs)
+    return make_process("gaussian", name, 10, 4, blurring_sigma_max=2.0, **kwargs)
 
 
 def test_logistic_training_loss_is_the_weighted_eps_mse():

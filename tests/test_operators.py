@@ -18,7 +18,7 @@ SIZE = (12, 10)
 
 
 def make(name, K=6, image_size=SIZE, **model_overrides):
-    return make_operator(name, K, image_size, **{"blur_sigma_max": 6.0, **model_overrides})
+    return make_operator(name, K, image_size, **{"blur_sigma_max": 6.0, "blurring_sigma_max": 6.0, **model_overrides})
 
 
 def all_levels(op, batch):
@@ -109,7 +109,7 @@ def test_random_matrix_preserves_norm_on_average():
 
 
 def test_blur_without_blur_is_identity_and_continuous():
-    op = make("blur", blur_sigma_max=0.0)
+    op = make("blur", blurring_sigma_max=0.0)
     x = torch.randn(3, 2, *SIZE)
     torch.testing.assert_close(op(x, torch.tensor([0.5, 2.7, 6.0])), x, atol=1e-5, rtol=0)
     blurred = make("blur")

@@ -19,7 +19,7 @@ CASES = [  # every process with the heat and blur operators (the gaussian proces
 
 def build(process_name, operator_name, options):
     settings = dict(sigma=0.01) if process_name == "ihdm" else options
-    return make_process(process_name, operator_name, K, SIZE, blur_sigma_max=8.0, **settings)
+    return make_process(process_name, operator_name, K, SIZE, blur_sigma_max=8.0, blurring_sigma_max=8.0, **settings)
 
 
 class RecordingNet(torch.nn.Module):

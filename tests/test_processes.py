@@ -118,7 +118,7 @@ def test_gaussian_blur_posterior_matches_a_per_frequency_float64_computation():
 
 
 def test_blur_without_blur_gives_exactly_the_ddpm_marginals():
-    blur = process("gaussian", "blur", blur_sigma_max=0.0)
+    blur = process("gaussian", "blur", blurring_sigma_max=0.0)
     identity = process("gaussian", "identity")
     x0, eps = torch.rand(3, 1, SIZE, SIZE), torch.randn(3, 1, SIZE, SIZE)
     levels = torch.tensor([0.5, 2.0, 6.0])

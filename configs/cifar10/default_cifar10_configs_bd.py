@@ -13,7 +13,7 @@ def get_config():
     config.model.process = "gaussian"
     config.model.forward = "blur"
     config.model.K = 1000  # sampling steps
-    config.model.blur_sigma_max = 20.0
+    config.model.blurring_sigma_max = 20.0
     config.model.min_scale = 0.001
     config.model.continuous_time = True
     config.model.prior = "standard_normal"

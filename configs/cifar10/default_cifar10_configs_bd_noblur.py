@@ -5,5 +5,5 @@ from configs.cifar10 import default_cifar10_configs_bd
 
 def get_config():
     config = default_cifar10_configs_bd.get_config()
-    config.model.blur_sigma_max = 0.0
+    config.model.blurring_sigma_max = 0.0
     return config

@@ -17,5 +17,5 @@ from configs.mnist import quick_ddpm
 def get_config():
     config = quick_ddpm.get_config()
     config.model.forward = "blur"
-    config.model.blur_sigma_max = 8.0
+    config.model.blurring_sigma_max = 8.0
     return config

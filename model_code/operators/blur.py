@@ -13,23 +13,23 @@ from model_code.operators.base import OPERATORS, DCTOperator, ImageSize
 class BlurOperator(DCTOperator):
     """Blurring-diffusion dissipation: d_t = (1 - d_min) exp(-lambda tau_t) + d_min.
 
-    sigma_B(t) = blur_sigma_max sin^2(pi t / 2), tau_t = sigma_B(t)^2 / 2, t = k / K (real levels
-    allowed). The floor d_min keeps every frequency invertible. blur_sigma_max = 0 gives A_k = I.
+    sigma_B(t) = blurring_sigma_max sin^2(pi t / 2), tau_t = sigma_B(t)^2 / 2, t = k / K (real levels
+    allowed). The floor d_min keeps every frequency invertible. blurring_sigma_max = 0 gives A_k = I.
     """
 
     continuous = True
 
-    def __init__(self, *, image_size: ImageSize, K: int, blur_sigma_max: float, min_scale: float = 0.001):
+    def __init__(self, *, image_size: ImageSize, K: int, blurring_sigma_max: float, min_scale: float = 0.001):
         super().__init__(image_size=image_size, K=K)
-        if blur_sigma_max < 0:
-            raise ValueError(f"blur_sigma_max must be >= 0, got {blur_sigma_max}")
+        if blurring_sigma_max < 0:
+            raise ValueError(f"blurring_sigma_max must be >= 0, got {blurring_sigma_max}")
         if not 0 <= min_scale < 1:
             raise ValueError(f"min_scale (d_min) must lie in [0, 1), got {min_scale}")
-        self.blur_sigma_max = float(blur_sigma_max)
+        self.blurring_sigma_max = float(blurring_sigma_max)
         self.min_scale = float(min_scale)
 
     def spectrum(self, k: torch.Tensor) -> torch.Tensor:
         t = self.fraction(self.check_levels(k))
-        tau = (self.blur_sigma_max * torch.sin(math.pi * t / 2) ** 2) ** 2 / 2  # [B]
+        tau = (self.blurring_sigma_max * torch.sin(math.pi * t / 2) ** 2) ** 2 / 2  # [B]
         decay = torch.exp(-tau[:, None, None] * self.frequencies_squared())
         return ((1 - self.min_scale) * decay + self.min_scale)[:, None]

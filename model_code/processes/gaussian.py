@@ -44,7 +44,7 @@ class GaussianProcess(Process):
     Forward (in the basis, per frequency): u_t = alpha_t x + sigma_t eps with alpha_t = a_t d_t,
     a_t^2 = sigmoid(logsnr(t)), sigma_t^2 = sigmoid(-logsnr(t)), d_t the operator's spectrum at t.
     With the DCT ``blur`` operator this is blurring diffusion (Hoogeboom & Salimans 2023); with
-    ``identity`` (or blur_sigma_max = 0) it is DDPM with the cosine schedule. Data in [-1, 1].
+    ``identity`` (or ``blur`` with blurring_sigma_max = 0) it is DDPM with the cosine schedule. Data in [-1, 1].
 
     What the network predicts (``prediction``), per coefficient, with r^2 = alpha_t^2 + sigma_t^2:
         eps: eps_hat, and x_hat = (u_t - sigma_t eps_hat) / alpha_t; trained on |eps - eps_hat|^2,
@@ -122,7 +122,7 @@ class GaussianProcess(Process):
         spectrum = self.operator.spectrum(torch.arange(self.K + 1))
         if not torch.allclose(spectrum, torch.ones_like(spectrum)):
             raise ValueError(
-                f"{purpose} needs a plain Gaussian channel (the identity operator, or blur_sigma_max=0); "
+                f"{purpose} needs a plain Gaussian channel (the identity operator, or blur with blurring_sigma_max=0); "
                 f"the {self.operator.name!r} operator degrades the signal"
             )
 

@@ -1,16 +1,22 @@
-"""Config values checked in one place, before any data is loaded or any statistic computed.
+"""Every config key's rule, in one table (``KEYS``): the values it allows and what it changes.
 
 Every entry point calls ``validate_config`` on the config it will use (a config file with its
 command-line overrides, or a run's saved config.json). A bad value raises ``ValueError`` with one
 line, ``<key>=<value>: <what is allowed>``, which the command prints as ``error: ...``. Names that a
 registry resolves (``model.forward``, ``data.dataset``, ...) are checked by the registry when the
 object is built, which also happens before any data is loaded.
+
+A key's ``Role`` says where its value may differ from a trained run's: a --config given with a run must
+agree with it on every model-changing key (scripts/runs/runconfig.py), and sample.py names its output
+folder after the sample-changing keys of a --config that differ from the run's (scripts/sampling/request.py).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, List, Optional, Tuple
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import ml_collections
 
@@ -50,8 +56,19 @@ def unit_interval(*, closed_above: bool) -> Check:
     return lambda value: is_real(value) and 0 <= value and (value <= 1 if closed_above else value < 1)
 
 
-def one_of(*allowed: str) -> Check:
-    return lambda value: value in allowed
+@dataclass(frozen=True)
+class OneOf:
+    """A check that passes the listed ``choices`` only (code that maps each choice to a meaning can test
+    that it covers them all)."""
+
+    choices: Tuple[str, ...]
+
+    def __call__(self, value: Any) -> bool:
+        return value in self.choices
+
+
+def one_of(*choices: str) -> OneOf:
+    return OneOf(choices)
 
 
 def is_bool(value: Any) -> bool:
@@ -77,75 +94,131 @@ def optional_positive(value: Any) -> bool:
     return value is None or real_above(0)(value)
 
 
-POSITIVE_INT = (int_at_least(1), "an integer >= 1")
-PERIOD = (int_at_least(0), "an integer >= 1 (steps between two of them), or 0 for never")
+class Role(Enum):
+    """What a key's value changes, which decides where it may differ from a trained run's config."""
 
-# (key, check, what is allowed): every key of configs/default.py.
-RULES: List[Tuple[str, Check, str]] = [
-    ("seed", int_at_least(0), "an integer >= 0"),
-    ("training.batch_size", *POSITIVE_INT),
-    ("training.n_iters", int_at_least(0), "an integer >= 0 (training steps)"),
-    ("training.snapshot_freq", *PERIOD),
-    ("training.snapshot_freq_for_preemption", *PERIOD),
-    ("training.sampling_freq", *PERIOD),
-    ("training.log_freq", *PERIOD),
-    ("training.num_samples", *POSITIVE_INT),
-    ("training.fid_freq", *PERIOD),
-    ("training.fid_num_gen", int_at_least(2), "an integer >= 2 (generated images per FID during training)"),
-    (
-        "training.fid_feature_net",
-        one_of("inception", "fast_random_conv"),
-        "'inception' or 'fast_random_conv' (quick, not comparable)",
+    MODEL = "model-changing"  # the trained model, the process or the data shape: a --config must agree with the run
+    SAMPLES = "sample-changing"  # may differ from the run's, and changes the samples drawn from its checkpoint
+    FREE = "free"  # may differ from the run's: changes neither the trained model nor the samples drawn from it
+
+
+MODEL, SAMPLES, FREE = Role.MODEL, Role.SAMPLES, Role.FREE
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One config key: ``check(value)`` is True for an allowed value, ``allowed`` says which in words, ``role``
+    what the value changes."""
+
+    check: Check
+    allowed: str
+    role: Role
+
+
+def positive_int(role: Role) -> Rule:
+    return Rule(int_at_least(1), "an integer >= 1", role)
+
+
+def period(role: Role) -> Rule:
+    return Rule(int_at_least(0), "an integer >= 1 (steps between two of them), or 0 for never", role)
+
+
+def flag(role: Role) -> Rule:
+    return Rule(is_bool, "True or False", role)
+
+
+def choice(role: Role, *choices: str) -> Rule:
+    return Rule(OneOf(choices), "one of " + ", ".join(map(repr, choices)), role)
+
+
+# Every key of configs/default.py, in its order (tests/test_config_keys.py checks both ways). Free: how the weights
+# are reached (training.*, optim.*; seed: a resumed run restores its RNG state; model.dropout acts in training
+# only; the EMA keys shape the averaging during training), where the same data lives and how training augments it,
+# evaluation sizes (eval.batch_size changes no sample: each image has its own seed). Sample-changing: the sampling
+# noise and clipping of the processes, and the base seed of sampling.
+KEYS: Dict[str, Rule] = {
+    "seed": Rule(int_at_least(0), "an integer >= 0", FREE),
+    "training.batch_size": positive_int(FREE),
+    "training.batch_per_device": Rule(int_at_least(0), "an integer >= 0 (0: each process's share in one round)", FREE),
+    "training.n_iters": Rule(int_at_least(0), "an integer >= 0 (training steps)", FREE),
+    "training.snapshot_freq": period(FREE),
+    "training.snapshot_freq_for_preemption": period(FREE),
+    "training.sampling_freq": period(FREE),
+    "training.log_freq": period(FREE),
+    "training.num_samples": positive_int(FREE),
+    "training.fid_freq": period(FREE),
+    "training.fid_num_gen": Rule(int_at_least(2), "an integer >= 2 (generated images per FID during training)", FREE),
+    "training.fid_feature_net": Rule(
+        one_of("inception", "fast_random_conv"), "'inception' or 'fast_random_conv' (quick, not comparable)", FREE
     ),
-    ("training.mixed_precision", one_of("bf16", "fp16", "no"), "one of 'bf16', 'fp16', 'no'"),
-    ("training.num_workers", int_at_least(0), "an integer >= 0 (0: load in the main process)"),
-    ("training.batch_per_device", int_at_least(0), "an integer >= 0 (0: each process's share in one round)"),
-    ("data.dataset", is_str, "a dataset name (a string)"),
-    ("data.image_size", image_size, "an integer >= 1, or a pair (H, W) of integers >= 1"),
-    ("data.num_channels", *POSITIVE_INT),
-    ("data.root", is_str, "a path, or '' for data/<dataset>"),
-    ("data.random_flip", is_bool, "True or False"),
-    ("data.uniform_dequantization", is_bool, "True or False"),
-    ("model.process", is_str, "a process name (a string)"),
-    ("model.forward", is_str, "an operator name (a string)"),
-    ("model.K", *POSITIVE_INT),
-    ("model.sigma", real_above(0), "a finite number > 0"),
-    ("model.delta", optional_positive, "a finite number > 0, or None for 1.25 model.sigma"),
-    ("model.blur_sigma_min", real_above(0), "a finite number > 0"),
-    ("model.blur_sigma_max", real_at_least(0), "a finite number >= 0"),
-    ("model.min_scale", unit_interval(closed_above=False), "a number in [0, 1)"),
-    ("model.operator_seed", int_at_least(0), "an integer >= 0"),
-    ("model.prior", is_str, "a prior name (a string)"),
-    ("model.continuous_time", is_bool, "True or False"),
-    ("model.logsnr_min", is_real, "a finite number"),
-    ("model.logsnr_max", is_real, "a finite number"),
-    ("model.clip_denoised", is_bool, "True or False"),
-    ("model.logsnr_sampling", one_of("schedule", "logistic"), "one of 'schedule', 'logistic'"),
-    ("model.logistic_loc", is_real, "a finite number"),
-    ("model.logistic_scale", real_above(0), "a finite number > 0"),
-    ("model.prediction", one_of("eps", "v"), "one of 'eps', 'v'"),
-    ("model.network", is_str, "a network name (a string)"),
-    ("model.mlp_hidden", *POSITIVE_INT),
-    ("model.mlp_depth", *POSITIVE_INT),
-    ("model.model_channels", *POSITIVE_INT),
-    ("model.channel_mult", channel_mult, "a non-empty tuple of integers >= 1, e.g. (1, 2, 2)"),
-    ("model.num_res_blocks", *POSITIVE_INT),
-    ("model.attention_levels", lambda v: isinstance(v, (tuple, list)), "a tuple of indices into model.channel_mult"),
-    ("model.dropout", unit_interval(closed_above=False), "a number in [0, 1)"),
-    ("model.ema_rate", unit_interval(closed_above=True), "a number in [0, 1]"),
-    ("optim.optimizer", one_of("Adam"), "'Adam'"),
-    ("optim.lr", real_above(0), "a finite number > 0"),
-    ("optim.beta1", unit_interval(closed_above=False), "a number in [0, 1)"),
-    ("optim.beta2", unit_interval(closed_above=False), "a number in [0, 1)"),
-    ("optim.eps", real_above(0), "a finite number > 0"),
-    ("optim.weight_decay", real_at_least(0), "a finite number >= 0"),
-    ("optim.warmup", int_at_least(0), "an integer >= 0 (steps; 0: no warm-up)"),
-    ("optim.grad_clip", is_real, "a finite number (<= 0: no clipping)"),
-    ("eval.batch_size", *POSITIVE_INT),
-    ("eval.seed", int_at_least(0), "an integer >= 0"),
-    ("eval.elbo_passes", *POSITIVE_INT),
-    ("eval.num_test", int_at_least(0), "an integer >= 0 (0: the whole test split)"),
-]
+    "training.fid_stats_dir": Rule(is_str, "a folder path (the cache of reference statistics)", FREE),
+    "training.mixed_precision": choice(FREE, "bf16", "fp16", "no"),
+    "training.num_workers": Rule(int_at_least(0), "an integer >= 0 (0: load in the main process)", FREE),
+    "training.channels_last": flag(FREE),
+    "training.compile": flag(FREE),
+    "training.tf32": flag(FREE),
+    "data.dataset": Rule(is_str, "a dataset name (a string)", MODEL),
+    "data.image_size": Rule(image_size, "an integer >= 1, or a pair (H, W) of integers >= 1", MODEL),
+    "data.num_channels": positive_int(MODEL),
+    "data.root": Rule(is_str, "a path, or '' for data/<dataset>", FREE),
+    "data.random_flip": flag(FREE),
+    "data.uniform_dequantization": flag(FREE),  # the ELBO dequantises regardless
+    "model.process": Rule(is_str, "a process name (a string)", MODEL),
+    "model.forward": Rule(is_str, "an operator name (a string)", MODEL),
+    "model.K": positive_int(MODEL),
+    "model.sigma": Rule(real_above(0), "a finite number > 0", MODEL),
+    "model.delta": Rule(optional_positive, "a finite number > 0, or None for 1.25 model.sigma", SAMPLES),
+    "model.blur_sigma_min": Rule(real_above(0), "a finite number > 0", MODEL),
+    "model.blur_sigma_max": Rule(real_above(0), "a finite number > 0 (heat's sigma_B at level K)", MODEL),
+    "model.blurring_sigma_max": Rule(real_at_least(0), "a finite number >= 0 (blur's sigma_B at t = 1)", MODEL),
+    "model.min_scale": Rule(unit_interval(closed_above=False), "a number in [0, 1)", MODEL),
+    "model.operator_seed": Rule(int_at_least(0), "an integer >= 0", MODEL),
+    "model.prior": Rule(is_str, "a prior name (a string)", MODEL),
+    "model.continuous_time": flag(MODEL),
+    "model.logsnr_min": Rule(is_real, "a finite number", MODEL),
+    "model.logsnr_max": Rule(is_real, "a finite number", MODEL),
+    "model.clip_denoised": flag(SAMPLES),
+    "model.logsnr_sampling": choice(MODEL, "schedule", "logistic"),
+    "model.logistic_loc": Rule(is_real, "a finite number", MODEL),
+    "model.logistic_scale": Rule(real_above(0), "a finite number > 0", MODEL),
+    "model.prediction": choice(MODEL, "eps", "v"),
+    "model.network": Rule(is_str, "a network name (a string)", MODEL),
+    "model.mlp_hidden": positive_int(MODEL),
+    "model.mlp_depth": positive_int(MODEL),
+    "model.model_channels": positive_int(MODEL),
+    "model.channel_mult": Rule(channel_mult, "a non-empty tuple of integers >= 1, e.g. (1, 2, 2)", MODEL),
+    "model.num_res_blocks": positive_int(MODEL),
+    "model.attention_levels": Rule(
+        lambda v: isinstance(v, (tuple, list)), "a tuple of indices into model.channel_mult", MODEL
+    ),
+    "model.dropout": Rule(unit_interval(closed_above=False), "a number in [0, 1)", FREE),
+    "model.ema_rate": Rule(unit_interval(closed_above=False), "a number in [0, 1)", FREE),
+    "model.ema_rampup_ratio": Rule(real_above(0), "a finite number > 0 (a share of the images seen)", FREE),
+    "optim.optimizer": Rule(one_of("Adam"), "'Adam'", FREE),
+    "optim.lr": Rule(real_above(0), "a finite number > 0", FREE),
+    "optim.beta1": Rule(unit_interval(closed_above=False), "a number in [0, 1)", FREE),
+    "optim.beta2": Rule(unit_interval(closed_above=False), "a number in [0, 1)", FREE),
+    "optim.eps": Rule(real_above(0), "a finite number > 0", FREE),
+    "optim.weight_decay": Rule(real_at_least(0), "a finite number >= 0", FREE),
+    "optim.warmup": Rule(int_at_least(0), "an integer >= 0 (steps; 0: no warm-up)", FREE),
+    "optim.grad_clip": Rule(is_real, "a finite number (<= 0: no clipping)", FREE),
+    "optim.implementation": choice(FREE, "auto", "fused", "foreach", "for_loop"),
+    "eval.batch_size": positive_int(FREE),
+    "eval.seed": Rule(int_at_least(0), "an integer >= 0", SAMPLES),
+    "eval.elbo_passes": positive_int(FREE),
+    "eval.num_test": Rule(int_at_least(0), "an integer >= 0 (0: the whole test split)", FREE),
+}
+
+
+def is_free(key: str) -> bool:
+    """Whether dotted ``key`` may differ from a trained run's config: a key of KEYS that is not model-changing
+    (a key outside the table is taken to change the model)."""
+    return key in KEYS and KEYS[key].role is not MODEL
+
+
+def keys_of(role: Role) -> List[str]:
+    """The keys of KEYS with ``role``, in the table's order."""
+    return [key for key, rule in KEYS.items() if rule.role is role]
 
 
 def lookup(config: ml_collections.ConfigDict, key: str) -> Any:
@@ -164,10 +237,10 @@ def validate_config(config: ml_collections.ConfigDict, source: Optional[str] = N
     ``source`` (where the config comes from, e.g. a checkpoint's path) prefixes the message when given.
     """
     try:
-        for key, check, allowed in RULES:
+        for key, rule in KEYS.items():
             value = lookup(config, key)
-            if not check(value):
-                raise bad_value(key, value, allowed)
+            if not rule.check(value):
+                raise bad_value(key, value, rule.allowed)
         validate_relations(config)
     except ValueError as error:
         if source is None:

@@ -2,8 +2,9 @@
 
 The run's config is the one stored in its checkpoint, or, for checkpoints of the first format
 (no config inside), WORKDIR/config.json. A --config given on the command line (with its
---config.x=y overrides) must agree with it on every key outside ``FREE_KEYS``; if it does, the
-command line's config is used, so that its free keys take effect.
+--config.x=y overrides) must agree with it on every model-changing key (the roles of
+scripts/config/validate.py's ``KEYS``); if it does, the command line's config is used, so that its free keys
+take effect.
 """
 
 from __future__ import annotations
@@ -13,32 +14,10 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import ml_collections
 
 from scripts.cli.errors import CheckpointError, ConfigMismatch
-from scripts.config.validate import validate_config
+from scripts.config.validate import is_free, validate_config
 from scripts.runs.rundir import RunDir, config_from_dict
 
-# Keys (and groups, matching every key below them) that may differ from the run's config: none of them
-# changes the trained model, the process (operator, objective, schedule) or the shape of the data.
-FREE_KEYS = (
-    "eval",  # sampling and evaluation settings
-    "training",  # loop length, frequencies, batch size, precision, workers: how the weights are reached
-    "optim",  # optimiser and learning-rate schedule
-    "seed",  # training draws; a resumed run restores its RNG state from the checkpoint
-    "model.delta",  # ihdm sampling noise (also --delta)
-    "model.clip_denoised",  # gaussian: clipping the estimate of x0 while sampling
-    "model.dropout",  # active in training mode only
-    "model.ema_rate",  # how the EMA weights are averaged during training
-    "model.ema_rampup_ratio",  # the EMA warm-up, likewise
-    "data.root",  # where the same dataset lives on this machine
-    "data.random_flip",  # a training augmentation
-    "data.uniform_dequantization",  # a training augmentation (the ELBO dequantises regardless)
-)
-
 ABSENT = "(absent)"
-
-
-def is_free(key: str) -> bool:
-    """True if dotted ``key`` is, or lies under, an entry of FREE_KEYS."""
-    return any(key == free or key.startswith(free + ".") for free in FREE_KEYS)
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -53,7 +32,7 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
 
 
 def binding_differences(run: ml_collections.ConfigDict, given: ml_collections.ConfigDict) -> List[Tuple[str, Any, Any]]:
-    """(key, run's value, given value) for every key outside FREE_KEYS where the two configs differ."""
+    """(key, run's value, given value) for every model-changing key where the two configs differ."""
     run_flat, given_flat = flatten(run.to_dict()), flatten(given.to_dict())
     keys = sorted(set(run_flat) | set(given_flat))
     return [
@@ -65,7 +44,7 @@ def binding_differences(run: ml_collections.ConfigDict, given: ml_collections.Co
 
 def check_config_matches(run: ml_collections.ConfigDict, given: ml_collections.ConfigDict, source: str) -> None:
     """Raise ConfigMismatch (one line naming every differing key and both values) if ``given`` contradicts
-    ``run`` on a key outside FREE_KEYS; ``source`` says where the run's config came from."""
+    ``run`` on a model-changing key; ``source`` says where the run's config came from."""
     differences = binding_differences(run, given)
     if differences:
         listed = "; ".join(
@@ -84,7 +63,7 @@ def run_config(
     """The config to rebuild the run from its checkpoint ``state`` (loaded from ``path``).
 
     The run's own config is the checkpoint's, else (first format) ``run_dir``'s config.json. ``given``
-    (the command line's, or None) must agree with it on the keys outside FREE_KEYS and is then used.
+    (the command line's, or None) must agree with it on the model-changing keys and is then used.
     """
     if "config" in state:
         own, source = config_from_dict(state["config"]), f"stored in {path}"

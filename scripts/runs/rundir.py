@@ -16,7 +16,7 @@ import fcntl
 import json
 import os
 import re
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import ml_collections
 
@@ -132,23 +132,40 @@ class RunDir:
         return [path for folder in folders for path in remove_stale_temporaries(folder)]
 
 
-# Config keys added after runs were first stored, each with the value that reproduces a run stored without it.
-ADDED_KEYS = {"model.prediction": "eps"}
+def blur_keys_of_an_older_run(model: Dict[str, Any]) -> Dict[str, Any]:
+    """Before model.blurring_sigma_max existed, the blur operator read model.blur_sigma_max (heat's key alone since
+    then): a blur run's value moves to the new key and heat's key, which it never set for heat, takes its default;
+    any other run takes the new key's default (its operator does not read it)."""
+    from configs.default import get_default_configs
+
+    defaults = get_default_configs().model
+    if model.get("forward") != "blur":
+        return {"blurring_sigma_max": defaults.blurring_sigma_max}
+    return {"blurring_sigma_max": model["blur_sigma_max"], "blur_sigma_max": defaults.blur_sigma_max}
+
+
+# Config keys added after runs were first stored: for a group that lacks the key, the values (of that group's keys)
+# that rebuild the run exactly as it was trained.
+ADDED_KEYS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
+    "model.prediction": lambda model: {"prediction": "eps"},  # the gaussian process predicted eps
+    "model.blurring_sigma_max": blur_keys_of_an_older_run,
+}
 
 
 def config_from_dict(values: Dict[str, Any]) -> ml_collections.ConfigDict:
-    """Rebuild a (locked) ConfigDict from its JSON form; lists become tuples as in the config files, and a
-    key of ``ADDED_KEYS`` missing from ``values`` (a run stored before the key existed) gets its value there."""
+    """Rebuild a (locked) ConfigDict from its JSON form; lists become tuples as in the config files, and a group
+    that lacks a key of ``ADDED_KEYS`` (a run stored before the key existed) gets the values given there."""
 
     def tuples(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: tuples(v) for k, v in value.items()}
         return tuple(value) if isinstance(value, list) else value
 
-    config = ml_collections.ConfigDict(tuples(values))
-    for key, value in ADDED_KEYS.items():
+    values = tuples(values)
+    for key, stored_run_values in ADDED_KEYS.items():
         group, leaf = key.split(".")
-        if group in config and leaf not in config[group]:
-            config[group][leaf] = value
+        if isinstance(values.get(group), dict) and leaf not in values[group]:
+            values[group].update(stored_run_values(values[group]))
+    config = ml_collections.ConfigDict(values)
     config.lock()
     return config

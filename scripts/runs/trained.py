@@ -37,7 +37,7 @@ def load_trained(
     """Rebuild process, EMA network and prior from checkpoint number ``checkpoint`` of ``workdir``.
 
     The checkpoint's own config is used unless ``config`` (the command line's) is given, which must
-    agree with it on every key that changes the model (``runconfig.FREE_KEYS``). Loading is strict:
+    agree with it on every model-changing key (``validate.KEYS``). Loading is strict:
     a missing, damaged or misfitting checkpoint is an error naming the file, and so is an exported model
     folder whose files do not match its SHA256SUMS. ``process_settings`` replace process parameters of the
     config (``build.with_process_settings``: ihdm's reverse-step noise ``delta``, which its prior and ELBO

@@ -1,1 +1,1 @@
-"""The one sampler, and writing pictures (PNG grids, GIFs, scatter plots)."""
+"""The one sampler, writing pictures (PNG grids, GIFs, scatter plots), and sample.py's request."""

@@ -45,6 +45,7 @@ from scripts.runs.runconfig import run_config
 from scripts.runs.rundir import RunDir
 from scripts.runtime import distributed
 from scripts.sampling.imaging import save_png, save_scatter, to_unit
+from scripts.sampling.pictures import scatter_reference
 from scripts.sampling.sampler import sample
 from scripts.training.batch_split import BatchSplit
 from scripts.training.fid_monitor import TrainingFID
@@ -54,26 +55,23 @@ LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
 GROWTH_WARNING = 1e3  # warn once when a logged mean loss exceeds this multiple of the lowest one so far
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": None}  # training.mixed_precision
+
+
 def autocast_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
-    """The network's autocast dtype for training.mixed_precision (None: float32); CUDA only."""
-    allowed = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": None}
-    if mode not in allowed:
-        raise ValueError(f"training.mixed_precision={mode!r}; allowed: {', '.join(allowed)}")
-    return allowed[mode] if device.type == "cuda" else None
-
-
-ADAM_IMPLEMENTATIONS = ("auto", "fused", "foreach", "for_loop")
+    """The network's autocast dtype for training.mixed_precision (checked by scripts/config/validate.py; None:
+    float32); CUDA only."""
+    return AUTOCAST_DTYPES[mode] if device.type == "cuda" else None
 
 
 def adam_kernel_flags(implementation: str, device: torch.device) -> Dict[str, bool]:
-    """torch.optim.Adam's ``fused`` / ``foreach`` flags for optim.implementation.
+    """torch.optim.Adam's ``fused`` / ``foreach`` flags for optim.implementation (checked by
+    scripts/config/validate.py): both off is the for_loop kernel.
 
     'auto' picks fused kernels on CUDA (one launch for all parameters, no host sync) and foreach on CPU
     (the three were equal within noise on this project's CPU, scripts.benchmark_train); every choice is
     deterministic, so resume stays exact.
     """
-    if implementation not in ADAM_IMPLEMENTATIONS:
-        raise ValueError(f"optim.implementation={implementation!r}; allowed: {', '.join(ADAM_IMPLEMENTATIONS)}")
     if implementation == "auto":
         implementation = "fused" if device.type == "cuda" else "foreach"
     return {"fused": implementation == "fused", "foreach": implementation == "foreach"}
@@ -156,7 +154,8 @@ class StopRequest:
 
 
 class Trainer:
-    """Builds everything from the config, resumes from WORKDIR if it holds a checkpoint, trains."""
+    """Builds everything from the config (one that passed ``validate_config``: the commands check it before
+    they start), resumes from WORKDIR if it holds a checkpoint, trains."""
 
     def __init__(
         self, config: ml_collections.ConfigDict, workdir: str, device: Optional[torch.device] = None, data=None
@@ -216,9 +215,7 @@ class Trainer:
         )
 
     def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
-        optim = self.config.optim
-        if optim.optimizer != "Adam":
-            raise ValueError(f"optim.optimizer={optim.optimizer!r}; allowed: Adam")
+        optim = self.config.optim  # optim.optimizer is 'Adam', the one scripts/config/validate.py allows
         return torch.optim.Adam(
             net.parameters(),
             lr=optim.lr,
@@ -373,8 +370,7 @@ class Trainer:
         )
         path = self.run_dir.path("samples", f"iter_{self.state.step:07d}.png")
         if self.data.kind == "points":
-            reference = self.data.fetch(torch.arange(min(2000, len(self.data)))).flatten(1)
-            save_scatter(path, out["samples"].flatten(1), reference, f"step {self.state.step}")
+            save_scatter(path, out["samples"].flatten(1), scatter_reference(self.data), f"step {self.state.step}")
         else:
             images = to_unit(out["samples"], self.process.data_range)
             save_png(path, images)

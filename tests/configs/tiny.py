@@ -6,6 +6,7 @@ def get_config():
     config.data.image_size = 8
     config.model.K = 5
     config.model.blur_sigma_max = 4.0
+    config.model.blurring_sigma_max = 4.0
     config.model.model_channels = 8
     config.model.channel_mult = (1, 2)
     config.model.num_res_blocks = 1

@@ -1,0 +1,130 @@
+"""sample.py's work: draw what a checked SamplingRequest asks from its run, write the outputs, print their paths.
+
+It draws through the Python API (scripts/api.py), which uses scripts/sampling/, so it lives beside the API rather
+than in that folder.
+
+Under torchrun or mpiexec, draws from the prior are shared out over the processes in batches of eval.batch_size
+images (the same samples for any number of them) and rank 0 writes the outputs; the exact latents of input
+images are computed on one process, so rank 0 alone does that work.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List
+
+import torch
+
+from scripts.api import Model
+from scripts.config import build
+from scripts.runtime import distributed
+from scripts.sampling.imaging import save_gif, save_png, to_unit
+from scripts.sampling.pictures import save_arrays, scatter_reference, write_sample_pictures
+from scripts.sampling.request import SamplingRequest, check_resample_level, output_folder, sampling_spec
+from scripts.sampling.sampler import check_steps, sample_on_ranks
+
+
+def run_request(request: SamplingRequest) -> None:
+    """Load the request's run and draw: from its prior, or through the exact latents of input images."""
+    device = distributed.init().device
+    model = Model.from_run(request.workdir, request.checkpoint, device, config=request.config, delta=request.delta)
+    check_steps(request.steps, model.process)  # K is known once the model is loaded
+    if not request.images:  # the sampler, its grid and steps can be checked once the model is known
+        sampling_spec(request).levels(model.process.denoiser(model.net), model.process.name)
+    seed = model.config.eval.seed if request.seed is None else request.seed
+    if request.images:
+        draw_from_images(model, request, seed)
+    else:
+        draw_from_the_prior(model, request, seed)
+
+
+def draw_from_the_prior(model: Model, request: SamplingRequest, seed: int) -> None:
+    """Samples, their initial states u_K and the reverse process (pictures and arrays) in the output folder."""
+    folder = output_folder(request, seed=seed, step=model.step)
+    out = sample_on_ranks(
+        model.process,
+        model.net,
+        model.prior,
+        mode=request.mode,
+        count=request.count,
+        seed=seed,
+        shape=model.shape,
+        device=model.device,
+        batch_size=model.config.eval.batch_size,
+        record=True,
+        progress=distributed.is_main(),
+        spec=sampling_spec(request),
+    )
+    if not distributed.is_main():  # rank 0 writes what every process computed
+        return
+    written = write_sample_pictures(folder, out, request.mode, model.process.data_range, scatter_background(model))
+    written.append(save_arrays(folder, model.process.data_range, samples=out["samples"], initial=out["initial"]))
+    what = f"{request.count} samples ({request.mode}) in {out['nfe']} network evaluations each"
+    print_written(what, model, written)
+
+
+def scatter_background(model: Model):
+    """For 2D data, the points [M, 2] its scatter plots are drawn over (from the test split: the training set is
+    not built); None for images."""
+    if build.data_kind(model.config) != "points":
+        return None
+    return scatter_reference(build.build_data(model.config, "test", model.process))
+
+
+def draw_from_images(model: Model, request: SamplingRequest, seed: int) -> None:
+    """Interpolation between, or variations of, the input images through their exact latents (rank 0 alone)."""
+    if request.mode == "resample":
+        check_resample_level(request, model.process.K)
+    if not distributed.is_main():
+        return
+    folder = output_folder(request, seed=seed, step=model.step)
+    loaded = model.load_images(request.images)
+    if request.mode == "interpolate_images":
+        samples, written = write_interpolation(model, request, loaded, seed, folder)
+    else:
+        samples, written = write_variations(model, request, loaded, seed, folder)
+    written.append(save_arrays(folder, model.process.data_range, samples=samples, images=loaded))
+    print_written(f"{len(samples)} samples ({request.mode} of {', '.join(request.images)})", model, written)
+
+
+def write_interpolation(model: Model, request: SamplingRequest, loaded: torch.Tensor, seed: int, folder: str):
+    """interpolation.png (a strip) and interpolation.gif of --num_points images between the two loaded ones
+    [2, C, H, W]; returns (the images [N, C, H, W], the paths written)."""
+    samples = interpolate_images(model, request, loaded, seed)
+    unit = lambda x: to_unit(x, model.process.data_range)
+    written = [
+        save_png(os.path.join(folder, "interpolation.png"), unit(samples), len(samples)),
+        save_gif(os.path.join(folder, "interpolation.gif"), [unit(x[None]) for x in samples], 1),
+    ]
+    return samples, written
+
+
+def interpolate_images(model: Model, request: SamplingRequest, loaded: torch.Tensor, seed: int) -> torch.Tensor:
+    """[N, C, H, W] between the two loaded images [2, C, H, W]: through their exact latents, or with
+    --deterministic through their deterministic latents, whose reconstruction errors are printed."""
+    if not request.deterministic:
+        return model.interpolate(loaded[0], loaded[1], num_points=request.count, seed=seed)
+    spec = sampling_spec(request, default_sampler="ddim")
+    settings = dict(grid=spec.grid, **spec.settings())
+    samples, errors = model.interpolate_deterministic(
+        loaded[0], loaded[1], num_points=request.count, steps=spec.steps, sampler=spec.sampler, **settings
+    )
+    listed = ", ".join(f"{path} {error:.2e}" for path, error in zip(request.images, errors))
+    data_range = model.process.data_range
+    print(f"reconstruction error of the deterministic latents (RMS over pixels, data range {data_range}): {listed}")
+    return samples
+
+
+def write_variations(model: Model, request: SamplingRequest, loaded: torch.Tensor, seed: int, folder: str):
+    """samples.png of --batch_size variations of the loaded image [1, C, H, W], after the image decoded from its
+    own latent; returns (the variations [N, C, H, W], the paths written)."""
+    samples = model.resample(loaded[0], request.count, seed=seed, **request.resample_level)
+    original = model.decode(model.encode(loaded[:1], seed))
+    tiles = to_unit(torch.cat([original, samples]), model.process.data_range)
+    return samples, [save_png(os.path.join(folder, "samples.png"), tiles)]
+
+
+def print_written(what: str, model: Model, written: List[str]) -> None:
+    print(f"{what} from {model.checkpoint_path} (step {model.step}):")
+    for path in written:
+        print(f"  {path}")

@@ -1,0 +1,281 @@
+"""What sample.py is asked to draw (its flags), the check of the request, and the name of its output folder.
+
+Kept apart from the sampler so that conflicting flags, a bad value, an unreadable image or a bad --config are
+refused, each in one line, before torch is imported, and a missing checkpoint before any model loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import ml_collections
+
+from scripts.cli import sampling_flags
+from scripts.cli.errors import CheckpointError
+from scripts.cli.flags import require_writable_folder
+from scripts.config.validate import (
+    SAMPLES,
+    int_at_least,
+    keys_of,
+    lookup,
+    real_above,
+    real_at_least,
+    require,
+    validate_config,
+)
+from scripts.sampling.image_files import read_image
+
+PRIOR_FLAGS = ("same_init", "share_noise", "interpolate")  # the flags that choose a mode of the sampler
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    """sample.py's flags, one field each, of the same name (``from_flags``)."""
+
+    workdir: str
+    config: Optional[ml_collections.ConfigDict] = None
+    checkpoint: int = 0
+    batch_size: int = 9
+    same_init: bool = False
+    share_noise: bool = False
+    interpolate: bool = False
+    num_points: int = 20
+    delta: Optional[float] = None
+    seed: Optional[int] = None
+    temperature: float = 1.0
+    noise_temperature: float = 1.0
+    image_a: Optional[str] = None
+    image_b: Optional[str] = None
+    image: Optional[str] = None
+    resample_below: Optional[int] = None
+    resample_above: Optional[int] = None
+    sampler: Optional[str] = None
+    grid: Optional[str] = None
+    steps: Optional[int] = None
+    eta: Optional[float] = None
+    churn: Optional[float] = None
+    deterministic: bool = False
+
+    @classmethod
+    def from_flags(cls, flags: Any) -> "SamplingRequest":
+        """The request of parsed flags (absl's FLAGS), each field read from the flag of its name."""
+        return cls(**{field.name: getattr(flags, field.name) for field in dataclasses.fields(cls)})
+
+    @property
+    def mode(self) -> str:
+        """random, same_init, share_noise, interpolate, interpolate_shared_noise, interpolate_images or resample;
+        conflicting or incomplete flags are a one-line ValueError."""
+        return image_mode(self) or prior_mode(self)
+
+    @property
+    def count(self) -> int:
+        """The number of samples: --num_points along an interpolation, else --batch_size."""
+        return self.num_points if self.mode.startswith("interpolate") else self.batch_size
+
+    @property
+    def images(self) -> List[str]:
+        """The input image files of an image mode, [] for the others."""
+        return {"interpolate_images": [self.image_a, self.image_b], "resample": [self.image]}.get(self.mode, [])
+
+    @property
+    def resample_level(self) -> Dict[str, int]:
+        """{"below": L} or {"above": L}, from --resample_below or --resample_above (resample mode)."""
+        if self.resample_below is not None:
+            return {"below": self.resample_below}
+        return {"above": self.resample_above}
+
+
+def prior_mode(request: SamplingRequest) -> str:
+    """The mode of a request without image flags: random, or as --same_init, --share_noise, --interpolate choose."""
+    if request.interpolate and request.share_noise and not request.same_init:
+        return "interpolate_shared_noise"
+    chosen = [name for name in PRIOR_FLAGS if getattr(request, name)]
+    if len(chosen) > 1:
+        raise ValueError(f"choose at most one of --same_init, --share_noise, --interpolate (got {', '.join(chosen)})")
+    return chosen[0] if chosen else "random"
+
+
+def image_mode(request: SamplingRequest) -> Optional[str]:
+    """interpolate_images, resample or None (no image flag), once the image flags are complete and fit the rest."""
+    check_image_flags_complete(request)
+    check_image_flags_fit(request)
+    if request.image_a is not None:
+        return "interpolate_images"
+    return "resample" if request.image is not None else None
+
+
+def check_image_flags_complete(request: SamplingRequest) -> None:
+    """Refuse an image flag without its partner: --image_a with --image_b, --image with one --resample_* flag."""
+    if (request.image_a is None) != (request.image_b is None):
+        given = "--image_a" if request.image_b is None else "--image_b"
+        raise ValueError(f"{given} given alone; allowed: both --image_a and --image_b (with --interpolate) or neither")
+    resample = [name for name in ("resample_below", "resample_above") if getattr(request, name) is not None]
+    if len(resample) > 1:
+        raise ValueError("both --resample_below and --resample_above given; allowed: exactly one of them")
+    if request.image is not None and not resample:
+        raise ValueError(f"--image={request.image} given without --resample_below or --resample_above; allowed: one")
+    if resample and request.image is None:
+        raise ValueError(f"--{resample[0]} given without --image; allowed: with --image=PATH")
+    if request.image_a is not None and request.image is not None:
+        raise ValueError("--image_a/--image_b and --image given; allowed: one of the two commands")
+
+
+def check_image_flags_fit(request: SamplingRequest) -> None:
+    """Refuse flags that the image commands need or cannot take: --interpolate with --image_a/--image_b,
+    --deterministic only with them, --steps only with --deterministic, no other mode flag."""
+    if request.image_a is not None and not request.interpolate:
+        raise ValueError("--image_a/--image_b given without --interpolate; allowed: with --interpolate")
+    if request.deterministic and request.image_a is None:
+        raise ValueError("--deterministic given without --interpolate --image_a/--image_b; allowed: with them")
+    for flag, value in sampling_options(request).items():
+        if request.image is not None:
+            raise ValueError(f"--{flag}={value} with --image: exact latents use every level; allowed: leave it out")
+        if request.image_a is not None and not request.deterministic:
+            raise ValueError(
+                f"--{flag}={value} with --image_a/--image_b: exact latents use every level; "
+                "allowed: with --deterministic, or leave it out"
+            )
+    others = [name for name in ("same_init", "share_noise") if getattr(request, name)]
+    if request.image is not None and request.interpolate:
+        others.append("interpolate")
+    if (request.image_a is not None or request.image is not None) and others:
+        raise ValueError(f"--{others[0]} cannot be combined with image flags; allowed: leave it out")
+
+
+def run_dir(request: SamplingRequest):
+    """The request's RunDir (scripts.runs imports torch, so it is imported once the flags are checked)."""
+    from scripts.runs.rundir import RunDir
+
+    return RunDir(request.workdir)
+
+
+def check_request(request: SamplingRequest) -> None:
+    """Every one-line refusal that needs no model: the mode's flags, each flag's value, the input images, the
+    --config's values, the checkpoint's file; creates WORKDIR/sample_outputs to know that it can be written."""
+    check_flag_values(request)
+    for path in request.images:
+        read_image(path)
+    if request.config is not None:
+        validate_config(request.config)
+    run_dir(request).checkpoint_path(request.checkpoint)
+    require_writable_folder("--workdir", request.workdir, os.path.join(request.workdir, "sample_outputs"))
+
+
+def check_flag_values(request: SamplingRequest) -> None:
+    """``--flag=<value>: <allowed>`` for the first bad value, in the order of the flags' definitions (after the
+    mode: --num_points counts only along an interpolation, --batch_size otherwise)."""
+    mode = request.mode
+    require("--checkpoint", request.checkpoint, int_at_least(0), "an integer >= 0 (0: the latest state)")
+    require("--seed", request.seed, int_at_least(0), "an integer >= 0")
+    require("--delta", request.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
+    require("--temperature", request.temperature, real_at_least(0), "a finite number >= 0 (the prior's spread)")
+    require("--noise_temperature", request.noise_temperature, real_at_least(0), "a finite number >= 0")
+    sampling_flags.check(sampling_options(request))
+    for flag in ("resample_below", "resample_above"):
+        levels = "an integer in 0..K (K: the model's levels)"
+        require(f"--{flag}", getattr(request, flag), int_at_least(0), levels)
+    if mode.startswith("interpolate"):
+        require("--num_points", request.num_points, int_at_least(2), "an integer >= 2 (the two ends and between)")
+    else:
+        require("--batch_size", request.batch_size, int_at_least(1), "an integer >= 1 (the number of samples)")
+
+
+def sampling_options(request: SamplingRequest) -> Dict[str, Any]:
+    """The sampling flags given (--sampler, --grid, --steps, --eta, --churn), by name."""
+    return sampling_flags.options(request)
+
+
+def sampling_spec(request: SamplingRequest, default_sampler: Optional[str] = None):
+    """The request's sampling specification (``SamplingSpec``), with its temperatures; ``default_sampler`` is
+    used when --sampler is not given (the deterministic latents default to DDIM)."""
+    from model_code.samplers.spec import SamplingSpec
+
+    options = sampling_options(request)
+    if default_sampler is not None:
+        options.setdefault("sampler", default_sampler)
+    return SamplingSpec.from_options(
+        temperature=request.temperature, noise_temperature=request.noise_temperature, **options
+    )
+
+
+def resample_side_and_level(request: SamplingRequest) -> Tuple[str, int]:
+    """("below", L) or ("above", L), from --resample_below or --resample_above."""
+    return next(iter(request.resample_level.items()))
+
+
+def check_resample_level(request: SamplingRequest, K: int) -> None:
+    """--resample_below/--resample_above must lie in 0..K, K the model's number of levels (known once loaded)."""
+    side, level = resample_side_and_level(request)
+    require(f"--resample_{side}", level, lambda value: int_at_least(0)(value) and value <= K, f"an integer in 0..{K}")
+
+
+def output_folder(request: SamplingRequest, *, seed: int, step: int) -> str:
+    """WORKDIR/sample_outputs/<name>, the name made of every option that changes the result.
+
+    The mode, number of samples, checkpoint, its step and the seed always appear; then, when given, resampling's
+    level, the input images' file stems and a short hash of their bytes, --delta, --sampler, --grid, --steps,
+    --eta, --churn,
+    --deterministic, temperatures other than 1, and a short hash of the --config's sample-changing keys where
+    they differ from the run's saved config.json (its model-changing keys agree with the run's, or the model
+    would not have loaded).
+    """
+    name = f"{request.mode}_n{request.count}_checkpoint{request.checkpoint}_step{step}_seed{seed}"
+    return run_dir(request).path("sample_outputs", name + "".join(name_suffixes(request)))
+
+
+def name_suffixes(request: SamplingRequest) -> List[str]:
+    """The parts of the folder name after the seed, one for each option given, in a fixed order."""
+    suffixes = []
+    if request.mode == "resample":
+        suffixes.append("_{}{}".format(*resample_side_and_level(request)))
+    if request.images:
+        stems = "-".join(os.path.splitext(os.path.basename(path))[0] for path in request.images)
+        suffixes.append(f"_images-{stems}-{file_digest(request.images)}")
+    if request.delta is not None:
+        suffixes.append(f"_delta{request.delta:g}")
+    if request.sampler is not None:
+        suffixes.append(f"_{request.sampler}")
+    if request.grid is not None:
+        suffixes.append(f"_grid{request.grid}")
+    if request.steps is not None:
+        suffixes.append(f"_steps{request.steps}")
+    if request.eta is not None:
+        suffixes.append(f"_eta{request.eta:g}")
+    if request.churn is not None:
+        suffixes.append(f"_churn{request.churn:g}")
+    if request.deterministic:
+        suffixes.append("_deterministic")
+    if request.temperature != 1.0:
+        suffixes.append(f"_T{request.temperature:g}")
+    if request.noise_temperature != 1.0:
+        suffixes.append(f"_noiseT{request.noise_temperature:g}")
+    if request.config is not None and sample_changing_values(request.config) != saved_sample_changing_values(request):
+        suffixes.append(f"_config{short_hash(json.dumps(sample_changing_values(request.config), sort_keys=True))}")
+    return suffixes
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def file_digest(paths: List[str]) -> str:
+    """A short hash of the files' bytes, in order."""
+    return hashlib.sha1(b"".join(open(path, "rb").read() for path in paths)).hexdigest()[:8]
+
+
+def sample_changing_values(config: ml_collections.ConfigDict) -> Dict[str, Any]:
+    """The values of the config's sample-changing keys (scripts/config/validate.py), by dotted key."""
+    return {key: lookup(config, key) for key in keys_of(SAMPLES)}
+
+
+def saved_sample_changing_values(request: SamplingRequest) -> Optional[Dict[str, Any]]:
+    """Those of WORKDIR/config.json; None if it is missing or unreadable (then any --config differs)."""
+    try:
+        return sample_changing_values(run_dir(request).load_config())
+    except (CheckpointError, OSError, TypeError, ValueError):
+        return None
