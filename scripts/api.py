@@ -112,16 +112,18 @@ class Model:
         ``latents.encode_deterministic``; ``sampling``: its ``grid``, ``eta``, ``churn``) and their reconstruction
         error [B], the root mean square of decode_deterministic(u_K) - images over the pixels."""
         images = images.to(self.device)
-        run = self._deterministic(steps, sampler, sampling)
-        prior_state = latents.encode_deterministic(*run, images, refinements)
-        error = (latents.decode_deterministic(*run, prior_state) - images).flatten(1).pow(2).mean(1).sqrt()
+        denoiser, run, settings, levels = self._deterministic(steps, sampler, sampling)
+        prior_state = latents.encode_deterministic(denoiser, run, settings, images, levels, refinements)
+        decoded = latents.decode_deterministic(denoiser, run, settings, prior_state, levels)
+        error = (decoded - images).flatten(1).pow(2).mean(1).sqrt()
         return prior_state, error
 
     def decode_deterministic(
         self, prior_state: torch.Tensor, steps: Optional[int] = None, sampler: str = "ddim", **sampling
     ) -> torch.Tensor:
         """The deterministic ``sampler`` (default DDIM, eta = 0) from u_K [B, C, H, W] in ``steps`` steps."""
-        return latents.decode_deterministic(*self._deterministic(steps, sampler, sampling), prior_state.to(self.device))
+        denoiser, run, settings, levels = self._deterministic(steps, sampler, sampling)
+        return latents.decode_deterministic(denoiser, run, settings, prior_state.to(self.device), levels)
 
     def _deterministic(self, steps: Optional[int], sampler: str, sampling: dict):
         """(denoiser, sampler function, settings, levels) of a deterministic sampling spec."""

@@ -35,7 +35,7 @@ class SamplingSpec:
     @classmethod
     def from_options(cls, sampler: Optional[str] = None, **options: Any) -> "SamplingSpec":
         """The spec of the given options (None: the default); without a sampler, an ``eta`` means ddim (the
-        command line's --eta before samplers had names), otherwise the ancestral sampler."""
+        meaning of an eta before samplers had names), otherwise the ancestral sampler."""
         given = {key: value for key, value in options.items() if value is not None}
         if sampler is None:
             sampler = "ddim" if given.get("eta") is not None else DEFAULT_SAMPLER
