@@ -5,6 +5,7 @@
         --dataset_name_cleanfid=cifar10 --dataset_split=train --batch_size=128 --num_gen=50000
     python evaluate.py ... --mode=elbo --delta=0.013
     python evaluate.py --workdir WORKDIR --mode=fid --num_gen=1000 --steps=50 --eta=0   # gaussian: 50 DDIM steps
+    python evaluate.py --workdir WORKDIR --mode=fid --num_gen=1000 --sampler=dpmpp_2m --steps=20 --grid=logsnr
 
 --config may be left out (the checkpoint carries the run's config). Results are appended to
 WORKDIR/evaluation_results/EXPERIMENT_NAME/log.txt and stored in results.json there, keyed by
@@ -14,6 +15,8 @@ WORKDIR/evaluation_results/EXPERIMENT_NAME/log.txt and stored in results.json th
 from absl import flags
 from ml_collections import config_flags
 
+from scripts.cli import sampling_flags
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Configuration file; default: the checkpoint's own.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory of a training run.")
@@ -22,8 +25,7 @@ flags.DEFINE_string("mode", "fid", "fid | fid_ref (reference statistics only) | 
 flags.DEFINE_string("experiment_name", "default", "Folder under WORKDIR/evaluation_results/.")
 flags.DEFINE_string("param_name", "default", "Key of this result within the experiment (e.g. delta0.013).")
 flags.DEFINE_float("delta", None, "Sampling / reverse-step noise std (ihdm); default: the config's.")
-flags.DEFINE_integer("steps", None, "fid: reverse steps evenly spaced over the K levels (gaussian process); default K.")
-flags.DEFINE_float("eta", None, "fid: DDIM noise scale (gaussian process): 0 deterministic .. 1 ancestral (default).")
+sampling_flags.define()  # fid: --sampler, --grid, --steps, --eta, --churn
 flags.DEFINE_integer("batch_size", None, "Batch size; default: config.eval.batch_size.")
 flags.DEFINE_integer("seed", None, "Base seed; default: config.eval.seed.")
 flags.DEFINE_string("dataset_name", None, "Name of the dataset in the results (default: config.data.dataset).")
@@ -68,8 +70,7 @@ def run() -> None:
         experiment_name=FLAGS.experiment_name,
         param_name=FLAGS.param_name,
         delta=FLAGS.delta,
-        steps=FLAGS.steps,
-        eta=FLAGS.eta,
+        sampling=sampling_flags.options(FLAGS),
         batch_size=FLAGS.batch_size,
         seed=FLAGS.seed,
         dataset_name=FLAGS.dataset_name,

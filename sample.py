@@ -5,6 +5,7 @@
     python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --num_points 9
     python sample.py --workdir WORKDIR --image A.png (--resample_below LEVEL | --resample_above LEVEL) --batch_size 8
     python sample.py --workdir WORKDIR --steps 50 --eta 0          # gaussian process: 50 DDIM steps, deterministic
+    python sample.py --workdir WORKDIR --sampler dpmpp_2m --steps 20 --grid logsnr   # DPM-Solver++(2M), 20 NFE
     python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --deterministic --steps 100
 
 --config may be left out: the checkpoint carries the run's config. Writes a grid of the samples, a grid
@@ -19,6 +20,8 @@ scripts/sample_run.py draws it through the Python API.
 
 from absl import flags
 from ml_collections import config_flags
+
+from scripts.cli import sampling_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Configuration file; default: the checkpoint's own.", lock_config=True)
@@ -43,12 +46,12 @@ flags.DEFINE_string("image_b", None, "... and this one (both given or neither)."
 flags.DEFINE_string("image", None, "Variations of this image by level of detail (with a --resample_* flag).")
 flags.DEFINE_integer("resample_below", None, "Keep the image's latent above LEVEL, redraw the noise at steps <= LEVEL.")
 flags.DEFINE_integer("resample_above", None, "Keep the image's latent at steps <= LEVEL, redraw u_K and the rest.")
-flags.DEFINE_integer("steps", None, "Reverse steps evenly spaced over the K levels (gaussian process); default: all K.")
-flags.DEFINE_float("eta", None, "gaussian process: DDIM noise scale, 0 deterministic .. 1 ancestral (the default).")
+sampling_flags.define()  # --sampler, --grid, --steps, --eta, --churn
 flags.DEFINE_bool(
     "deterministic",
     False,
-    "With --interpolate --image_a/--image_b: deterministic latents u_K (DDIM inversion, gaussian process), "
+    "With --interpolate --image_a/--image_b: deterministic latents u_K (a deterministic sampler run backwards, "
+    "DDIM at eta 0 unless --sampler says otherwise; gaussian process), "
     "interpolated spherically; prints their reconstruction error.",
 )
 flags.mark_flags_as_required(["workdir"])

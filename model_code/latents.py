@@ -2,20 +2,20 @@
 
 A latent of x0 [B, C, H, W] is (prior [B, C, H, W], noise [B, S, C, H, W]) for the S = len(levels) reverse
 steps k = K, ..., 1 (``process.sampling_levels()``). Entries 0..S-2 are the noise of steps K..2; entry S-1 is
-the residual of the last step, x0 - reverse_step(u_1, 1), which has no noise of its own. Decoding runs the
+the residual of the last step, x0 - ancestral_step(u_1, 1 -> 0), which has no noise of its own. Decoding runs the
 model's own reverse process with this noise and adds the residual, so decode(encode(x0)) = x0 up to float
 rounding. Encoding draws a trajectory of the forward process (``process.encoding_trajectory``: the gaussian
 process's Markov chain, ihdm's marginals; its noise from the caller's generators, one per image) and solves
-each reverse step for its noise (``reverse_step_noise``).
+each ancestral step of the process's denoiser for its noise (``Denoiser.ancestral_step_noise``).
 
-A process with a deterministic sampler (the gaussian process: DDIM with eta = 0) also has a deterministic
-latent, u_K alone (``encode_deterministic``): the sampler run backwards from the image, then decoded forwards
-(``decode_deterministic``); that round trip is exact only as the number of steps grows.
+A process that a deterministic sampler can run (the gaussian process: DDIM with eta = 0, Heun, DPM-Solver++)
+also has a deterministic latent, u_K alone (``encode_deterministic``): the sampler run backwards from the
+image, then decoded forwards (``decode_deterministic``); that round trip is exact only as the steps shrink.
 """
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Any, List, Mapping, Sequence, Tuple
 
 import torch
 
@@ -34,52 +34,62 @@ def forward_trajectory(process, x0: torch.Tensor, generators: List[torch.Generat
 @torch.no_grad()
 def encode(process, net: torch.nn.Module, x0: torch.Tensor, generators: List[torch.Generator]) -> Latent:
     """x0 [B, C, H, W] -> (u_K [B, C, H, W], noise [B, S, C, H, W]); see the module docstring."""
+    denoiser = process.denoiser(net)
     states = forward_trajectory(process, x0, generators)
     levels = process.sampling_levels()
-    targets = states[1:] + [x0]
     noise = []
-    for k, u, u_prev in zip(levels[:-1], states[:-1], targets[:-1]):
-        noise.append(process.reverse_step_noise(net, u, k, u_prev))
-    noise.append(x0 - process.reverse_step(net, states[-1], levels[-1], torch.zeros_like(x0)))
+    for k, k_next, u, u_next in zip(levels[:-1], levels[1:], states[:-1], states[1:]):
+        noise.append(denoiser.ancestral_step_noise(u, k, k_next, u_next))
+    noise.append(x0 - denoiser.ancestral_step(states[-1], levels[-1], 0, torch.zeros_like(x0)))
     return states[0], torch.stack(noise, dim=1)
 
 
 @torch.no_grad()
 def decode(process, net: torch.nn.Module, latent: Latent) -> torch.Tensor:
-    """(u_K [B, C, H, W], noise [B, S, C, H, W]) -> u_0 [B, C, H, W]: every reverse step with the latent's
-    noise, then the residual: u_0 = reverse_step(u_1, 1) + noise[:, S-1]."""
-    u, noise = latent
+    """(u_K [B, C, H, W], noise [B, S, C, H, W]) -> u_0 [B, C, H, W]: every ancestral step with the latent's
+    noise, then the residual: u_0 = ancestral_step(u_1, 1 -> 0) + noise[:, S-1]."""
+    denoiser, (u, noise) = process.denoiser(net), latent
     levels = process.sampling_levels()
-    for step, k in enumerate(levels[:-1]):
-        u = process.reverse_step(net, u, k, noise[:, step])
-    return process.reverse_step(net, u, levels[-1], torch.zeros_like(u)) + noise[:, -1]
+    for step, (k, k_next) in enumerate(zip(levels[:-1], levels[1:])):
+        u = denoiser.ancestral_step(u, k, k_next, noise[:, step])
+    return denoiser.ancestral_step(u, levels[-1], 0, torch.zeros_like(u)) + noise[:, -1]
+
+
+def _no_noise() -> torch.Tensor:
+    raise AssertionError("a deterministic sampler drew noise")
+
+
+def _run(sampler, denoiser, path: Sequence[float], u: torch.Tensor, settings: Mapping[str, Any]) -> torch.Tensor:
+    return sampler(denoiser, path, u, _no_noise, lambda i, state: None, **settings)
 
 
 @torch.no_grad()
 def encode_deterministic(
-    process, net: torch.nn.Module, x0: torch.Tensor, levels: List[int], refinements: int = 1
+    denoiser, sampler, settings: Mapping[str, Any], x0: torch.Tensor, levels: Sequence[float], refinements: int = 1
 ) -> torch.Tensor:
-    """x0 [B, C, H, W] -> u_K [B, C, H, W]: the process's deterministic sampler run backwards through ``levels``
-    (K first, as ``process.sampling_levels(steps)`` gives them), 0 -> levels[-1] -> ... -> levels[0] = K.
+    """x0 [B, C, H, W] -> u_K [B, C, H, W]: the deterministic ``sampler`` (with ``settings``) run backwards
+    through ``levels`` (a grid, K first), 0 -> levels[-1] -> ... -> levels[0] = K.
 
-    Each step s -> t starts from the sampler's own backward step (DDIM inversion: the model evaluated at s)
-    and makes ``refinements`` fixed-point corrections u_t <- u_t + (u_s - D(u_t)) towards the state that the
-    decoding step D: t -> s maps to u_s, one network evaluation each. Decoding is approximate:
+    With ``refinements`` = 0 the sampler runs along the reversed path in one go (a multistep sampler keeps its
+    history). Otherwise each step s -> t is taken on its own, starting from the sampler's backward step and
+    making ``refinements`` fixed-point corrections u_t <- u_t + (u_s - D(u_t)) towards the state that the
+    decoding step D: t -> s maps to u_s (one more step each). Decoding is approximate:
     ``decode_deterministic`` returns x0 up to an error that falls as the steps get smaller."""
-    path = [0] + levels[::-1]
+    path = [0, *levels[::-1]]
+    if refinements == 0:
+        return _run(sampler, denoiser, path, x0, settings)
     u = x0
-    for k, k_next in zip(path[:-1], path[1:]):
-        state = process.deterministic_step(net, u, k, k_next)
+    for s, t in zip(path[:-1], path[1:]):
+        state = _run(sampler, denoiser, [s, t], u, settings)
         for _ in range(refinements):
-            state = state + (u - process.deterministic_step(net, state, k_next, k))
+            state = state + (u - _run(sampler, denoiser, [t, s], state, settings))
         u = state
     return u
 
 
 @torch.no_grad()
-def decode_deterministic(process, net: torch.nn.Module, prior_state: torch.Tensor, levels: List[int]) -> torch.Tensor:
-    """u_K [B, C, H, W] -> u_0 [B, C, H, W]: the deterministic sampler through ``levels`` (K first), then to 0."""
-    u = prior_state
-    for k, k_next in zip(levels, levels[1:] + [0]):
-        u = process.deterministic_step(net, u, k, k_next)
-    return u
+def decode_deterministic(
+    denoiser, sampler, settings: Mapping[str, Any], prior_state: torch.Tensor, levels: Sequence[float]
+) -> torch.Tensor:
+    """u_K [B, C, H, W] -> u_0 [B, C, H, W]: the deterministic ``sampler`` through ``levels`` (K first), then to 0."""
+    return _run(sampler, denoiser, [*levels, 0], prior_state, settings)

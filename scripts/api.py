@@ -5,6 +5,7 @@
     x = model.load_images(["a.png", "b.jpg"])                # center crop + resize, into the data range
     latent = model.encode(x)                                 # (u_K [B, C, H, W], noise [B, S, C, H, W])
     model.decode(latent)                                     # == x to float32 precision
+    images = model.sample(16, sampler="dpmpp_2m", steps=20)   # gaussian process: any sampler, grid and steps
     u_K, error = model.encode_deterministic(x, steps=100)    # gaussian process: DDIM inversion, RMS error [B]
     model.decode_deterministic(u_K, steps=100)               # == x up to ``error``
     model.interpolate(x[0], x[1], num_points=9)              # [9, C, H, W], ends equal the two images
@@ -24,6 +25,7 @@ import torch
 from model_code import latents
 from model_code.priors import randn_per_generator
 from model_code.randomness import ELBO_SEED_OFFSET, ENCODE_STREAM, INIT_STREAM, NOISE_STREAM, seeded_generators
+from model_code.samplers.spec import SamplingSpec
 from scripts.data.datasets.image_folders import center_crop_resize
 from scripts.evaluation.elbo import elbo_terms
 from scripts.runs.trained import TrainedModel, load_trained
@@ -52,18 +54,22 @@ class Model:
         *,
         config=None,
         delta=None,
-        eta=None,
     ) -> "Model":
-        """Checkpoint ``checkpoint`` of run ``workdir`` (0: the latest); ``config``, ``delta`` (ihdm's sampling
-        noise) and ``eta`` (the gaussian process's DDIM noise scale, 1: ancestral) as ``load_trained``."""
+        """Checkpoint ``checkpoint`` of run ``workdir`` (0: the latest); ``config`` as ``load_trained``; ``delta``
+        replaces the ihdm model's reverse-step noise std (which its prior and ELBO share)."""
         device = torch.device(device)
-        return cls(load_trained(workdir, checkpoint, device, config=config, delta=delta, eta=eta), device)
+        settings = {} if delta is None else {"delta": delta}
+        return cls(load_trained(workdir, checkpoint, device, config=config, process_settings=settings), device)
 
-    def sample(self, n: int, seed: int = 0, temperature: float = 1.0, steps: Optional[int] = None) -> torch.Tensor:
+    def sample(
+        self, n: int, seed: int = 0, temperature: float = 1.0, steps: Optional[int] = None, **sampling
+    ) -> torch.Tensor:
         """n samples [n, C, H, W]; image i from seeds (seed, i); the prior's spread scaled by ``temperature``;
-        ``steps`` reverse steps evenly spaced over the K levels (None: every level)."""
-        if temperature < 0:
-            raise ValueError(f"temperature {temperature} is negative; allowed: a number >= 0")
+        ``steps`` (None: every level) of the sampler that ``sampling`` names: ``sampler`` (ancestral, ddim, heun,
+        dpmpp_2m), ``grid`` (uniform, edm, logsnr), ``eta``, ``churn``, ``noise_temperature``
+        (``SamplingSpec``)."""
+        spec = SamplingSpec.from_options(temperature=temperature, steps=steps, **sampling)
+        spec.check()
         out = sampler.sample(
             self.process,
             self.net,
@@ -73,8 +79,7 @@ class Model:
             seed=seed,
             shape=self.shape,
             device=self.device,
-            temperature=temperature,
-            steps=steps,
+            spec=spec,
         )
         return out["samples"]
 
@@ -100,22 +105,31 @@ class Model:
         return latents.decode(self.process, self.net, latent)
 
     def encode_deterministic(
-        self, images: torch.Tensor, steps: Optional[int] = None, refinements: int = 1
+        self, images: torch.Tensor, steps: Optional[int] = None, refinements: int = 1, sampler: str = "ddim", **sampling
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Deterministic latents u_K [B, C, H, W] of images in the data range (the gaussian process's DDIM
-        sampler run backwards in ``steps`` steps, None: every level, each step refined ``refinements`` times:
-        ``latents.encode_deterministic``) and their reconstruction error [B], the root mean square of
-        decode_deterministic(u_K) - images over the pixels."""
+        """Deterministic latents u_K [B, C, H, W] of images in the data range (a deterministic ``sampler`` run
+        backwards in ``steps`` steps, None: every level, each step refined ``refinements`` times:
+        ``latents.encode_deterministic``; ``sampling``: its ``grid``, ``eta``, ``churn``) and their reconstruction
+        error [B], the root mean square of decode_deterministic(u_K) - images over the pixels."""
         images = images.to(self.device)
-        levels = self.process.sampling_levels(steps)
-        prior_state = latents.encode_deterministic(self.process, self.net, images, levels, refinements)
-        error = (self.decode_deterministic(prior_state, steps) - images).flatten(1).pow(2).mean(1).sqrt()
+        denoiser, run, settings, levels = self._deterministic(steps, sampler, sampling)
+        prior_state = latents.encode_deterministic(denoiser, run, settings, images, levels, refinements)
+        decoded = latents.decode_deterministic(denoiser, run, settings, prior_state, levels)
+        error = (decoded - images).flatten(1).pow(2).mean(1).sqrt()
         return prior_state, error
 
-    def decode_deterministic(self, prior_state: torch.Tensor, steps: Optional[int] = None) -> torch.Tensor:
-        """The deterministic sampler (DDIM, eta = 0) from u_K [B, C, H, W] in ``steps`` steps: [B, C, H, W]."""
-        levels = self.process.sampling_levels(steps)
-        return latents.decode_deterministic(self.process, self.net, prior_state.to(self.device), levels)
+    def decode_deterministic(
+        self, prior_state: torch.Tensor, steps: Optional[int] = None, sampler: str = "ddim", **sampling
+    ) -> torch.Tensor:
+        """The deterministic ``sampler`` (default DDIM, eta = 0) from u_K [B, C, H, W] in ``steps`` steps."""
+        denoiser, run, settings, levels = self._deterministic(steps, sampler, sampling)
+        return latents.decode_deterministic(denoiser, run, settings, prior_state.to(self.device), levels)
+
+    def _deterministic(self, steps: Optional[int], sampler: str, sampling: dict):
+        """(denoiser, sampler function, settings, levels) of a deterministic sampling spec."""
+        spec = SamplingSpec.from_options(sampler, steps=steps, **sampling)
+        denoiser = self.process.denoiser(self.net)
+        return (denoiser, *spec.deterministic_run(denoiser, self.process.name))
 
     def resample(
         self, image: torch.Tensor, n: int, *, below: Optional[int] = None, above: Optional[int] = None, seed: int = 0
@@ -156,14 +170,22 @@ class Model:
         return self.decode((states, spherical(noise[0], noise[1], weights)))
 
     def interpolate_deterministic(
-        self, image_a: torch.Tensor, image_b: torch.Tensor, num_points: int = 9, steps: Optional[int] = None
+        self,
+        image_a: torch.Tensor,
+        image_b: torch.Tensor,
+        num_points: int = 9,
+        steps: Optional[int] = None,
+        sampler: str = "ddim",
+        **sampling,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """([num_points, C, H, W], reconstruction errors [2]) between two images [C, H, W] through their
-        deterministic latents (``encode_deterministic``), interpolated spherically (the latents are Gaussian
-        draws, whose norm a straight line would shrink); the ends decode to the images up to those errors."""
-        prior_state, errors = self.encode_deterministic(torch.stack([image_a, image_b]), steps)
+        deterministic latents (``encode_deterministic`` with ``sampler`` and ``sampling``), interpolated
+        spherically (the latents are Gaussian draws, whose norm a straight line would shrink); the ends decode
+        to the images up to those errors."""
+        prior_state, errors = self.encode_deterministic(torch.stack([image_a, image_b]), steps, 1, sampler, **sampling)
         weights = torch.linspace(0, 1, num_points, device=self.device)
-        return self.decode_deterministic(spherical(prior_state[0], prior_state[1], weights), steps), errors
+        mixed = spherical(prior_state[0], prior_state[1], weights)
+        return self.decode_deterministic(mixed, steps, sampler, **sampling), errors
 
     def elbo(self, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
         """Per-image ELBO in nats [B] (prior KL + transitions + reconstruction) of images in the data range."""

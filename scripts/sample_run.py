@@ -20,17 +20,17 @@ from scripts.config import build
 from scripts.runtime import distributed
 from scripts.sampling.imaging import save_gif, save_png, to_unit
 from scripts.sampling.pictures import save_arrays, scatter_reference, write_sample_pictures
-from scripts.sampling.request import SamplingRequest, check_resample_level, output_folder
+from scripts.sampling.request import SamplingRequest, check_resample_level, output_folder, sampling_spec
 from scripts.sampling.sampler import check_steps, sample_on_ranks
 
 
 def run_request(request: SamplingRequest) -> None:
     """Load the request's run and draw: from its prior, or through the exact latents of input images."""
     device = distributed.init().device
-    model = Model.from_run(
-        request.workdir, request.checkpoint, device, config=request.config, delta=request.delta, eta=request.eta
-    )
+    model = Model.from_run(request.workdir, request.checkpoint, device, config=request.config, delta=request.delta)
     check_steps(request.steps, model.process)  # K is known once the model is loaded
+    if not request.images:  # the sampler, its grid and steps can be checked once the model is known
+        sampling_spec(request).levels(model.process.denoiser(model.net), model.process.name)
     seed = model.config.eval.seed if request.seed is None else request.seed
     if request.images:
         draw_from_images(model, request, seed)
@@ -53,15 +53,14 @@ def draw_from_the_prior(model: Model, request: SamplingRequest, seed: int) -> No
         batch_size=model.config.eval.batch_size,
         record=True,
         progress=distributed.is_main(),
-        temperature=request.temperature,
-        noise_temperature=request.noise_temperature,
-        steps=request.steps,
+        spec=sampling_spec(request),
     )
     if not distributed.is_main():  # rank 0 writes what every process computed
         return
     written = write_sample_pictures(folder, out, request.mode, model.process.data_range, scatter_background(model))
     written.append(save_arrays(folder, model.process.data_range, samples=out["samples"], initial=out["initial"]))
-    print_written(f"{request.count} samples ({request.mode})", model, written)
+    what = f"{request.count} samples ({request.mode}) in {out['nfe']} network evaluations each"
+    print_written(what, model, written)
 
 
 def scatter_background(model: Model):
@@ -105,8 +104,10 @@ def interpolate_images(model: Model, request: SamplingRequest, loaded: torch.Ten
     --deterministic through their deterministic latents, whose reconstruction errors are printed."""
     if not request.deterministic:
         return model.interpolate(loaded[0], loaded[1], num_points=request.count, seed=seed)
+    spec = sampling_spec(request, default_sampler="ddim")
+    settings = dict(grid=spec.grid, **spec.settings())
     samples, errors = model.interpolate_deterministic(
-        loaded[0], loaded[1], num_points=request.count, steps=request.steps
+        loaded[0], loaded[1], num_points=request.count, steps=spec.steps, sampler=spec.sampler, **settings
     )
     listed = ", ".join(f"{path} {error:.2e}" for path, error in zip(request.images, errors))
     data_range = model.process.data_range

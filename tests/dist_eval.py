@@ -49,7 +49,7 @@ def main(workdir: str, out: str) -> None:
     net = build_feature_net("fast_random_conv", device)
 
     def generate(start, count):
-        drawn = generate_range(
+        drawn, _ = generate_range(
             model.process, model.net, model.prior, start=start, count=count, seed=9, shape=model.shape, device=device
         )
         return to_unit(drawn, model.process.data_range)

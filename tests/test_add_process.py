@@ -11,13 +11,18 @@ PROCESS_FILE = '''"""ihdm whose network predicts u_(k-1) itself rather than the 
 import torch
 
 from model_code.processes.base import PROCESSES
-from model_code.processes.ihdm import IHDMProcess
+from model_code.processes.ihdm import IHDMDenoiser, IHDMProcess
+
+
+class DirectDenoiser(IHDMDenoiser):
+    def mean(self, u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return self.network(u, self.process.model_time(k))
 
 
 @PROCESSES.register("direct")
 class DirectProcess(IHDMProcess):
-    def reverse_mean(self, net, u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        return net(u, self.model_time(k)).to(u.dtype)
+    def denoiser(self, net) -> DirectDenoiser:
+        return DirectDenoiser(self, net)
 '''
 
 CONFIG_FILE = """from configs.default import get_default_configs
@@ -59,7 +64,7 @@ def test_a_new_process_file_and_config_train_sample_and_evaluate(tmp_path):
         "import torch; from scripts.config import build; from scripts.runs.rundir import RunDir; "
         "process = build.build_process(RunDir('runs/direct').load_config()); "
         "zero = lambda u, time: torch.zeros_like(u); u = torch.ones(1, 1, 8, 8); k = torch.tensor([2]); "
-        "mean = process.reverse_mean(zero, u, k).abs().max().item(); "
+        "mean = process.denoiser(zero).mean(u, k).abs().max().item(); "
         "print(process.name, type(process).__name__, process.sigma, mean)",
     )
     # the config's model.sigma reached the new process, and its own reverse mean (not ihdm's u + f) is used

@@ -11,6 +11,7 @@ from PIL import Image
 
 from model_code.priors import PRIORS
 from model_code.randomness import INIT_STREAM, seeded_generators
+from model_code.samplers.spec import SamplingSpec
 from scripts.api import Model, spherical
 from scripts.sampling.sampler import reverse_process
 from tests.helpers import train_tiny_run
@@ -63,7 +64,7 @@ def test_temperature_scales_the_spread_around_the_prior_mean(model):
     )
     torch.testing.assert_close(mean, model.process.prior_component(fetch(indices))[0], atol=1e-6, rtol=0)
     torch.testing.assert_close(half - mean, 0.5 * (full - mean), atol=1e-6, rtol=0)
-    with pytest.raises(ValueError, match="temperature -1 is negative"):
+    with pytest.raises(ValueError, match="temperature=-1: a finite number >= 0"):
         model.sample(1, temperature=-1)
 
 
@@ -117,12 +118,13 @@ def test_sample_command_temperatures_match_the_api(workdir, model):
     folder = os.path.join(workdir, "sample_outputs", f"random_n3_checkpoint0_step{model.step}_seed2_T0.5_noiseT0")
     saved = torch.from_numpy(np.load(os.path.join(folder, "samples.npz"))["samples"])
     initial = model.prior.sample(seeded_generators(2, INIT_STREAM, range(3)), model.shape, "cpu", 0.5)
-    expected, _ = reverse_process(
-        model.process, model.net, initial, seeded_generators(2, 1, range(3)), noise_temperature=0
+    no_step_noise = SamplingSpec(noise_temperature=0)
+    expected, _, _ = reverse_process(
+        model.process, model.net, initial, seeded_generators(2, 1, range(3)), no_step_noise
     )
     torch.testing.assert_close(saved, expected, atol=1e-5, rtol=0)
-    no_noise, _ = reverse_process(
-        model.process, model.net, initial, seeded_generators(5, 1, range(3)), noise_temperature=0
+    no_noise, _, _ = reverse_process(
+        model.process, model.net, initial, seeded_generators(5, 1, range(3)), no_step_noise
     )
     torch.testing.assert_close(no_noise, expected, atol=1e-6, rtol=0)  # no step noise: the noise seed is irrelevant
 

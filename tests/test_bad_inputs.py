@@ -173,7 +173,7 @@ SAMPLE_FLAGS = [
     (["--steps=6"], "--steps=6: an integer in 1..5"),  # K = 5: after loading
     (["--steps=2"], "steps=2: the ihdm process cannot skip levels"),
     (["--eta=1.5"], "--eta=1.5: a number in [0, 1]"),
-    (["--eta=0.5"], "'eta' does not apply to process 'ihdm'"),
+    (["--eta=0.5"], "sampler='ddim': the 'ihdm' process cannot run it"),
     (["--deterministic"], "--deterministic given without --interpolate --image_a/--image_b"),
 ]
 

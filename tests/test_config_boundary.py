@@ -135,11 +135,12 @@ def test_renamed_keys_and_json_lists_reach_the_constructors():
     assert build.build_network(from_json).build_spec["kwargs"]["channel_mult"] == (1, 2)
 
 
-def test_an_explicit_value_must_apply():
+def test_a_process_setting_must_apply():
     config = tiny_defaults(process="gaussian", forward="blur")
     with pytest.raises(ValueError, match="'delta' does not apply to process 'gaussian'"):
-        build.build_process(config, delta=0.1)
-    assert build.build_process(tiny_defaults(), delta=0.02).delta == 0.02
+        build.with_process_settings(config, {"delta": 0.1})
+    updated = build.with_process_settings(tiny_defaults(), {"delta": 0.02})
+    assert build.build_process(updated).delta == 0.02 and tiny_defaults().model.delta is None
 
 
 def test_library_code_names_no_command_line_flag():

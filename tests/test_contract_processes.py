@@ -97,18 +97,20 @@ class TestProcessContract:
             assert mean.shape == x0.shape and torch.isfinite(mean).all() and std > 0
         assert process.prior_component_std() > 0 and isinstance(process.sampling_settings(), dict)
 
-    def test_sampling_from_the_prior_is_finite_and_seeded(self, pair):
+    def test_ancestral_sampling_from_the_prior_is_finite_and_seeded(self, pair):
         process, net = build(*pair), tiny_unet().eval()
         levels = process.sampling_levels()
         assert levels[0] == K and levels == sorted(levels, reverse=True) and levels[-1] >= 1
         mean, std = process.prior_component(data(process))
 
+        denoiser = process.denoiser(net)
+
         def run(seed):
             noise = seeded(seed)
             u = mean + std * torch.randn(mean.shape, generator=noise)
             with torch.no_grad():
-                for k in levels:
-                    u = process.reverse_step(net, u, k, torch.randn(mean.shape, generator=noise))
+                for k, k_next in zip(levels, [*levels[1:], 0]):
+                    u = denoiser.ancestral_step(u, k, k_next, torch.randn(mean.shape, generator=noise))
             return u
 
         u0 = run(2)

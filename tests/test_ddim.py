@@ -17,16 +17,17 @@ from model_code import latents
 from model_code.priors import PRIORS, randn_per_generator
 from model_code.processes import PROCESSES
 from model_code.randomness import NOISE_STREAM, seeded_generators
+from model_code.samplers import SAMPLERS
+from model_code.samplers.spec import SamplingSpec
 from scripts.api import Model
 from scripts.sampling.sampler import sample
-from tests.helpers import GaussianDataOracle, make_operator, run_command, tiny_unet, train_tiny_run
+from tests.helpers import GaussianDataOracle, make_operator, make_process, run_command, tiny_unet, train_tiny_run
 
 SIZE = 8
 
 
 def gaussian(operator_name, K, **settings):
-    op = make_operator(operator_name, K, SIZE)
-    return PROCESSES.build("gaussian", operator=op, continuous_time=op.continuous, **settings)
+    return make_process("gaussian", operator_name, K, SIZE, **settings)
 
 
 def test_sampling_levels_are_evenly_spaced_and_checked():
@@ -62,7 +63,8 @@ def test_a_skipping_step_is_the_posterior_at_eta_one_and_its_mean_at_eta_zero(op
     process = gaussian(operator_name, 10, clip_denoised=False)
     net = GaussianDataOracle(process, torch.zeros(1, 1, SIZE, SIZE), 0.5 * torch.ones(1, 1, SIZE, SIZE))
     u = process.diffuse(torch.rand(3, 1, SIZE, SIZE) * 2 - 1, torch.full((3,), 9), torch.randn(3, 1, SIZE, SIZE))
-    x_hat = process.predict_x0_coefficients(net, u, torch.full((3,), 9), clip=False).double()
+    denoiser = process.denoiser(net)
+    x_hat = denoiser.x0(u, torch.full((3,), 9), clip=False).double()
     alpha_t, sigma_t = schedule64(process, 9)
     alpha_s, sigma_s = schedule64(process, 4)
     alpha_ts, var_ts = alpha_t / alpha_s, sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2
@@ -71,12 +73,12 @@ def test_a_skipping_step_is_the_posterior_at_eta_one_and_its_mean_at_eta_zero(op
     mean = var * (alpha_ts / var_ts * u_basis + alpha_s / sigma_s**2 * x_hat)
     to_pixels = lambda c: process.operator.from_basis(c.float())
     with torch.no_grad():
-        stochastic = process.reverse_step(net, u, 9, noise, 4)
+        stochastic = denoiser.ancestral_step(u, 9, 4, noise)
         torch.testing.assert_close(stochastic, to_pixels(mean + var.sqrt() * noise.double()), atol=1e-4, rtol=0)
-        deterministic = gaussian(operator_name, 10, clip_denoised=False, eta=0.0).reverse_step(net, u, 9, noise, 4)
+        deterministic = denoiser.ddim_step(u, 9, 4, 0.0, noise)
         eps_hat = (u_basis - alpha_t * x_hat) / sigma_t
         torch.testing.assert_close(deterministic, to_pixels(alpha_s * x_hat + sigma_s * eps_hat), atol=1e-4, rtol=0)
-        half = gaussian(operator_name, 10, clip_denoised=False, eta=0.5).reverse_step(net, u, 9, noise, 4)
+        half = denoiser.ddim_step(u, 9, 4, 0.5, noise)
         c2 = 0.25 * var
         expected = alpha_s * x_hat + (sigma_s**2 - c2).sqrt() * eps_hat + c2.sqrt() * noise.double()
         torch.testing.assert_close(half, to_pixels(expected), atol=1e-4, rtol=0)
@@ -94,8 +96,9 @@ def test_deterministic_encoding_error_falls_with_the_steps_and_is_tiny_at_K(oper
     errors = []
     for steps in (10, 30, 100, K):
         levels = process.sampling_levels(steps)
-        prior_state = latents.encode_deterministic(process, oracle, x0, levels)
-        decoded = latents.decode_deterministic(process, oracle, prior_state, levels)
+        ddim = (process.denoiser(oracle), SAMPLERS.get("ddim"), {"eta": 0.0})
+        prior_state = latents.encode_deterministic(*ddim, x0, levels)
+        decoded = latents.decode_deterministic(*ddim, prior_state, levels)
         errors.append((decoded - x0).pow(2).mean().sqrt().item())
     assert errors == sorted(errors, reverse=True) and errors[0] > 10 * errors[-1], errors
     assert errors[-1] < 1e-4, errors  # 1.5e-3 without the fixed-point refinement
@@ -109,13 +112,14 @@ def test_every_step_of_the_ancestral_sampler_is_the_ddim_step_at_eta_one():
     K, net = 6, tiny_unet().eval()
     process = gaussian("identity", K, clip_denoised=True)
     prior = PRIORS.build("standard_normal", process=process)
-    out = sample(process, net, prior, mode="random", count=3, seed=4, shape=(1, SIZE, SIZE), device="cpu", steps=K)
+    spec = SamplingSpec(steps=K)
+    out = sample(process, net, prior, mode="random", count=3, seed=4, shape=(1, SIZE, SIZE), device="cpu", spec=spec)
     u = out["initial"]
     generators = seeded_generators(4, NOISE_STREAM, range(3))
     with torch.no_grad():
         for k in range(K, 0, -1):
             noise = randn_per_generator(generators, (1, SIZE, SIZE), "cpu").double()
-            x_hat = process.predict_x0_coefficients(net, u, torch.full((3,), k), clip=True).double()
+            x_hat = process.denoiser(net).x0(u, torch.full((3,), k), clip=True).double()
             if k == 1:
                 u = x_hat.float()
                 break
@@ -149,7 +153,7 @@ def test_steps_K_eta_one_is_the_ancestral_sampler_and_fewer_steps_match_the_api(
     assert name.endswith("_seed2_steps5_eta1") and torch.equal(full, ancestral)
     name, few = sampled(gaussian_run, "--steps=2", "--eta=0")
     assert name.endswith("_seed2_steps2_eta0")
-    api = Model.from_run(gaussian_run, eta=0.0).sample(3, seed=2, steps=2)
+    api = Model.from_run(gaussian_run).sample(3, seed=2, steps=2, eta=0.0)
     torch.testing.assert_close(few, api, atol=1e-6, rtol=0)
     assert (few - ancestral).abs().max() > 1e-2
 
@@ -190,7 +194,12 @@ def test_the_readme_snippet_for_gaussian_models_runs(gaussian_run):
     namespace = {}
     exec(
         compile(
-            snippet.replace("runs/quick_ddpm", gaussian_run).replace("=20", "=2").replace("=50", "=5"), "README", "exec"
+            snippet.replace("runs/quick_ddpm", gaussian_run)
+            .replace("=20", "=2")
+            .replace("=50", "=5")
+            .replace("=10", "=3"),
+            "README",
+            "exec",
         ),
         namespace,
     )

@@ -47,7 +47,7 @@ def test_ihdm_oracle_reverse_step_gives_the_forward_quantity(operator_name):
     for k in range(1, K + 1):
         levels = torch.full((3,), k)
         u = proc.operator(x0, levels) + proc.sigma * torch.randn_like(x0)
-        out = proc.reverse_step(oracle, u, k, torch.zeros_like(x0))
+        out = proc.denoiser(oracle).ancestral_step(u, k, k - 1, torch.zeros_like(x0))
         torch.testing.assert_close(out, proc.operator(x0, levels - 1), atol=1e-5, rtol=1e-5)
 
 
@@ -79,9 +79,10 @@ def test_gaussian_identity_oracle_matches_the_closed_form_ddpm_posterior():
         mean = math.sqrt(abar_s) * beta / (1 - abar_t) * x0 + math.sqrt(alpha_step) * (1 - abar_s) / (1 - abar_t) * u
         variance = (1 - abar_s) / (1 - abar_t) * beta
         noise = torch.randn_like(x0)
-        out = proc.reverse_step(oracle, u, k, noise)
+        out = proc.denoiser(oracle).ancestral_step(u, k, k - 1, noise)
         torch.testing.assert_close(out, mean + math.sqrt(variance) * noise, atol=2e-4, rtol=1e-4)
-    torch.testing.assert_close(proc.reverse_step(oracle, math.sqrt(0.9) * x0, 1, noise), x0, atol=1e-3, rtol=0)
+    last = proc.denoiser(oracle).ancestral_step(math.sqrt(0.9) * x0, 1, 0, noise)
+    torch.testing.assert_close(last, x0, atol=1e-3, rtol=0)
 
 
 def test_gaussian_blur_posterior_matches_a_per_frequency_float64_computation():
@@ -92,7 +93,7 @@ def test_gaussian_blur_posterior_matches_a_per_frequency_float64_computation():
     eps = torch.randn_like(x0)
     u = proc.diffuse(x0, torch.tensor([k]), eps)
     noise = torch.randn_like(x0)
-    out = proc.reverse_step(EpsOracle(proc, x0), u, k, noise)
+    out = proc.denoiser(EpsOracle(proc, x0)).ancestral_step(u, k, k - 1, noise)
 
     def per_frequency(level):
         t = level / K
@@ -162,11 +163,11 @@ def test_v_prediction_with_the_true_v_samples_as_eps_prediction_with_the_true_ep
     x0 = torch.rand(2, 1, SIZE, SIZE) * 2 - 1
     for k in range(1, K + 1):
         u = eps_process.diffuse(x0, torch.full((2,), k), torch.randn_like(x0))
-        x_hat = v_process.predict_x0_coefficients(VOracle(v_process, x0), u, torch.full((2,), k), clip=False)
+        x_hat = v_process.denoiser(VOracle(v_process, x0)).x0(u, torch.full((2,), k), clip=False)
         torch.testing.assert_close(v_process.operator.from_basis(x_hat), x0, atol=2e-4, rtol=0)
         noise = torch.randn_like(x0)
-        expected = eps_process.reverse_step(EpsOracle(eps_process, x0), u, k, noise)
-        sampled = v_process.reverse_step(VOracle(v_process, x0), u, k, noise)
+        expected = eps_process.denoiser(EpsOracle(eps_process, x0)).ancestral_step(u, k, k - 1, noise)
+        sampled = v_process.denoiser(VOracle(v_process, x0)).ancestral_step(u, k, k - 1, noise)
         torch.testing.assert_close(sampled, expected, atol=2e-4, rtol=0)
 
 

@@ -11,6 +11,7 @@ import sys
 import pytest
 from PIL import Image
 
+from scripts.cli.sampling_flags import SAMPLING_FLAGS
 from scripts.runs.rundir import RunDir
 from scripts.sampling.request import SamplingRequest, check_flag_values, output_folder
 from tests.configs import tiny
@@ -19,10 +20,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def sample_py_flags():
-    """The names of the flags sample.py defines (the first argument of each DEFINE_* call)."""
+    """The names of the flags sample.py defines (the first argument of each DEFINE_* call, and the shared
+    sampling flags where it calls ``sampling_flags.define()``)."""
     tree = ast.parse(open(os.path.join(ROOT, "sample.py")).read())
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)]
-    return {call.args[0].value for call in calls if call.func.attr.startswith("DEFINE_")}
+    names = {call.args[0].value for call in calls if call.func.attr.startswith("DEFINE_")}
+    shared = any(
+        call.func.attr == "define" and getattr(call.func.value, "id", "") == "sampling_flags" for call in calls
+    )
+    return names | (set(SAMPLING_FLAGS) if shared else set())
 
 
 def test_every_flag_of_sample_py_is_a_field_of_the_request():

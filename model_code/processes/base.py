@@ -42,9 +42,9 @@ class Process(Registered, nn.Module, abc.ABC):
         self.K = operator.K
 
     def sampling_levels(self, steps: Optional[int] = None) -> List[int]:
-        """The levels the sampler steps from, K first: step i goes from levels[i] to levels[i + 1], the last
-        one to level 0 (the data). ``steps`` None or K: every level K, K-1, ..., 1; S < K: S levels evenly
-        spaced, l_i = ceil(K (S - i) / S) (K first, ceil(K / S) last), for processes that can skip levels."""
+        """The levels of the uniform grid, K first: step i goes from levels[i] to levels[i + 1], the last one to
+        level 0 (the data). ``steps`` None or K: every level K, K-1, ..., 1; S < K: S levels evenly spaced,
+        l_i = ceil(K (S - i) / S) (K first, ceil(K / S) last), for processes that can skip levels."""
         steps = self.K if steps is None else steps
         if not (isinstance(steps, int) and 1 <= steps <= self.K):
             raise ValueError(f"steps={steps!r} is outside 1..{self.K}; allowed: an integer in 1..K (K of this model)")
@@ -72,26 +72,9 @@ class Process(Registered, nn.Module, abc.ABC):
         return states
 
     @abc.abstractmethod
-    def reverse_step(
-        self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor, k_next: Optional[int] = None
-    ) -> torch.Tensor:
-        """One step of the reverse process u_k [B, C, H, W] -> u_{k_next}, k_next < k (None: k - 1, as do
-        processes that cannot skip levels); stateless: the caller passes the standard normal ``noise``
-        [B, C, H, W], so it controls seeds and noise sharing. At k_next = 0 it returns the data estimate."""
-
-    @abc.abstractmethod
-    def reverse_step_noise(self, net: Net, u: torch.Tensor, k: int, u_prev: torch.Tensor) -> torch.Tensor:
-        """The inverse of ``reverse_step`` (k -> k - 1) in its noise for k > 1: with the step written u_{k-1} =
-        mean(u_k) + scale_k noise (in the process's noise coordinates), noise = (u_{k-1} - mean(u_k)) / scale_k,
-        so that ``reverse_step(net, u, k, noise)`` returns ``u_prev``. u, u_prev [B, C, H, W] -> noise."""
-
-    def deterministic_step(self, net: Net, u: torch.Tensor, k: int, k_next: int) -> torch.Tensor:
-        """A step of the process's deterministic sampler from level k to k_next: k_next < k decodes (k_next = 0
-        returns the data estimate), k_next > k encodes (runs the sampler backwards). u [B, C, H, W]."""
-        raise ValueError(
-            f"the {self.name!r} process has no deterministic sampler to encode or decode with; "
-            "its exact latents (encode/decode) hold the noise of every step"
-        )
+    def denoiser(self, net: Net) -> "Denoiser":
+        """The process's network as the samplers see it (``Denoiser``): the one place where the network's
+        output is turned into the quantities the samplers and the ELBO use."""
 
     @abc.abstractmethod
     def prior_component(self, x0: torch.Tensor) -> Tuple[torch.Tensor, float]:
@@ -123,6 +106,38 @@ class Process(Registered, nn.Module, abc.ABC):
             f"the information-theoretic NLL estimator needs the gaussian process with the identity operator; "
             f"this model uses the {self.name!r} process"
         )
+
+
+class Denoiser(abc.ABC):
+    """A process's network as the samplers (``model_code.samplers``) see it.
+
+    ``provides`` names what it gives samplers: every denoiser gives "ancestral", the process's own reverse
+    step (``ancestral_step``) and its inverse in the noise (``ancestral_step_noise``, for exact latents); the
+    gaussian process's also gives "marginal" (the forward marginal per basis coefficient and x0_hat). ``nfe``
+    counts the network evaluations made through it.
+    """
+
+    provides: Tuple[str, ...] = ("ancestral",)
+
+    def __init__(self, process: Process, net: Net):
+        self.process, self.net, self.nfe = process, net, 0
+        self.K = process.K
+
+    def network(self, u: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """The network's output at u [B, C, H, W] and network time [B], in u's dtype; counts one evaluation."""
+        self.nfe += 1
+        return self.net(u, time).to(u.dtype)
+
+    @abc.abstractmethod
+    def ancestral_step(self, u: torch.Tensor, k: float, k_next: float, noise: torch.Tensor) -> torch.Tensor:
+        """One step of the process's reverse process u_k [B, C, H, W] -> u_{k_next}, k_next < k; stateless: the
+        caller passes the standard normal ``noise`` [B, C, H, W]. At k_next = 0 it returns the data estimate."""
+
+    @abc.abstractmethod
+    def ancestral_step_noise(self, u: torch.Tensor, k: float, k_next: float, u_next: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``ancestral_step`` in its noise (k_next > 0): with the step written u_{k_next} =
+        mean(u_k) + scale noise, noise = (u_{k_next} - mean(u_k)) / scale, so that ``ancestral_step`` with it
+        returns ``u_next``. u, u_next [B, C, H, W] -> noise [B, C, H, W]."""
 
 
 def randn_like(x: torch.Tensor, randomness: RandomSource) -> torch.Tensor:

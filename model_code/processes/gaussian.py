@@ -9,7 +9,7 @@ import torch
 
 from model_code.itd import gaussian_channel, sample_truncated_logistic, truncation_interval
 from model_code.operators import DiagonalOperator, Operator
-from model_code.processes.base import PROCESSES, Net, Process, per_example_sum, randn_like
+from model_code.processes.base import PROCESSES, Denoiser, Net, Process, per_example_sum, randn_like
 from model_code.randomness import RandomSource, as_randomness
 
 
@@ -60,14 +60,13 @@ class GaussianProcess(Process):
         sigma_{t->s}^2 = sigma_{t|s}^2 sigma_s^2 / sigma_t^2,
         mu = sigma_{t->s}^2 (alpha_{t|s} / sigma_{t|s}^2 u_t + alpha_s / sigma_s^2 x_hat),
         x_hat = (u_t - sigma_t eps_hat) / alpha_t.
-    The sampler takes this step in its DDIM form (``step_mean_and_std``), which with eta = 1 is the same
-    Gaussian and also steps between levels further apart (s < t - 1: few-step sampling) and, with eta = 0,
-    deterministically in both directions. ``eta`` is a sampling setting, chosen per sampling run (never a
-    config key). eps is white in both bases, so the noise is drawn directly in the basis.
+    The samplers take this step in its DDIM form (``ddim_step``), which with eta = 1 is the same Gaussian and
+    also steps between levels further apart (s < t - 1: few-step sampling) and, with eta = 0, deterministically
+    in both directions. eps is white in both bases, so the noise is drawn directly in the basis. The network's
+    output becomes x_hat in ``GaussianDenoiser``, the one place where eps or v is converted.
     """
 
     data_range = (-1.0, 1.0)
-    library_only = ("eta",)
 
     def __init__(
         self,
@@ -81,13 +80,10 @@ class GaussianProcess(Process):
         logistic_loc: float = 0.0,
         logistic_scale: float = 2.0,
         prediction: str = "eps",
-        eta: float = 1.0,
     ):
         super().__init__(operator=operator)
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction={prediction!r}; allowed: {', '.join(PREDICTIONS)}")
-        if not 0 <= eta <= 1:
-            raise ValueError(f"eta={eta} is outside [0, 1]; allowed: 0 (deterministic) to 1 (ancestral)")
         if not isinstance(operator, DiagonalOperator):
             raise ValueError(
                 f"the gaussian process needs an operator that is diagonal in an orthonormal basis "
@@ -120,7 +116,6 @@ class GaussianProcess(Process):
         self.logistic_loc = float(logistic_loc)
         self.logistic_scale = float(logistic_scale)
         self.prediction = prediction
-        self.eta = float(eta)
 
     def require_plain_channel(self, purpose: str) -> None:
         """Refuse unless A_k = I at every level: z = sqrt(sigmoid(a)) x + sqrt(sigmoid(-a)) eps then holds."""
@@ -204,17 +199,13 @@ class GaussianProcess(Process):
         return self.operator.from_basis((alpha * to_basis(eps) - sigma * to_basis(x0)) / radius)
 
     def itd_eps_predictor(self, net: Net):
-        """eps_hat(z, a) for z = sqrt(sigmoid(a)) x + sqrt(sigmoid(-a)) eps at any log SNR a [B]; with v
-        prediction eps_hat = sigma z + alpha v_hat (r = 1 on the plain channel)."""
+        """eps_hat(z, a) for z = sqrt(sigmoid(a)) x + sqrt(sigmoid(-a)) eps at any log SNR a [B]
+        (``GaussianDenoiser.eps_at_logsnr``); needs a plain Gaussian channel."""
         self.require_plain_channel("the information-theoretic NLL estimator")
+        return self.denoiser(net).eps_at_logsnr
 
-        def eps_hat(z: torch.Tensor, logsnr: torch.Tensor) -> torch.Tensor:
-            output = net(z, self.model_time(logsnr)).to(z.dtype)
-            if self.prediction == "eps":
-                return output
-            return _expand(torch.sigmoid(-logsnr).sqrt()) * z + _expand(torch.sigmoid(logsnr).sqrt()) * output
-
-        return eps_hat
+    def denoiser(self, net: Net) -> "GaussianDenoiser":
+        return GaussianDenoiser(self, net)
 
     def prior_component_std(self) -> float:
         """sigma_1, the noise std of u_K."""
@@ -231,22 +222,8 @@ class GaussianProcess(Process):
         return self.prior_component(x0)
 
     def sampling_settings(self) -> Dict[str, Any]:
-        """{'clip_denoised': whether x_hat is clipped to the data range in each step, 'eta': the DDIM noise scale}."""
-        return {"clip_denoised": self.clip_denoised, "eta": self.eta}
-
-    def predict_x0_coefficients(self, net: Net, u: torch.Tensor, k: torch.Tensor, clip: bool) -> torch.Tensor:
-        """x_hat in the basis [B, C, H, W] from the network's eps_hat or v_hat (the class docstring's formulas),
-        optionally clipped to the data range. u [B, C, H, W] in pixels, k [B]."""
-        alpha, sigma, logsnr = self.marginal(k)
-        output = self.operator.to_basis(net(u, self.model_time(logsnr)).to(u.dtype))
-        if self.prediction == "eps":
-            x_hat = (self.operator.to_basis(u) - sigma * output) / alpha
-        else:
-            radius_squared = alpha**2 + sigma**2
-            x_hat = (alpha * self.operator.to_basis(u) - sigma * radius_squared.sqrt() * output) / radius_squared
-        if clip:
-            x_hat = self.operator.to_basis(self.operator.from_basis(x_hat).clamp(*self.data_range))
-        return x_hat
+        """{'clip_denoised': whether x_hat is clipped to the data range in each step}."""
+        return {"clip_denoised": self.clip_denoised}
 
     @staticmethod
     def posterior_variance(
@@ -255,15 +232,6 @@ class GaussianProcess(Process):
         """sigma_{t->s}^2 = sigma_{t|s}^2 sigma_s^2 / sigma_t^2, sigma_{t|s}^2 = sigma_t^2 - alpha_{t|s}^2 sigma_s^2:
         the variance of q(u_s | u_t, x) per coefficient [B, 1, H, W], s < t, from the marginals at t and s."""
         return (sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2) * sigma_s**2 / sigma_t**2
-
-    def step_mean_and_std(
-        self, net: Net, u: torch.Tensor, k: int, k_next: int, eta: float
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The DDIM step t -> s of the sampler (``ddim_step`` with the network's x_hat), t = k / K, s = k_next / K.
-        Returns (mean [B, C, H, W] in the basis, c [B, 1, H, W]); u [B, C, H, W] in pixels."""
-        levels = torch.full((u.shape[0],), k, device=u.device)
-        x_hat = self.predict_x0_coefficients(net, u, levels, clip=self.clip_denoised)
-        return self.ddim_step(self.operator.to_basis(u), x_hat, k, k_next, eta)
 
     def ddim_step(
         self, u_coefficients: torch.Tensor, x_coefficients: torch.Tensor, k: int, k_next: int, eta: float
@@ -299,31 +267,6 @@ class GaussianProcess(Process):
             states.append(u)
         return states
 
-    def reverse_step(
-        self, net: Net, u: torch.Tensor, k: int, noise: torch.Tensor, k_next: Optional[int] = None
-    ) -> torch.Tensor:
-        """The DDIM step k -> k_next (None: k - 1) with this process's eta; at k_next = 0 it returns x_hat."""
-        k_next = k - 1 if k_next is None else k_next
-        if k_next == 0:
-            levels = torch.full((u.shape[0],), k, device=u.device)
-            return self.operator.from_basis(self.predict_x0_coefficients(net, u, levels, clip=self.clip_denoised))
-        mean, std = self.step_mean_and_std(net, u, k, k_next, self.eta)
-        return self.operator.from_basis(mean + std * noise)
-
-    def reverse_step_noise(self, net: Net, u: torch.Tensor, k: int, u_prev: torch.Tensor) -> torch.Tensor:
-        """noise = (B u_{k-1} - mean) / c in the basis (k > 1); needs eta > 0 (at eta = 0 no noise enters)."""
-        if self.eta == 0:
-            raise ValueError("eta=0: the deterministic sampler takes no noise, so it has no noise latents; use eta > 0")
-        mean, std = self.step_mean_and_std(net, u, k, k - 1, self.eta)
-        return (self.operator.to_basis(u_prev) - mean) / std
-
-    def deterministic_step(self, net: Net, u: torch.Tensor, k: int, k_next: int) -> torch.Tensor:
-        """The DDIM step with eta = 0 from level k to k_next, either way; k_next = 0 returns x_hat. Run
-        backwards (k_next > k) it is the usual DDIM inversion: x_hat and eps_hat are taken at the start level."""
-        if k_next == 0:
-            return self.reverse_step(net, u, k, torch.zeros_like(u), 0)
-        return self.operator.from_basis(self.step_mean_and_std(net, u, k, k_next, 0.0)[0])
-
     def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
         """The discrete-time variational bound with K steps, per example, in nats (no clipping), less the prior term.
 
@@ -333,12 +276,12 @@ class GaussianProcess(Process):
             variance is that of u_1 / alpha_1 around x0, so as K grows the total tends to the
             continuous-time bound (exact for Gaussian data with the optimal denoiser).
         """
-        x_coefficients = self.operator.to_basis(x0)
+        x_coefficients, x_hat_at = self.operator.to_basis(x0), self.denoiser(net).x0
         transitions = []
         for k in range(2, self.K + 1):
             levels = torch.full((x0.shape[0],), k, device=x0.device, dtype=torch.long)
             u = self.diffuse(x0, levels, randn_like(x0, randomness))
-            x_hat = self.predict_x0_coefficients(net, u, levels, clip=False)
+            x_hat = x_hat_at(u, levels, clip=False)
             alpha_s, sigma_s, _ = self.marginal(levels - 1)
             variance = self.posterior_variance(*self.marginal(levels)[:2], alpha_s, sigma_s)
             transitions.append(
@@ -346,7 +289,7 @@ class GaussianProcess(Process):
             )
         ones = torch.ones(x0.shape[0], device=x0.device, dtype=torch.long)
         u1 = self.diffuse(x0, ones, randn_like(x0, randomness))
-        x_hat = self.predict_x0_coefficients(net, u1, ones, clip=False)
+        x_hat = x_hat_at(u1, ones, clip=False)
         alpha_1, sigma_1, _ = self.marginal(ones)
         decoder_variance = (sigma_1 / alpha_1).pow(2).expand_as(x_coefficients)
         reconstruction = 0.5 * per_example_sum(
@@ -357,3 +300,83 @@ class GaussianProcess(Process):
             "transitions": torch.stack(transitions, dim=1) if transitions else empty,
             "reconstruction": reconstruction,
         }
+
+
+class GaussianDenoiser(Denoiser):
+    """The gaussian-process network as the samplers see it, per coefficient of the operator's basis.
+
+    Gives the forward marginal ``marginal(k) -> (alpha [1, 1, H, W], sigma [1, 1, 1, 1])`` at any level the
+    process was trained at (reals for continuous time), ``x0(u, k)``: x_hat in the basis from the network's eps
+    or v (the process docstring's formulas; the one place where they are converted), the DDIM step and its
+    inverse in the noise, and the log-SNR schedule for the time grids.
+    """
+
+    provides = ("ancestral", "marginal")
+
+    def __init__(self, process: GaussianProcess, net: Net):
+        super().__init__(process, net)
+        self.continuous = process.continuous_time
+        self.to_basis, self.from_basis = process.operator.to_basis, process.operator.from_basis
+
+    def marginal(self, k: float, like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(alpha [1, 1, H, W] per coefficient, sigma [1, 1, 1, 1]) at level k, on ``like``'s device."""
+        alpha, sigma, _ = self.process.marginal(torch.full((1,), k, device=like.device))
+        return alpha, sigma
+
+    def x0(self, u: torch.Tensor, k, clip: Optional[bool] = None) -> torch.Tensor:
+        """x_hat in the basis [B, C, H, W] at u [B, C, H, W] in pixels and level k (a number, or [B]), clipped
+        to the data range when ``clip`` (None: the process's ``clip_denoised``). One network evaluation:
+            eps: x_hat = (B u - sigma eps_hat) / alpha;
+            v:   x_hat = (alpha B u - sigma r v_hat) / r^2, r^2 = alpha^2 + sigma^2."""
+        process = self.process
+        levels = k if torch.is_tensor(k) else torch.full((u.shape[0],), k, device=u.device)
+        alpha, sigma, logsnr = process.marginal(levels)
+        output = self.to_basis(self.network(u, process.model_time(logsnr)))
+        if process.prediction == "eps":
+            x_hat = (self.to_basis(u) - sigma * output) / alpha
+        else:
+            radius_squared = alpha**2 + sigma**2
+            x_hat = (alpha * self.to_basis(u) - sigma * radius_squared.sqrt() * output) / radius_squared
+        if process.clip_denoised if clip is None else clip:
+            x_hat = self.to_basis(self.from_basis(x_hat).clamp(*process.data_range))
+        return x_hat
+
+    def eps_at_logsnr(self, z: torch.Tensor, logsnr: torch.Tensor) -> torch.Tensor:
+        """eps_hat at z = sqrt(sigmoid(a)) x + sqrt(sigmoid(-a)) eps on the plain channel, a = ``logsnr`` [B];
+        with v prediction eps_hat = sigma z + alpha v_hat (r = 1 there)."""
+        output = self.network(z, self.process.model_time(logsnr))
+        if self.process.prediction == "eps":
+            return output
+        return _expand(torch.sigmoid(-logsnr).sqrt()) * z + _expand(torch.sigmoid(logsnr).sqrt()) * output
+
+    def _ddim_mean_and_std(self, u: torch.Tensor, k: float, k_next: float, eta: float):
+        x_hat = self.x0(u, torch.full((u.shape[0],), k, device=u.device))
+        return self.process.ddim_step(self.to_basis(u), x_hat, k, k_next, eta)
+
+    def ddim_step(self, u: torch.Tensor, k: float, k_next: float, eta: float, noise: torch.Tensor) -> torch.Tensor:
+        """The DDIM step (``GaussianProcess.ddim_step``) with the network's x_hat, u [B, C, H, W] in pixels:
+        u_s = alpha_s x_hat + sqrt(sigma_s^2 - c^2) eps_hat + c noise; k_next = 0 returns x_hat. Either way
+        (k_next > k runs it backwards: DDIM inversion at eta = 0)."""
+        if k_next == 0:
+            return self.from_basis(self.x0(u, torch.full((u.shape[0],), k, device=u.device)))
+        mean, std = self._ddim_mean_and_std(u, k, k_next, eta)
+        return self.from_basis(mean if eta == 0 else mean + std * noise)
+
+    def ancestral_step(self, u: torch.Tensor, k: float, k_next: float, noise: torch.Tensor) -> torch.Tensor:
+        """The posterior step q(u_s | u_t, x = x_hat): DDIM at eta = 1."""
+        return self.ddim_step(u, k, k_next, 1.0, noise)
+
+    def ancestral_step_noise(self, u: torch.Tensor, k: float, k_next: float, u_next: torch.Tensor) -> torch.Tensor:
+        """noise = (B u_s - mean) / c in the basis, c the posterior std (k_next > 0)."""
+        mean, std = self._ddim_mean_and_std(u, k, k_next, 1.0)
+        return (self.to_basis(u_next) - mean) / std
+
+    def logsnr(self, k: float) -> float:
+        """The log SNR of the schedule at level k."""
+        return float(self.process.logsnr(torch.tensor(k / self.K, dtype=torch.float64)))
+
+    def level_at_logsnr(self, logsnr: float) -> float:
+        """The level whose log SNR is ``logsnr``: K t(logsnr) (``cosine_time``)."""
+        process = self.process
+        time = cosine_time(torch.tensor(logsnr, dtype=torch.float64), process.logsnr_min, process.logsnr_max)
+        return float(self.K * time)

@@ -9,7 +9,7 @@ import torch
 from model_code.samplers.base import SAMPLERS, Callback, NoiseSource, transitions
 
 
-@SAMPLERS.register("ancestral", needs="ancestral", deterministic=False)
+@SAMPLERS.register("ancestral", needs="ancestral", deterministic=lambda settings: False)
 def ancestral(
     denoiser, levels: Sequence[float], initial: torch.Tensor, noise: NoiseSource, callback: Callback
 ) -> torch.Tensor:

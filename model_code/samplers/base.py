@@ -1,23 +1,26 @@
 """The sampler interface: samplers are functions over a process's denoiser, registered by name.
 
 A sampler runs the reverse process from the initial state u at ``levels[0]`` (the highest level, K for the
-full process) through ``levels[1:]`` and returns the data estimate of the last level:
+full process) through ``levels[1:]``; a step to level 0 returns the data estimate (x0_hat at the level before):
 
-    sampler(denoiser, levels, initial, noise, callback, **settings) -> u_0 [B, C, H, W]
+    sampler(denoiser, levels, initial, noise, callback, **settings) -> u at levels[-1] [B, C, H, W]
 
 - ``denoiser``: the process's view of its network (``Process.denoiser(net)``), the one place where the
   network's output (eps, v, IHDM's u_{k-1}) becomes what samplers use. Every denoiser has
   ``ancestral_step(u, k, k_next, noise)`` (``provides`` holds "ancestral"); the gaussian process's also gives
   the forward marginal per basis coefficient and x0_hat (``provides`` holds "marginal"): ``to_basis``,
-  ``from_basis``, ``marginal(k) -> (alpha [1, 1, H, W], sigma [1, 1, 1, 1])`` and ``x0(u, k) -> x0_hat`` in the
-  basis, each call one network evaluation (``denoiser.nfe`` counts them).
-- ``levels``: the time grid, decreasing, in the process's levels (0..K; reals for continuous time), from a
-  grid of ``grids.py``.
+  ``from_basis``, ``marginal(k, like) -> (alpha [1, 1, H, W], sigma [1, 1, 1, 1])``, ``x0(u, k) -> x0_hat`` in
+  the basis from u in pixels (one network evaluation; ``denoiser.nfe`` counts them), ``ddim_step`` and the
+  log-SNR schedule (``logsnr(k)``, ``level_at_logsnr(a)``) for grids and churn.
+- ``levels``: the path, in the process's levels (0..K; reals for continuous time): a grid of ``grids.py``
+  followed by 0 to sample; a deterministic sampler given rising levels (0, then the grid reversed) runs
+  backwards and encodes.
 - ``noise()``: a fresh standard normal [B, C, H, W] per call (the caller seeds it per image).
-- ``callback(i, u)``: called with the state after step i = 1, ..., len(levels) (the last is the output).
+- ``callback(i, u)``: called with the state after step i = 1, ..., len(levels) - 1 (the last is the output).
 
 A sampler is registered with ``@SAMPLERS.register(name, needs=..., deterministic=...)``: ``needs`` names what
-the denoiser must provide, ``deterministic`` whether it draws no noise (so that run backwards it encodes).
+the denoiser must provide, ``deterministic(settings) -> bool`` whether with these settings it draws no noise
+(so that run backwards it encodes).
 Its keyword settings (``eta``, ``churn``, ...) are its own; ``settings(name)`` lists them.
 """
 
@@ -59,6 +62,5 @@ def check_sampler(name: str, denoiser, process_name: str) -> None:
 
 
 def transitions(levels: Sequence[float]):
-    """(i, k, k_next) for each step i = 1..len(levels): level k to the next, the last to 0 (the data)."""
-    targets = list(levels[1:]) + [0]
-    return [(i, k, k_next) for i, (k, k_next) in enumerate(zip(levels, targets), start=1)]
+    """(i, k, k_next) for each step i = 1..len(levels) - 1, from levels[i - 1] to levels[i]."""
+    return [(i, k, k_next) for i, (k, k_next) in enumerate(zip(levels[:-1], levels[1:]), start=1)]

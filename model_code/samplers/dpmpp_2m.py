@@ -17,27 +17,27 @@ import torch
 from model_code.samplers.base import SAMPLERS, Callback, NoiseSource, transitions
 
 
-@SAMPLERS.register("dpmpp_2m", needs="marginal", deterministic=True)
+@SAMPLERS.register("dpmpp_2m", needs="marginal", deterministic=lambda settings: True)
 def dpmpp_2m(
     denoiser, levels: Sequence[float], initial: torch.Tensor, noise: NoiseSource, callback: Callback
 ) -> torch.Tensor:
-    """DPM-Solver++(2M) between ``levels`` (the module docstring), u [B, C, H, W] in pixels."""
-    coefficients = denoiser.to_basis(initial)
+    """DPM-Solver++(2M) along ``levels`` (the module docstring), u [B, C, H, W] in pixels between steps."""
+    u = initial
     previous = None  # (x0 estimate, h) of the step before
     for i, k, k_next in transitions(levels):
-        denoised = denoiser.x0(coefficients, k)
+        denoised = denoiser.x0(u, k)
         if k_next == 0:
             u = denoiser.from_basis(denoised)
-            callback(i, u)
-            return u
-        alpha, sigma = denoiser.marginal(k)
-        alpha_next, sigma_next = denoiser.marginal(k_next)
-        h = torch.log(alpha_next / sigma_next) - torch.log(alpha / sigma)
-        estimate = denoised
-        if previous is not None:
-            ratio = previous[1] / h
-            estimate = (1 + 1 / (2 * ratio)) * denoised - previous[0] / (2 * ratio)
-        coefficients = (sigma_next / sigma) * coefficients - alpha_next * torch.expm1(-h) * estimate
-        previous = (denoised, h)
-        callback(i, denoiser.from_basis(coefficients))
-    raise AssertionError("unreachable: the last transition goes to level 0")
+        else:
+            alpha, sigma = denoiser.marginal(k, u)
+            alpha_next, sigma_next = denoiser.marginal(k_next, u)
+            h = torch.log(alpha_next / sigma_next) - torch.log(alpha / sigma)
+            estimate = denoised
+            if previous is not None:
+                ratio = previous[1] / h
+                estimate = (1 + 1 / (2 * ratio)) * denoised - previous[0] / (2 * ratio)
+            coefficients = (sigma_next / sigma) * denoiser.to_basis(u) - alpha_next * torch.expm1(-h) * estimate
+            previous = (denoised, h)
+            u = denoiser.from_basis(coefficients)
+        callback(i, u)
+    return u

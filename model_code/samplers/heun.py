@@ -21,21 +21,21 @@ from model_code.samplers.base import SAMPLERS, Callback, NoiseSource, transition
 
 def _scaled(denoiser, coefficients: torch.Tensor, k: float):
     """(x = c / alpha, s = sigma / alpha, alpha) per coefficient at level k; c [B, C, H, W] in the basis."""
-    alpha, sigma = denoiser.marginal(k)
+    alpha, sigma = denoiser.marginal(k, coefficients)
     return coefficients / alpha, sigma / alpha, alpha
 
 
-def _churned(denoiser, coefficients: torch.Tensor, k: float, gamma: float, noise: NoiseSource):
-    """The state moved up from level k to the level whose s is (1 + gamma) s in the log-SNR schedule, by noise of
-    variance s_hat^2 - s^2 per coefficient (in x = c / alpha): (c_hat [B, C, H, W] in the basis, its level)."""
+def _churned(denoiser, u: torch.Tensor, k: float, gamma: float, noise: NoiseSource):
+    """u [B, C, H, W] moved up from level k to the level whose s is (1 + gamma) s in the log-SNR schedule, by
+    noise of variance s_hat^2 - s^2 per coefficient (in x = c / alpha): (u_hat in pixels, its level)."""
     raised = min(denoiser.level_at_logsnr(denoiser.logsnr(k) - 2 * math.log1p(gamma)), float(denoiser.K))
-    x, s, _ = _scaled(denoiser, coefficients, k)
-    alpha_raised, sigma_raised = denoiser.marginal(raised)
-    extra = ((sigma_raised / alpha_raised) ** 2 - s**2).clamp_min(0).sqrt()
-    return alpha_raised * (x + extra * denoiser.to_basis(noise())), raised
+    x, s, _ = _scaled(denoiser, denoiser.to_basis(u), k)
+    _, s_raised, alpha_raised = _scaled(denoiser, x, raised)
+    extra = (s_raised**2 - s**2).clamp_min(0).sqrt()
+    return denoiser.from_basis(alpha_raised * (x + extra * denoiser.to_basis(noise()))), raised
 
 
-@SAMPLERS.register("heun", needs="marginal", deterministic=True)
+@SAMPLERS.register("heun", needs="marginal", deterministic=lambda settings: not settings.get("churn"))
 def heun(
     denoiser,
     levels: Sequence[float],
@@ -44,22 +44,21 @@ def heun(
     callback: Callback,
     churn: float = 0.0,
 ) -> torch.Tensor:
-    """Heun steps between ``levels`` (the module docstring), u [B, C, H, W] in pixels between steps."""
-    gamma = min(churn / len(levels), math.sqrt(2) - 1) if churn > 0 else 0.0
-    coefficients = denoiser.to_basis(initial)
+    """Heun steps along ``levels`` (the module docstring), u [B, C, H, W] in pixels between steps."""
+    gamma = min(churn / (len(levels) - 1), math.sqrt(2) - 1) if churn > 0 else 0.0
+    u = initial
     for i, k, k_next in transitions(levels):
         if gamma > 0:
-            coefficients, k = _churned(denoiser, coefficients, k, gamma, noise)
-        x, s, _ = _scaled(denoiser, coefficients, k)
-        denoised = denoiser.x0(coefficients, k)
+            u, k = _churned(denoiser, u, k, gamma, noise)
+        denoised = denoiser.x0(u, k)
         if k_next == 0:
             u = denoiser.from_basis(denoised)
-            callback(i, u)
-            return u
-        slope = (x - denoised) / s
-        _, s_next, alpha_next = _scaled(denoiser, coefficients, k_next)
-        x_euler = x + (s_next - s) * slope
-        slope_next = (x_euler - denoiser.x0(alpha_next * x_euler, k_next)) / s_next
-        coefficients = alpha_next * (x + (s_next - s) * (slope + slope_next) / 2)
-        callback(i, denoiser.from_basis(coefficients))
-    raise AssertionError("unreachable: the last transition goes to level 0")
+        else:
+            x, s, _ = _scaled(denoiser, denoiser.to_basis(u), k)
+            slope = (x - denoised) / s
+            _, s_next, alpha_next = _scaled(denoiser, x, k_next)
+            x_euler = x + (s_next - s) * slope
+            slope_next = (x_euler - denoiser.x0(denoiser.from_basis(alpha_next * x_euler), k_next)) / s_next
+            u = denoiser.from_basis(alpha_next * (x + (s_next - s) * (slope + slope_next) / 2))
+        callback(i, u)
+    return u

@@ -114,36 +114,40 @@ def parameter_sources(feed: Feed, name: str, config: ml_collections.ConfigDict) 
     return sources
 
 
-def build_registered(
-    feed: Feed,
-    config: ml_collections.ConfigDict,
-    provided: Mapping[str, Callable[[], Any]],
-    explicit: Optional[Mapping[str, Any]] = None,
-) -> Any:
+def build_registered(feed: Feed, config: ml_collections.ConfigDict, provided: Mapping[str, Callable[[], Any]]) -> Any:
     """Build the entry the config selects, every keyword argument fed as ``parameter_sources`` says.
 
     ``provided`` maps each of ``feed.provided`` to a function computing its value (called only if the
-    constructor takes it); ``explicit`` values (command-line flags) override and must be accepted.
+    constructor takes it).
     """
     if set(provided) != set(feed.provided):
         raise RuntimeError(f"the {feed.registry.kind} feed provides {feed.provided}, the build gave {tuple(provided)}")
     name = config_value(config, feed.selector)
-    sources = parameter_sources(feed, name, config)
-    explicit = dict(explicit or {})
-    for parameter in explicit:
-        if parameter not in sources:
-            raise ValueError(
-                f"{parameter!r} does not apply to {feed.registry.kind} {name!r} (it takes: {', '.join(sources)})"
-            )
     kwargs: Dict[str, Any] = {}
-    for parameter, source in sources.items():
-        if parameter in explicit:
-            kwargs[parameter] = explicit[parameter]
-        elif source == PROVIDED:
+    for parameter, source in parameter_sources(feed, name, config).items():
+        if source == PROVIDED:
             kwargs[parameter] = provided[parameter]()
         elif source != LIBRARY_ONLY:
             kwargs[parameter] = immutable(config_value(config, source))
     return feed.registry.build(name, **kwargs)
+
+
+def with_process_settings(config: ml_collections.ConfigDict, settings: Mapping[str, Any]) -> ml_collections.ConfigDict:
+    """A copy of ``config`` whose process parameters ``settings`` (e.g. {"delta": 0.02}, a command line's
+    --delta) replace the config's values; each must be a parameter the configured process reads from its
+    config key (else a one-line error naming what the process takes)."""
+    name = config_value(config, PROCESS_FEED.selector)
+    sources = parameter_sources(PROCESS_FEED, name, config)
+    updated = ml_collections.ConfigDict(config.to_dict())
+    for parameter, value in settings.items():
+        if sources.get(parameter) in (None, PROVIDED, LIBRARY_ONLY):
+            raise ValueError(f"{parameter!r} does not apply to process {name!r} (it takes: {', '.join(sources)})")
+        *groups, leaf = sources[parameter].split(".")
+        node = updated
+        for group in groups:
+            node = node[group]
+        node[leaf] = value
+    return updated
 
 
 def image_size(config: ml_collections.ConfigDict) -> Tuple[int, int]:
@@ -161,13 +165,9 @@ def build_operator(config: ml_collections.ConfigDict) -> Operator:
     return build_registered(OPERATOR_FEED, config, {"image_size": lambda: image_size(config)})
 
 
-def build_process(
-    config: ml_collections.ConfigDict, delta: Optional[float] = None, eta: Optional[float] = None
-) -> Process:
-    """The configured process; ``delta`` (--delta: ihdm's sampling noise) and ``eta`` (--eta: the gaussian
-    process's DDIM noise scale) override the sampling settings where they apply (else a one-line error)."""
-    explicit = {name: value for name, value in (("delta", delta), ("eta", eta)) if value is not None}
-    return build_registered(PROCESS_FEED, config, {"operator": lambda: build_operator(config)}, explicit)
+def build_process(config: ml_collections.ConfigDict) -> Process:
+    """The configured process (``model.process``) on the configured operator."""
+    return build_registered(PROCESS_FEED, config, {"operator": lambda: build_operator(config)})
 
 
 def build_network(config: ml_collections.ConfigDict) -> torch.nn.Module:

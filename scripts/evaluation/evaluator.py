@@ -17,7 +17,7 @@ import torch
 from scripts.cli.flags import require_writable_folder
 from scripts.config import build
 from scripts.evaluation.reference_stats import run_reference
-from scripts.evaluation.request import EvaluationRequest, check_request
+from scripts.evaluation.request import EvaluationRequest, check_request, sampling_spec
 from scripts.evaluation.results import record
 from scripts.runs.rundir import RunDir
 from scripts.runs.trained import TrainedModel, load_trained
@@ -100,12 +100,13 @@ def run_fid(
     reference = reference_for(request, config, model, feature_net)
     seed = _or(request.seed, config.eval.seed)
     batch_size = _or(request.batch_size, config.eval.batch_size)
+    spec, spent = sampling_spec(request), set()  # the network evaluations each image took
 
     def seed_set(offset: int):
         """generate(start, count) for image indices offset+start.. (each index is its own seed with ``seed``)."""
 
         def generate(start: int, count: int) -> torch.Tensor:
-            samples = generate_range(
+            samples, nfe = generate_range(
                 model.process,
                 model.net,
                 model.prior,
@@ -114,8 +115,9 @@ def run_fid(
                 seed=seed,
                 shape=model.shape,
                 device=device,
-                steps=request.steps,
+                spec=spec,
             )
+            spent.add(nfe)
             return to_unit(samples, model.process.data_range)
 
         return generate
@@ -132,9 +134,11 @@ def run_fid(
     result = fid.fid_record(float(np.mean(values)), reference, request.num_gen)
     result.update(fid.seed_record(values, kids, seed, request.num_gen))
     result["dataset"] = request.dataset_name or config.data.dataset
-    result["steps"] = len(model.process.sampling_levels(request.steps))
-    in_steps = "" if request.steps is None else f" in {request.steps} steps"
-    what = f"{feature_net.name}, {request.num_gen} samples{in_steps} vs {dataset} {request.dataset_split}"
+    result["steps"] = model.process.K if spec.steps is None else spec.steps
+    result.update({key: value for key, value in spec.record().items() if key != "steps"}, nfe=max(spent))
+    sampled = f"{spec.sampler}, {result['steps']} steps on the {spec.grid} grid, {result['nfe']} NFE"
+    how = f" ({sampled})" if request.sampling else ""
+    what = f"{feature_net.name}, {request.num_gen} samples{how} vs {dataset} {request.dataset_split}"
     if result["kid_mean"] is not None:  # in the brackets: the last number printed is the FID
         what += f", KID {result['kid_mean']:.6f}"
     result["headline"] = (
@@ -171,10 +175,11 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     results = RunDir(request.workdir).path("evaluation_results", request.experiment_name)
     require_writable_folder("--workdir", request.workdir, results)
     device = distributed.init().device
-    model = load_trained(
-        request.workdir, request.checkpoint, device, config=request.config, delta=request.delta, eta=request.eta
-    )
-    check_steps(request.steps, model.process)  # K is known once the model is loaded
+    settings = {} if request.delta is None else {"delta": request.delta}
+    model = load_trained(request.workdir, request.checkpoint, device, config=request.config, process_settings=settings)
+    if request.mode == "fid":  # the sampler and its steps can be checked once the model is known
+        check_steps(request.sampling.get("steps"), model.process)
+        sampling_spec(request).levels(model.process.denoiser(model.net), model.process.name)
     config = model.config
     with torch.no_grad():
         result = EVALUATIONS[request.mode](request, config, model, device)

@@ -5,11 +5,12 @@ Kept apart from the evaluator so that a bad flag value is refused before torch i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
 
 import ml_collections
 
+from scripts.cli import sampling_flags
 from scripts.config.validate import int_at_least, is_real, one_of, real_above, require, validate_config
 
 
@@ -22,8 +23,7 @@ class EvaluationRequest:
     experiment_name: str = "default"
     param_name: str = "default"
     delta: Optional[float] = None
-    steps: Optional[int] = None
-    eta: Optional[float] = None
+    sampling: Dict[str, Any] = field(default_factory=dict)  # the sampling flags given (--sampler, --steps, ...)
     batch_size: Optional[int] = None
     seed: Optional[int] = None
     dataset_name: Optional[str] = None
@@ -51,10 +51,10 @@ def check_request(request: EvaluationRequest) -> None:
     require("--param_name", request.param_name, name, "a name (not empty, no '/'): it keys results.json and plot files")
     require("--checkpoint", request.checkpoint, int_at_least(0), "an integer >= 0 (0: the latest state)")
     require("--delta", request.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
-    require("--steps", request.steps, int_at_least(1), "an integer in 1..K (K: the model's levels)")
-    require("--eta", request.eta, lambda value: is_real(value) and 0 <= value <= 1, "a number in [0, 1]")
-    if request.steps is not None and request.mode != "fid":
-        raise ValueError(f"--steps={request.steps} with --mode={request.mode}; allowed: with --mode=fid (sampling)")
+    sampling_flags.check(request.sampling)
+    for flag, value in request.sampling.items():
+        if request.mode != "fid":
+            raise ValueError(f"--{flag}={value} with --mode={request.mode}; allowed: with --mode=fid (sampling)")
     require("--batch_size", request.batch_size, int_at_least(1), "an integer >= 1")
     require("--seed", request.seed, int_at_least(0), "an integer >= 0")
     require("--num_gen", request.num_gen, int_at_least(1), "an integer >= 1 (images generated for the FID)")
@@ -65,3 +65,10 @@ def check_request(request: EvaluationRequest) -> None:
     require("--num_logsnr", request.num_logsnr, int_at_least(1), "an integer >= 1 (log-SNR draws per image)")
     require("--logsnr_loc", request.logsnr_loc, is_real, "a finite number")
     require("--logsnr_scale", request.logsnr_scale, real_above(0), "a finite number > 0")
+
+
+def sampling_spec(request: EvaluationRequest):
+    """The sampling specification of the request's sampling flags (``SamplingSpec``)."""
+    from model_code.samplers.spec import SamplingSpec
+
+    return SamplingSpec.from_options(**request.sampling)

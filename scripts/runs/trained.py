@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import ml_collections
 import torch
@@ -32,16 +32,16 @@ def load_trained(
     checkpoint: int,
     device: torch.device,
     config: Optional[ml_collections.ConfigDict] = None,
-    delta: Optional[float] = None,
-    eta: Optional[float] = None,
+    process_settings: Optional[Mapping[str, Any]] = None,
 ) -> TrainedModel:
     """Rebuild process, EMA network and prior from checkpoint number ``checkpoint`` of ``workdir``.
 
     The checkpoint's own config is used unless ``config`` (the command line's) is given, which must
     agree with it on every model-changing key (``validate.KEYS``). Loading is strict:
     a missing, damaged or misfitting checkpoint is an error naming the file, and so is an exported model
-    folder whose files do not match its SHA256SUMS. ``delta`` and ``eta`` override the process's sampling
-    settings (``build.build_process``).
+    folder whose files do not match its SHA256SUMS. ``process_settings`` replace process parameters of the
+    config (``build.with_process_settings``: ihdm's reverse-step noise ``delta``, which its prior and ELBO
+    share, from a command line's --delta).
     """
     run_dir = RunDir(workdir)
     path = run_dir.checkpoint_path(checkpoint)
@@ -49,8 +49,10 @@ def load_trained(
     if state.get(EXPORTED):
         verify_export(workdir)
     config = run_config(state, path, run_dir, config)
+    if process_settings:
+        config = build.with_process_settings(config, process_settings)
     try:
-        process = build.build_process(config, delta=delta, eta=eta).to(device)
+        process = build.build_process(config).to(device)
         net = build.build_network(config).to(device)
     except (MemoryError, RuntimeError) as error:
         if not allocation_failed(error):

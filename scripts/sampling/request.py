@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import ml_collections
 
+from scripts.cli import sampling_flags
 from scripts.cli.errors import CheckpointError
 from scripts.cli.flags import require_writable_folder
 from scripts.config.validate import (
@@ -53,8 +54,11 @@ class SamplingRequest:
     image: Optional[str] = None
     resample_below: Optional[int] = None
     resample_above: Optional[int] = None
+    sampler: Optional[str] = None
+    grid: Optional[str] = None
     steps: Optional[int] = None
     eta: Optional[float] = None
+    churn: Optional[float] = None
     deterministic: bool = False
 
     @classmethod
@@ -128,13 +132,14 @@ def check_image_flags_fit(request: SamplingRequest) -> None:
         raise ValueError("--image_a/--image_b given without --interpolate; allowed: with --interpolate")
     if request.deterministic and request.image_a is None:
         raise ValueError("--deterministic given without --interpolate --image_a/--image_b; allowed: with them")
-    if request.steps is not None and request.image is not None:
-        raise ValueError(f"--steps={request.steps} with --image: exact latents use every level; allowed: leave it out")
-    if request.steps is not None and request.image_a is not None and not request.deterministic:
-        raise ValueError(
-            f"--steps={request.steps} with --image_a/--image_b: exact latents use every level; "
-            "allowed: with --deterministic, or leave it out"
-        )
+    for flag, value in sampling_options(request).items():
+        if request.image is not None:
+            raise ValueError(f"--{flag}={value} with --image: exact latents use every level; allowed: leave it out")
+        if request.image_a is not None and not request.deterministic:
+            raise ValueError(
+                f"--{flag}={value} with --image_a/--image_b: exact latents use every level; "
+                "allowed: with --deterministic, or leave it out"
+            )
     others = [name for name in ("same_init", "share_noise") if getattr(request, name)]
     if request.image is not None and request.interpolate:
         others.append("interpolate")
@@ -170,8 +175,7 @@ def check_flag_values(request: SamplingRequest) -> None:
     require("--delta", request.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
     require("--temperature", request.temperature, real_at_least(0), "a finite number >= 0 (the prior's spread)")
     require("--noise_temperature", request.noise_temperature, real_at_least(0), "a finite number >= 0")
-    require("--steps", request.steps, int_at_least(1), "an integer in 1..K (K: the model's levels)")
-    require("--eta", request.eta, lambda value: real_at_least(0)(value) and value <= 1, "a number in [0, 1]")
+    sampling_flags.check(sampling_options(request))
     for flag in ("resample_below", "resample_above"):
         levels = "an integer in 0..K (K: the model's levels)"
         require(f"--{flag}", getattr(request, flag), int_at_least(0), levels)
@@ -179,6 +183,24 @@ def check_flag_values(request: SamplingRequest) -> None:
         require("--num_points", request.num_points, int_at_least(2), "an integer >= 2 (the two ends and between)")
     else:
         require("--batch_size", request.batch_size, int_at_least(1), "an integer >= 1 (the number of samples)")
+
+
+def sampling_options(request: SamplingRequest) -> Dict[str, Any]:
+    """The sampling flags given (--sampler, --grid, --steps, --eta, --churn), by name."""
+    return sampling_flags.options(request)
+
+
+def sampling_spec(request: SamplingRequest, default_sampler: Optional[str] = None):
+    """The request's sampling specification (``SamplingSpec``), with its temperatures; ``default_sampler`` is
+    used when --sampler is not given (the deterministic latents default to DDIM)."""
+    from model_code.samplers.spec import SamplingSpec
+
+    options = sampling_options(request)
+    if default_sampler is not None:
+        options.setdefault("sampler", default_sampler)
+    return SamplingSpec.from_options(
+        temperature=request.temperature, noise_temperature=request.noise_temperature, **options
+    )
 
 
 def resample_side_and_level(request: SamplingRequest) -> Tuple[str, int]:
@@ -196,7 +218,8 @@ def output_folder(request: SamplingRequest, *, seed: int, step: int) -> str:
     """WORKDIR/sample_outputs/<name>, the name made of every option that changes the result.
 
     The mode, number of samples, checkpoint, its step and the seed always appear; then, when given, resampling's
-    level, the input images' file stems and a short hash of their bytes, --delta, --steps, --eta,
+    level, the input images' file stems and a short hash of their bytes, --delta, --sampler, --grid, --steps,
+    --eta, --churn,
     --deterministic, temperatures other than 1, and a short hash of the --config's sample-changing keys where
     they differ from the run's saved config.json (its model-changing keys agree with the run's, or the model
     would not have loaded).
@@ -215,10 +238,16 @@ def name_suffixes(request: SamplingRequest) -> List[str]:
         suffixes.append(f"_images-{stems}-{file_digest(request.images)}")
     if request.delta is not None:
         suffixes.append(f"_delta{request.delta:g}")
+    if request.sampler is not None:
+        suffixes.append(f"_{request.sampler}")
+    if request.grid is not None:
+        suffixes.append(f"_grid{request.grid}")
     if request.steps is not None:
         suffixes.append(f"_steps{request.steps}")
     if request.eta is not None:
         suffixes.append(f"_eta{request.eta:g}")
+    if request.churn is not None:
+        suffixes.append(f"_churn{request.churn:g}")
     if request.deterministic:
         suffixes.append("_deterministic")
     if request.temperature != 1.0:

@@ -1,4 +1,4 @@
-"""The one sampler: prior draw, then the process's reverse steps, one seed per image.
+"""The one sampling driver: prior draw, then the spec's sampler over the process's denoiser, one seed per image.
 
 Image i of a request draws its initial state from a generator seeded by (seed, INIT, i) and its
 step noise from one seeded by (seed, NOISE, i), so a sample depends on its seeds alone, never on
@@ -24,6 +24,8 @@ from tqdm import tqdm
 
 from model_code.priors import randn_per_generator
 from model_code.randomness import INIT_STREAM, NOISE_STREAM, seeded_generators
+from model_code.samplers import SAMPLERS
+from model_code.samplers.spec import SamplingSpec
 from scripts.runtime import distributed
 from scripts.sampling.imaging import evenly_spaced_frames
 
@@ -65,34 +67,43 @@ def reverse_process(
     net: torch.nn.Module,
     initial: torch.Tensor,
     noise_generators: List[torch.Generator],
+    spec: SamplingSpec = SamplingSpec(),
     record: bool = False,
     progress: bool = False,
     max_frames: int = MAX_FRAMES,
-    noise_temperature: float = 1.0,
     noise_weights: Optional[torch.Tensor] = None,
-    steps: Optional[int] = None,
-) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-    """Run the reverse steps between ``process.sampling_levels(steps)`` (None: every level) from u_K =
-    ``initial`` [B, ...], the step noise (``step_noise`` of ``noise_generators`` and ``noise_weights``) scaled
-    by ``noise_temperature``; step i draws the i-th noise of each stream, so S = K steps draw the same noise
-    as the full process.
+) -> Tuple[torch.Tensor, List[torch.Tensor], int]:
+    """Run ``spec``'s sampler over the process's denoiser along ``spec.levels`` from u_K = ``initial``
+    [B, ...]; each noise draw is ``step_noise`` of ``noise_generators`` and ``noise_weights`` scaled by
+    ``spec.noise_temperature``, so the ancestral sampler's step i draws the i-th noise of each stream.
 
-    Returns (u_0, trajectory): with ``record``, at most ``max_frames`` states evenly spaced from u_K
-    to u_0 (always both ends), kept on the CPU; otherwise an empty list.
+    Returns (u_0, trajectory, nfe): with ``record``, at most ``max_frames`` states evenly spaced from u_K
+    to u_0 (always both ends), kept on the CPU, otherwise an empty list; nfe the network evaluations spent.
     """
-    levels = process.sampling_levels(steps)
-    kept = set(evenly_spaced_frames(len(levels) + 1, max_frames)) if record else set()
-    u = initial
-    trajectory = [u.cpu()] if 0 in kept else []
-    targets = levels[1:] + [0]
-    for step, (k, k_next) in enumerate(
-        tqdm(list(zip(levels, targets)), desc="sampling", leave=False, disable=not progress), start=1
-    ):
-        noise = noise_temperature * step_noise(noise_generators, u.shape[1:], u.device, noise_weights)
-        u = process.reverse_step(net, u, k, noise, k_next)
+    denoiser = process.denoiser(net)
+    levels = spec.levels(denoiser, process.name)
+    kept = set(evenly_spaced_frames(len(levels), max_frames)) if record else set()
+    trajectory = [initial.cpu()] if 0 in kept else []
+    bar = tqdm(total=len(levels) - 1, desc="sampling", leave=False, disable=not progress)
+
+    def noise() -> torch.Tensor:
+        return spec.noise_temperature * step_noise(noise_generators, initial.shape[1:], initial.device, noise_weights)
+
+    def callback(step: int, u: torch.Tensor) -> None:
+        bar.update()
         if step in kept:
             trajectory.append(u.cpu())
-    return u, trajectory
+
+    sampler = SAMPLERS.get(spec.sampler)
+    u = sampler(denoiser, levels, initial, noise, callback, **spec.settings())
+    bar.close()
+    return u, trajectory, denoiser.nfe
+
+
+def trajectory_frames(process, spec: SamplingSpec) -> int:
+    """The number of states ``reverse_process`` records with ``spec`` (the uniform grid's or any grid's S + 1)."""
+    steps = process.K if spec.steps is None else spec.steps
+    return len(evenly_spaced_frames(steps + 1, MAX_FRAMES))
 
 
 def mode_seeds(mode: str, count: int) -> Tuple[List[int], List[int]]:
@@ -148,19 +159,18 @@ def sample(
     seed: int,
     shape: Sequence[int],
     device,
+    spec: SamplingSpec = SamplingSpec(),
     record: bool = False,
     progress: bool = False,
-    temperature: float = 1.0,
-    steps: Optional[int] = None,
 ) -> Dict[str, object]:
-    """Draw ``count`` samples in one of MODES, the prior at ``temperature``, in ``steps`` reverse steps (None:
-    every level). Returns {'initial', 'samples', 'trajectory'}."""
-    initial = initial_states(prior, mode, count, seed, shape, device, temperature)
+    """Draw ``count`` samples in one of MODES as ``spec`` says (sampler, grid, steps, the prior at
+    ``spec.temperature``). Returns {'initial', 'samples', 'trajectory', 'nfe'}."""
+    initial = initial_states(prior, mode, count, seed, shape, device, spec.temperature)
     generators, weights = noise_sources(mode, count, seed, range(count), device)
-    samples, trajectory = reverse_process(
-        process, net, initial, generators, record=record, progress=progress, noise_weights=weights, steps=steps
+    samples, trajectory, nfe = reverse_process(
+        process, net, initial, generators, spec, record=record, progress=progress, noise_weights=weights
     )
-    return {"initial": initial, "samples": samples, "trajectory": trajectory}
+    return {"initial": initial, "samples": samples, "trajectory": trajectory, "nfe": nfe}
 
 
 @torch.no_grad()
@@ -174,14 +184,14 @@ def generate_range(
     seed: int,
     shape: Sequence[int],
     device,
-    steps: Optional[int] = None,
-) -> torch.Tensor:
-    """Random-mode samples for image indices start..start+count-1 (FID generation in batches), in ``steps``
-    reverse steps (None: every level)."""
+    spec: SamplingSpec = SamplingSpec(),
+) -> Tuple[torch.Tensor, int]:
+    """Random-mode samples for image indices start..start+count-1 (FID generation in batches) as ``spec`` says,
+    and the network evaluations each image took."""
     indices = list(range(start, start + count))
-    initial = prior.sample(seeded_generators(seed, INIT_STREAM, indices), shape, device)
-    samples, _ = reverse_process(process, net, initial, seeded_generators(seed, NOISE_STREAM, indices), steps=steps)
-    return samples
+    initial = prior.sample(seeded_generators(seed, INIT_STREAM, indices), shape, device, spec.temperature)
+    samples, _, nfe = reverse_process(process, net, initial, seeded_generators(seed, NOISE_STREAM, indices), spec)
+    return samples, nfe
 
 
 @torch.no_grad()
@@ -196,34 +206,25 @@ def sample_on_ranks(
     shape: Sequence[int],
     device,
     batch_size: int,
+    spec: SamplingSpec = SamplingSpec(),
     record: bool = False,
     progress: bool = False,
-    temperature: float = 1.0,
-    noise_temperature: float = 1.0,
-    steps: Optional[int] = None,
 ) -> Dict[str, object]:
     """``sample`` in batches of ``batch_size`` images shared out over the processes, gathered on every one.
 
     Each process computes the initial states of all ``count`` images (prior draws are cheap) and the
     reverse process of its batches (``distributed.my_blocks``); the samples are bit-identical for any
-    number of processes, and equal ``sample``'s when ``batch_size >= count``.
+    number of processes, and equal ``sample``'s when ``batch_size >= count``. Returns {'initial', 'samples',
+    'trajectory', 'nfe'}.
     """
-    initial = initial_states(prior, mode, count, seed, shape, device, temperature)
-    frames = len(evenly_spaced_frames(len(process.sampling_levels(steps)) + 1, MAX_FRAMES)) if record else 0
-    samples, trajectory = [], [[] for _ in range(frames)]
+    initial = initial_states(prior, mode, count, seed, shape, device, spec.temperature)
+    frames = trajectory_frames(process, spec) if record else 0
+    samples, trajectory, nfe = [], [[] for _ in range(frames)], 0
     for rows in distributed.my_blocks(count, batch_size):
         generators, weights = noise_sources(mode, count, seed, rows, device)
         part = initial[rows.start : rows.stop]
-        out, states = reverse_process(
-            process,
-            net,
-            part,
-            generators,
-            record=record,
-            progress=progress,
-            noise_temperature=noise_temperature,
-            noise_weights=weights,
-            steps=steps,
+        out, states, nfe = reverse_process(
+            process, net, part, generators, spec, record=record, progress=progress, noise_weights=weights
         )
         samples.append((rows.start, out))
         for frame, state in zip(trajectory, states):
@@ -232,4 +233,5 @@ def sample_on_ranks(
         "initial": initial,
         "samples": distributed.gather_blocks(samples, initial),
         "trajectory": [distributed.gather_blocks(frame, initial.cpu()) for frame in trajectory],
+        "nfe": nfe,
     }

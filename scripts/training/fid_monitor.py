@@ -40,7 +40,7 @@ class TrainingFID:
         seed = self.config.eval.seed
 
         def generate(start: int, count: int) -> torch.Tensor:
-            samples = generate_range(
+            samples, _ = generate_range(
                 process, ema_net, prior, start=start, count=count, seed=seed, shape=shape, device=self.device
             )
             return to_unit(samples, process.data_range)

@@ -1,0 +1,101 @@
+"""The sampling specification: which sampler, on which grid, with which settings; built once where the
+command line (or an API call) is read and handed to the sampler, never to a process constructor."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from model_code.samplers.base import SAMPLERS, check_sampler, samplers_for
+from model_code.samplers.base import settings as sampler_settings
+from model_code.samplers.grids import GRIDS
+
+DEFAULT_SAMPLER = "ancestral"
+
+
+def _finite_at_least(value: Any, low: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= low
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    """``sampler`` (a SAMPLERS name), ``steps`` (None: every level), ``grid`` (a GRIDS name), the sampler's own
+    settings ``eta`` (ddim: 0 deterministic .. 1 ancestral) and ``churn`` (heun: EDM's S_churn >= 0), the prior's
+    ``temperature`` and the step noise's ``noise_temperature`` (1: as trained)."""
+
+    sampler: str = DEFAULT_SAMPLER
+    steps: Optional[int] = None
+    grid: str = "uniform"
+    eta: Optional[float] = None
+    churn: Optional[float] = None
+    temperature: float = 1.0
+    noise_temperature: float = 1.0
+
+    @classmethod
+    def from_options(cls, sampler: Optional[str] = None, **options: Any) -> "SamplingSpec":
+        """The spec of the given options (None: the default); without a sampler, an ``eta`` means ddim (the
+        meaning of an eta before samplers had names), otherwise the ancestral sampler."""
+        given = {key: value for key, value in options.items() if value is not None}
+        if sampler is None:
+            sampler = "ddim" if given.get("eta") is not None else DEFAULT_SAMPLER
+        return cls(sampler=sampler, **given)
+
+    def settings(self) -> Dict[str, Any]:
+        """The keyword settings the sampler takes, from this spec (those left None keep the sampler's default)."""
+        return {key: getattr(self, key) for key in sampler_settings(self.sampler) if getattr(self, key) is not None}
+
+    def check(self) -> None:
+        """One-line errors for what is wrong whatever the model: an unknown sampler or grid, a setting the
+        sampler does not take, settings out of range."""
+        SAMPLERS.get(self.sampler)
+        GRIDS.get(self.grid)
+        for key in ("eta", "churn"):
+            if getattr(self, key) is not None and key not in sampler_settings(self.sampler):
+                takes = ", ".join(f"sampler={name}" for name in SAMPLERS.names() if key in sampler_settings(name))
+                raise ValueError(
+                    f"{key}={getattr(self, key)} does not apply to sampler={self.sampler}; allowed with {takes}"
+                )
+        if self.eta is not None and not (_finite_at_least(self.eta, 0) and self.eta <= 1):
+            raise ValueError(f"eta={self.eta}: a number in [0, 1] (0 deterministic, 1 ancestral)")
+        if self.churn is not None and not _finite_at_least(self.churn, 0):
+            raise ValueError(f"churn={self.churn}: a finite number >= 0 (EDM's S_churn; 0: deterministic)")
+        for key in ("temperature", "noise_temperature"):
+            if not _finite_at_least(getattr(self, key), 0):
+                raise ValueError(f"{key}={getattr(self, key)}: a finite number >= 0")
+
+    def levels(self, denoiser, process_name: str) -> List[float]:
+        """The sampling path for ``denoiser``: the grid's levels, then 0; refuses (one line) a sampler the process
+        cannot run, steps outside 1..K, a grid the model was not trained for and churn without continuous time."""
+        self.check()
+        check_sampler(self.sampler, denoiser, process_name)
+        steps = denoiser.K if self.steps is None else self.steps
+        if not (isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= denoiser.K):
+            raise ValueError(f"steps={steps!r}: an integer in 1..{denoiser.K} (K of this model)")
+        if self.churn and not getattr(denoiser, "continuous", False):
+            raise ValueError(
+                f"churn={self.churn} raises the noise between the levels this model was trained at; allowed: "
+                "churn=0 (or a model trained with model.continuous_time=True)"
+            )
+        return [*GRIDS.get(self.grid)(denoiser, steps), 0]
+
+    def is_deterministic(self) -> bool:
+        """Whether the sampler draws no noise with these settings (so that run backwards it encodes)."""
+        return SAMPLERS.metadata(self.sampler)["deterministic"](self.settings())
+
+    def deterministic_run(self, denoiser, process_name: str) -> Tuple[Callable, Dict[str, Any], List[float]]:
+        """(sampler function, its settings, the grid's levels K first) of a deterministic sampler, for the
+        deterministic latents (``latents.encode_deterministic``); a sampler that draws noise is refused."""
+        path = self.levels(denoiser, process_name)
+        if not self.is_deterministic():
+            choices = [name for name in samplers_for(denoiser) if SAMPLERS.metadata(name)["deterministic"]({})]
+            raise ValueError(
+                f"sampler={self.sampler} with {self.settings() or 'its defaults'} draws noise, so run backwards it "
+                f"does not encode; allowed: a deterministic sampler of the {process_name!r} process "
+                f"({', '.join(choices) or 'none'}: ddim at eta=0, heun at churn=0)"
+            )
+        return SAMPLERS.get(self.sampler), self.settings(), path[:-1]
+
+    def record(self) -> Dict[str, Any]:
+        """The spec as recorded with results: every field, the unset ones as None."""
+        return asdict(self)
