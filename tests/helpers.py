@@ -2,6 +2,7 @@
 
 import glob
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -54,17 +55,11 @@ def make_process(process_name: str, operator_name: str, K: int, image_size, **mo
     return build.build_registered(build.PROCESS_FEED, config, {"operator": lambda: operator})
 
 
-def tiny_unet(channels: int = 1) -> torch.nn.Module:
-    """The smallest U-Net the tests use: 8 channels, two levels, attention at the second."""
-    return UNet(
-        in_channels=channels,
-        out_channels=channels,
-        model_channels=8,
-        channel_mult=(1, 2),
-        num_res_blocks=1,
-        attention_levels=(1,),
-        dropout=0.0,
-    )
+def tiny_unet(channels: int = 1, **overrides) -> torch.nn.Module:
+    """The smallest U-Net the tests use: 8 channels, two levels, attention at the second (``overrides``: other
+    constructor arguments)."""
+    kwargs = dict(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), dropout=0.0)
+    return UNet(in_channels=channels, out_channels=channels, **{**kwargs, **overrides})
 
 
 def train_tiny_run(folder: str, n_iters: int = 2, **model_overrides) -> str:
@@ -129,6 +124,17 @@ def project_copy(destination: str) -> str:
 
     shutil.copytree(ROOT, destination, ignore=ignore)
     return destination
+
+
+def train_sample_and_evaluate(project: str, config: str, workdir: str) -> dict:
+    """The add-a-X recipe through the command line in a project copy: train ``config`` into ``workdir``, draw 2
+    samples and evaluate the ELBO on 8 test images; returns the recorded ELBO result."""
+    run_in_copy(project, "train.py", "--config", config, "--workdir", workdir)
+    sampled = run_in_copy(project, "sample.py", "--workdir", workdir, "--batch_size=2")
+    assert "2 samples (random)" in sampled
+    run_in_copy(project, "evaluate.py", "--workdir", workdir, "--mode=elbo", "--num_test=8", "--batch_size=8")
+    with open(os.path.join(project, workdir, "evaluation_results", "default", "results.json")) as handle:
+        return json.load(handle)["default"]["elbo"]
 
 
 def run_in_copy(project: str, *args) -> str:

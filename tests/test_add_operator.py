@@ -1,10 +1,9 @@
 """Adding an operator takes one file in model_code/operators/ and one config (the README's recipe), proved
 through the command line on a copy of the project: train, sample and evaluate (ELBO) a throw-away operator."""
 
-import json
 import os
 
-from tests.helpers import project_copy, run_in_copy
+from tests.helpers import project_copy, run_in_copy, train_sample_and_evaluate
 
 OPERATOR_FILE = '''"""A_k = (1 - (1 - min_scale) t) I, t = k / K: the image fades linearly to min_scale times itself."""
 
@@ -48,12 +47,7 @@ def test_a_new_operator_file_and_config_train_sample_and_evaluate(tmp_path):
     with open(os.path.join(project, "configs", "fade.py"), "w") as handle:
         handle.write(CONFIG_FILE)
 
-    run_in_copy(project, "train.py", "--config", "configs/fade.py", "--workdir", "runs/fade")
-    sampled = run_in_copy(project, "sample.py", "--workdir", "runs/fade", "--batch_size=2")
-    assert "2 samples (random)" in sampled
-    run_in_copy(project, "evaluate.py", "--workdir", "runs/fade", "--mode=elbo", "--num_test=8", "--batch_size=8")
-    with open(os.path.join(project, "runs", "fade", "evaluation_results", "default", "results.json")) as handle:
-        elbo = json.load(handle)["default"]["elbo"]
+    elbo = train_sample_and_evaluate(project, "configs/fade.py", "runs/fade")
     assert len(elbo["per_level_nats"]["transitions"]) == 2 and elbo["test_images"] == 8
     assert elbo["delta"] == 0.0125  # the ihdm process's sampling setting: 1.25 sigma
 

@@ -1,10 +1,9 @@
 """Adding a process takes one file in model_code/processes/ and one config (the README's recipe), proved
 through the command line on a copy of the project: train, sample and evaluate (ELBO) a throw-away process."""
 
-import json
 import os
 
-from tests.helpers import project_copy, run_in_copy
+from tests.helpers import project_copy, run_in_copy, train_sample_and_evaluate
 
 PROCESS_FILE = '''"""ihdm whose network predicts u_(k-1) itself rather than the residual u_(k-1) - u_k."""
 
@@ -50,12 +49,7 @@ def test_a_new_process_file_and_config_train_sample_and_evaluate(tmp_path):
     with open(os.path.join(project, "configs", "direct.py"), "w") as handle:
         handle.write(CONFIG_FILE)
 
-    run_in_copy(project, "train.py", "--config", "configs/direct.py", "--workdir", "runs/direct")
-    sampled = run_in_copy(project, "sample.py", "--workdir", "runs/direct", "--batch_size=2")
-    assert "2 samples (random)" in sampled
-    run_in_copy(project, "evaluate.py", "--workdir", "runs/direct", "--mode=elbo", "--num_test=8", "--batch_size=8")
-    with open(os.path.join(project, "runs", "direct", "evaluation_results", "default", "results.json")) as handle:
-        elbo = json.load(handle)["default"]["elbo"]
+    elbo = train_sample_and_evaluate(project, "configs/direct.py", "runs/direct")
     assert len(elbo["per_level_nats"]["transitions"]) == 2 and elbo["test_images"] == 8
 
     built = run_in_copy(

@@ -6,23 +6,8 @@ import pytest
 import torch
 
 from model_code.ema import EMA
-from model_code.networks import UNet
 from model_code.processes import PROCESSES
-from tests.helpers import IHDMOracle, make_process
-
-
-def tiny_unet(channels=1, **overrides):
-    kwargs = dict(
-        in_channels=channels,
-        out_channels=channels,
-        model_channels=8,
-        channel_mult=(1, 2),
-        num_res_blocks=1,
-        attention_levels=(1,),
-        dropout=0.0,
-    )
-    kwargs.update(overrides)
-    return UNet(**kwargs)
+from tests.helpers import IHDMOracle, make_process, tiny_unet
 
 
 @pytest.mark.parametrize("size", [(8, 8), (7, 11), (28, 28)])

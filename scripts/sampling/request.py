@@ -31,6 +31,15 @@ from scripts.config.validate import (
 from scripts.sampling.image_files import read_image
 
 PRIOR_FLAGS = ("same_init", "share_noise", "interpolate")  # the flags that choose a mode of the sampler
+# (request field, folder-name part) of the options that appear in the output folder's name when given, in order
+OPTION_SUFFIXES = (
+    ("delta", "_delta{:g}"),
+    ("sampler", "_{}"),
+    ("grid", "_grid{}"),
+    ("steps", "_steps{}"),
+    ("eta", "_eta{:g}"),
+    ("churn", "_churn{:g}"),
+)
 
 
 @dataclass(frozen=True)
@@ -236,18 +245,9 @@ def name_suffixes(request: SamplingRequest) -> List[str]:
     if request.images:
         stems = "-".join(os.path.splitext(os.path.basename(path))[0] for path in request.images)
         suffixes.append(f"_images-{stems}-{file_digest(request.images)}")
-    if request.delta is not None:
-        suffixes.append(f"_delta{request.delta:g}")
-    if request.sampler is not None:
-        suffixes.append(f"_{request.sampler}")
-    if request.grid is not None:
-        suffixes.append(f"_grid{request.grid}")
-    if request.steps is not None:
-        suffixes.append(f"_steps{request.steps}")
-    if request.eta is not None:
-        suffixes.append(f"_eta{request.eta:g}")
-    if request.churn is not None:
-        suffixes.append(f"_churn{request.churn:g}")
+    for field, template in OPTION_SUFFIXES:
+        if getattr(request, field) is not None:
+            suffixes.append(template.format(getattr(request, field)))
     if request.deterministic:
         suffixes.append("_deterministic")
     if request.temperature != 1.0:
