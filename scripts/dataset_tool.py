@@ -26,7 +26,7 @@ from tqdm import tqdm
 from scripts.data.datasets import DATASETS
 from scripts.data.datasets.image_folders import HELD_OUT_SPLITS, UNREADABLE_IMAGE, ImageFiles
 from scripts.data.datasets.prepared import write_prepared
-from scripts.runs.files import exclusive_lock, remove_stale_temporaries
+from scripts.storage.files import exclusive_lock, remove_stale_temporaries
 
 NAMED_SOURCES = {"mnist5k": 1, "mnist": 1, "cifar10": 3}  # name -> its channel count
 SHOWN_UNREADABLE = 5

@@ -30,9 +30,9 @@ from absl import flags
 
 from scripts.runs.checkpoints import EXPORTED, SAMPLING_ENTRIES, load_checkpoint, save_checkpoint
 from scripts.runs.exported import CHECKPOINT, CHECKSUMS, CONFIG, EXPORT_FILES, README, checksum_lines
-from scripts.runs.files import exclusive_lock, remove_stale_temporaries, sync_folder, temporary_path, write_atomic
 from scripts.runs.runconfig import run_config
 from scripts.runs.rundir import RunDir
+from scripts.storage.files import exclusive_lock, remove_stale_temporaries, sync_folder, temporary_path, write_atomic
 
 flags.DEFINE_string("workdir", None, "the training run to export")
 flags.DEFINE_integer("checkpoint", 0, "0: the latest state (checkpoints-meta); N: checkpoints/checkpoint_N.pth")
@@ -44,7 +44,7 @@ FLAGS = flags.FLAGS
 
 def check_flags() -> Tuple[str, int, str]:
     """(workdir, checkpoint number, dest), each refused in one line before anything is read or written."""
-    from scripts.config.validate import bad_value, int_at_least, require
+    from scripts.cli.values import bad_value, int_at_least, require
 
     for flag in ("workdir", "dest"):
         if not getattr(FLAGS, flag):

@@ -40,7 +40,7 @@ FLAGS = flags.FLAGS
 
 def numbers(flag: str, kind: type, allowed: str, check) -> List:
     """The comma-separated values of ``--flag`` as ``kind``; one error line naming the first bad one."""
-    from scripts.config.validate import bad_value
+    from scripts.cli.values import bad_value
 
     values = []
     for text in getattr(FLAGS, flag):
@@ -84,8 +84,8 @@ def save_test_images(test, indices: Sequence[int], out: str, dataset: str) -> Li
 def run() -> None:
     from scripts.api import Model
     from scripts.cli.flags import require_writable_folder
+    from scripts.cli.values import int_at_least, require
     from scripts.config import build
-    from scripts.config.validate import int_at_least, require
     from scripts.sampling.imaging import save_png, to_unit
 
     temperatures = numbers("temperatures", float, "numbers >= 0", lambda t: t >= 0)

@@ -64,7 +64,8 @@ def model_suggestion() -> tuple:
 
 
 def run() -> None:
-    from scripts.config.validate import int_at_least, require, validate_config
+    from scripts.cli.values import int_at_least, require
+    from scripts.config.validate import validate_config
 
     require("--num_items", FLAGS.num_items, int_at_least(2), "an integer >= 2")
     require("--checkpoint", FLAGS.checkpoint, int_at_least(0), "an integer >= 0 (0: the latest state)")

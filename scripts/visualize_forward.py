@@ -66,7 +66,8 @@ def labelled_rows(rows: List[torch.Tensor], labels: Sequence[str], scale: int = 
 def check_flags() -> None:
     """One-line errors for bad flag and config values, before any data is read."""
     from scripts.cli.flags import require_writable_folder
-    from scripts.config.validate import int_at_least, require, validate_config
+    from scripts.cli.values import int_at_least, require
+    from scripts.config.validate import validate_config
 
     validate_config(FLAGS.config)
     require("--num_images", FLAGS.num_images, int_at_least(1), "an integer >= 1 (dataset images per operator)")

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from scripts.cli.errors import RunDirError, describe
-from scripts.runs import files
 from scripts.sampling.imaging import evenly_spaced_frames, save_gif, save_npz, save_png, save_scatter, save_scatter_gif
+from scripts.storage import files
 
 
 @pytest.mark.parametrize("count,max_frames", [(201, 100), (301, 100), (100, 25), (26, 25), (7, 3)])

@@ -26,17 +26,6 @@ PACKAGES = ("model_code", "scripts")
 ENTRY_POINTS = ("train.py", "sample.py", "evaluate.py")
 LIBRARY_MAY_NOT_IMPORT = ("scripts", "absl", "ml_collections")
 
-# Folder edges that still close a cycle, each with the import behind it and the move that removes it. The
-# cycle test leaves these out; a listed edge that no longer exists fails (take it off the list).
-PENDING_FOLDER_EDGES: Dict[Tuple[str, str], str] = {
-    ("scripts/cli/", "scripts/config/"): "cli/flags.py builds its errors with bad_value of config/validate.py, "
-    "while config/build.py -> data/ -> cli/errors.py; bad_value (the one-line user error) is to move to "
-    "cli/errors.py, validate.py importing it from there",
-    ("scripts/data/", "scripts/runs/"): "data/datasets/prepared.py stages its zip at temporary_path of "
-    "runs/files.py, while runs/runconfig.py -> config/validate.py and config/build.py -> data/; the atomic-file "
-    "helpers of runs/files.py (nothing in them is about runs) are to move to a folder below data/",
-}
-
 
 @dataclass(frozen=True)
 class Import:
@@ -188,16 +177,8 @@ def test_no_import_cycle_between_modules():
 
 def test_no_import_cycle_between_folders():
     _, graph, _ = project_graphs()
-    for source, target in PENDING_FOLDER_EDGES:
-        graph[source].pop(target, None)
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle between folders:\n" + describe(cycle, graph)
-
-
-def test_every_pending_folder_edge_is_still_there():
-    _, graph, _ = project_graphs()
-    gone = [f"{source} -> {target}" for source, target in PENDING_FOLDER_EDGES if target not in graph[source]]
-    assert not gone, "no longer imported, take off PENDING_FOLDER_EDGES: " + ", ".join(gone)
 
 
 def test_the_library_imports_neither_scripts_nor_absl_nor_ml_collections():

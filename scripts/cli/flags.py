@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import ml_collections
 
-from scripts.config.validate import bad_value
+from scripts.cli.values import bad_value
 
 HELP_FLAG = re.compile(r"^--?(help|helpshort|helpfull|helpxml|\?)(=.*)?$")
 

@@ -34,7 +34,7 @@ def check(given: Dict[str, Any]) -> None:
     (a setting the sampler does not take) from the spec itself."""
     from model_code.samplers import GRIDS, SAMPLERS
     from model_code.samplers.spec import SamplingSpec
-    from scripts.config.validate import int_at_least, is_real, real_at_least, require
+    from scripts.cli.values import int_at_least, is_real, real_at_least, require
 
     require("--sampler", given.get("sampler"), lambda v: v in SAMPLERS, "one of " + ", ".join(SAMPLERS.names()))
     require("--grid", given.get("grid"), lambda v: v in GRIDS, "one of " + ", ".join(GRIDS.names()))

@@ -13,70 +13,26 @@ folder after the sample-changing keys of a --config that differ from the run's (
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import ml_collections
 
-Check = Callable[[Any], bool]
-
-
-def bad_value(key: str, value: Any, allowed: str) -> ValueError:
-    """The one-line error ``<key>=<value>: <allowed>``, the key as the user types it (a config key or a --flag).
-
-    A string value of a config key is quoted (as in the config file); a flag's value appears as typed.
-    """
-    shown = repr(value) if isinstance(value, str) and not key.startswith("--") else str(value)
-    return ValueError(f"{key}={shown}: {allowed}")
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def int_at_least(low: int) -> Check:
-    return lambda value: is_int(value) and value >= low
-
-
-def real_above(low: float) -> Check:
-    return lambda value: is_real(value) and value > low
-
-
-def real_at_least(low: float) -> Check:
-    return lambda value: is_real(value) and value >= low
-
-
-def unit_interval(*, closed_above: bool) -> Check:
-    return lambda value: is_real(value) and 0 <= value and (value <= 1 if closed_above else value < 1)
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """A check that passes the listed ``choices`` only (code that maps each choice to a meaning can test
-    that it covers them all)."""
-
-    choices: Tuple[str, ...]
-
-    def __call__(self, value: Any) -> bool:
-        return value in self.choices
-
-
-def one_of(*choices: str) -> OneOf:
-    return OneOf(choices)
-
-
-def is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def is_str(value: Any) -> bool:
-    return isinstance(value, str)
+from scripts.cli.values import (
+    Check,
+    OneOf,
+    bad_value,
+    int_at_least,
+    is_bool,
+    is_int,
+    is_real,
+    is_str,
+    one_of,
+    real_above,
+    real_at_least,
+    unit_interval,
+)
 
 
 def image_size(value: Any) -> bool:
@@ -258,9 +214,3 @@ def validate_relations(config: ml_collections.ConfigDict) -> None:
             raise bad_value("model.attention_levels", tuple(model.attention_levels), allowed)
     if model.logsnr_min >= model.logsnr_max:
         raise bad_value("model.logsnr_min", model.logsnr_min, f"below model.logsnr_max={model.logsnr_max}")
-
-
-def require(flag: str, value: Any, check: Check, allowed: str) -> None:
-    """A command-line flag's value: ``--flag=<value>: <allowed>`` unless ``check(value)``; None means unset."""
-    if value is not None and not check(value):
-        raise bad_value(flag, value, allowed)

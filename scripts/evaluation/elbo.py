@@ -24,8 +24,8 @@ from model_code.priors import Prior
 from model_code.processes import Process
 from model_code.randomness import ExampleRandomness
 from scripts.data.datasets import Data
-from scripts.runs.files import write_atomic_with
 from scripts.runtime import distributed
+from scripts.storage.files import write_atomic_with
 
 
 def elbo_terms(

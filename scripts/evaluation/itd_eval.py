@@ -17,9 +17,9 @@ import torch
 
 from model_code.itd import gaussian_baseline_mse, log_density_grid, nll_estimate, summarise_nll
 from model_code.randomness import seed_from
-from scripts.runs.files import write_atomic_with
 from scripts.runs.rundir import RunDir
 from scripts.runtime import distributed
+from scripts.storage.files import write_atomic_with
 
 
 def sharded_nll_estimate(

@@ -27,8 +27,8 @@ from scripts.evaluation.features import INCEPTION_DIM, INCEPTION_NAME, FeatureNe
 from scripts.evaluation.frechet import check_gaussian
 from scripts.evaluation.inception_weights import import_cleanfid
 from scripts.evaluation.kid import KID_REFERENCE_FEATURES, FeatureSample
-from scripts.runs.files import write_atomic
 from scripts.runtime import distributed
+from scripts.storage.files import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from typing import Any, Dict, Optional
 import ml_collections
 
 from scripts.cli import sampling_flags
-from scripts.config.validate import int_at_least, is_real, one_of, real_above, require, validate_config
+from scripts.cli.values import int_at_least, is_real, one_of, real_above, require
+from scripts.config.validate import validate_config
 
 
 @dataclass

@@ -13,8 +13,8 @@ import os
 from typing import Any, Dict
 
 from scripts.cli.errors import RunDirError
-from scripts.runs.files import exclusive_lock, write_atomic
 from scripts.runs.rundir import RunDir
+from scripts.storage.files import exclusive_lock, write_atomic
 
 
 def record(request, result: Dict[str, Any], model) -> str:

@@ -1,1 +1,1 @@
-"""A run directory: its layout, saved config, atomic files, checkpoints, and loading a trained model."""
+"""A run directory: its layout, saved config, checkpoints, and loading a trained model."""

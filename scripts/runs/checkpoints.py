@@ -38,7 +38,7 @@ import ml_collections
 import torch
 
 from scripts.cli.errors import CheckpointError
-from scripts.runs.files import write_atomic
+from scripts.storage.files import write_atomic
 
 CHECKPOINT_FORMAT = 2  # 1: no config inside (read as such when "format_version" is absent)
 REQUIRED_ENTRIES = ("step", "net", "ema", "optimizer", "scaler", "rng", "process", "prior")

@@ -23,7 +23,7 @@ import ml_collections
 from scripts.cli.errors import CheckpointError, RunDirError
 from scripts.runs.checkpoints import exported_model_refusal
 from scripts.runs.exported import CHECKSUMS
-from scripts.runs.files import remove_stale_temporaries, write_atomic
+from scripts.storage.files import remove_stale_temporaries, write_atomic
 
 
 class RunDir:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from scripts.runs.files import write_atomic_with
+from scripts.storage.files import write_atomic_with
 
 
 def to_unit(x: torch.Tensor, data_range: Tuple[float, float]) -> torch.Tensor:

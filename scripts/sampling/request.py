@@ -18,16 +18,8 @@ import ml_collections
 from scripts.cli import sampling_flags
 from scripts.cli.errors import CheckpointError
 from scripts.cli.flags import require_writable_folder
-from scripts.config.validate import (
-    SAMPLES,
-    int_at_least,
-    keys_of,
-    lookup,
-    real_above,
-    real_at_least,
-    require,
-    validate_config,
-)
+from scripts.cli.values import int_at_least, real_above, real_at_least, require
+from scripts.config.validate import SAMPLES, keys_of, lookup, validate_config
 from scripts.sampling.image_files import read_image
 
 PRIOR_FLAGS = ("same_init", "share_noise", "interpolate")  # the flags that choose a mode of the sampler

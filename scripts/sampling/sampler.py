@@ -37,7 +37,7 @@ MAX_FRAMES = 100  # states of the reverse process kept for the GIF
 def check_steps(steps: Optional[int], process) -> None:
     """A --steps value: ``--steps=S: an integer in 1..K`` unless 1 <= S <= K, then the process's own refusal
     if it cannot skip levels; None (every level) passes."""
-    from scripts.config.validate import int_at_least, require
+    from scripts.cli.values import int_at_least, require
 
     require("--steps", steps, lambda s: int_at_least(1)(s) and s <= process.K, f"an integer in 1..{process.K}")
     process.sampling_levels(steps)

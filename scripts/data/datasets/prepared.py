@@ -22,7 +22,7 @@ from PIL import Image
 
 from scripts.cli.errors import DatasetUnavailable
 from scripts.data.datasets.base import DATASETS, TensorImages, split_root
-from scripts.runs.files import temporary_path
+from scripts.storage.files import temporary_path
 
 MANIFEST_NAME = "dataset.json"
 FORMAT_VERSION = 1
