@@ -12,11 +12,12 @@ import torch
 
 from scripts.cli.errors import CheckpointError, ConfigMismatch, RunDirError, TrainingDiverged
 from scripts.config.validate import is_free
-from scripts.runs import checkpoints, files
+from scripts.runs import checkpoints
 from scripts.runs.checkpoints import CHECKPOINT_FORMAT, load_checkpoint, state_mismatch
 from scripts.runs.runconfig import binding_differences
 from scripts.runs.rundir import RunDir, config_from_dict
 from scripts.runs.trained import load_trained
+from scripts.storage import files
 from scripts.training.trainer import Trainer
 from tests.configs import tiny
 from tests.helpers import load_config_file, train_tiny_run
