@@ -1,4 +1,5 @@
-"""Evaluate a trained run: FID (clean-fid), the ELBO breakdown, or the information-theoretic NLL (nll_itd).
+"""Evaluate a trained run: FID (clean-fid), the ELBO breakdown, the information-theoretic NLL (nll_itd) or the
+probability-flow ODE likelihood (nll_ode).
 
     python evaluate.py --config CONFIG --workdir WORKDIR --checkpoint 0 --dataset_name=cifar10
         --experiment_name=experiment1 --param_name=default --mode=fid --delta=0.013
@@ -6,6 +7,7 @@
     python evaluate.py ... --mode=elbo --delta=0.013
     python evaluate.py --workdir WORKDIR --mode=fid --num_gen=1000 --steps=50 --eta=0   # gaussian: 50 DDIM steps
     python evaluate.py --workdir WORKDIR --mode=fid --num_gen=1000 --sampler=dpmpp_2m --steps=20 --grid=logsnr
+    python evaluate.py --workdir WORKDIR --mode=nll_ode --num_test=500 --hutchinson_probes=1   # gaussian process
 
 --config may be left out (the checkpoint carries the run's config). Results are appended to
 WORKDIR/evaluation_results/EXPERIMENT_NAME/log.txt and stored in results.json there, keyed by
@@ -21,7 +23,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Configuration file; default: the checkpoint's own.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory of a training run.")
 flags.DEFINE_integer("checkpoint", 0, "0: the latest checkpoint (checkpoints-meta); N: checkpoints/checkpoint_N.pth.")
-flags.DEFINE_string("mode", "fid", "fid | fid_ref (reference statistics only) | elbo | nll_itd")
+flags.DEFINE_string("mode", "fid", "fid | fid_ref (reference statistics only) | elbo | nll_itd | nll_ode")
 flags.DEFINE_string("experiment_name", "default", "Folder under WORKDIR/evaluation_results/.")
 flags.DEFINE_string("param_name", "default", "Key of this result within the experiment (e.g. delta0.013).")
 flags.DEFINE_float("delta", None, "Sampling / reverse-step noise std (ihdm); default: the config's.")
@@ -44,7 +46,9 @@ flags.DEFINE_string("stats_dir", "data/fid_stats", "fid: cache of reference stat
 flags.DEFINE_integer(
     "elbo_passes", None, "elbo: Monte-Carlo passes over the test set (default: config.eval.elbo_passes)."
 )
-flags.DEFINE_integer("num_test", None, "elbo / nll_itd: test images to use, 0 = all (default: config.eval.num_test).")
+flags.DEFINE_integer(
+    "num_test", None, "elbo / nll_itd / nll_ode: test images to use, 0 = all (default: config.eval.num_test)."
+)
 # nll_itd
 flags.DEFINE_integer("num_logsnr", 100, "nll_itd: log-SNR draws per test image.")
 flags.DEFINE_float("logsnr_loc", None, "nll_itd: logistic location (default: config.model.logistic_loc).")
@@ -54,6 +58,15 @@ flags.DEFINE_bool(
     True,
     "nll_itd: also compute the process's K-step variational bound (saved after the estimate); "
     "--novariational_bound skips it.",
+)
+# nll_ode
+flags.DEFINE_float("ode_rtol", 1e-5, "nll_ode: relative tolerance of the adaptive ODE solver (RK45).")
+flags.DEFINE_float("ode_atol", 1e-5, "nll_ode: absolute tolerance of the adaptive ODE solver (RK45).")
+flags.DEFINE_integer(
+    "hutchinson_probes",
+    None,
+    "nll_ode: Rademacher probes per image for Hutchinson's divergence estimate; default: the exact divergence "
+    "for inputs of at most 256 dimensions, 1 probe above.",
 )
 flags.mark_flags_as_required(["workdir"])
 
@@ -86,6 +99,9 @@ def run() -> None:
         logsnr_loc=FLAGS.logsnr_loc,
         logsnr_scale=FLAGS.logsnr_scale,
         variational_bound=FLAGS.variational_bound,
+        ode_rtol=FLAGS.ode_rtol,
+        ode_atol=FLAGS.ode_atol,
+        hutchinson_probes=FLAGS.hutchinson_probes,
     )
     check_request(request)
     from scripts.evaluation.evaluator import evaluate

@@ -287,6 +287,10 @@ EVALUATE_FLAGS = [
     (["--mode=fid", "--steps=2"], "steps=2: the ihdm process cannot skip levels"),
     (["--mode=fid", "--eta=2"], "--eta=2.0: a number in [0, 1]"),
     (["--mode=elbo", "--param_name="], "--param_name=: a name (not empty, no '/')"),
+    (["--mode=nll_ode", "--ode_rtol=0"], "--ode_rtol=0.0: a finite number > 0 (the solver's relative tolerance)"),
+    (["--mode=nll_ode", "--ode_atol=-1e-5"], "--ode_atol=-1e-05: a finite number > 0"),
+    (["--mode=nll_ode", "--hutchinson_probes=0"], "--hutchinson_probes=0: an integer >= 1 (Rademacher probes"),
+    (["--mode=nll_ode"], "--mode=nll_ode: the 'ihdm' process has no probability-flow ODE"),
 ]
 
 

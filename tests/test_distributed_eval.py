@@ -1,5 +1,5 @@
-"""Sampling, the ELBO, the information-theoretic NLL and FID statistics from 2 processes equal those from 1
-(gloo on the CPU)."""
+"""Sampling, the ELBO, the information-theoretic and probability-flow NLLs and FID statistics from 2 processes
+equal those from 1 (gloo on the CPU)."""
 
 import os
 import subprocess
@@ -39,6 +39,25 @@ def test_two_processes_sample_evaluate_and_fit_fid_statistics_like_one(trained, 
         (mu1, sigma1, n1), (mu2, sigma2, n2) = one[name], two[name]
         assert n1 == n2 and n1 >= 7
         assert torch.allclose(mu1, mu2, rtol=0, atol=1e-10) and torch.allclose(sigma1, sigma2, rtol=0, atol=1e-10)
+
+
+def test_two_processes_solve_the_probability_flow_nll_like_one(tmp_path):
+    """Each process solves its own batches (different step counts, no collective inside a solve): the same NLL
+    per image and the same NFE per batch as one process, bit for bit."""
+    config = tiny.get_config()
+    config.model.update(process="gaussian", forward="identity")
+    config.training.update(n_iters=2, sampling_freq=0)
+    workdir = str(tmp_path / "gaussian")
+    Trainer(config, workdir, torch.device("cpu")).run()
+    outputs = {}
+    for launcher in ("python", "torchrun"):
+        out = tmp_path / f"{launcher}.pt"
+        result = launch(launcher, [os.path.join(ROOT, "tests", "dist_nll_ode.py"), workdir, str(out)], timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[launcher] = torch.load(out, weights_only=False)
+    one, two = outputs["python"], outputs["torchrun"]
+    assert one["nll"].shape == (7,) and one["nfe"].shape == (3,) and torch.isfinite(one["nll"]).all()
+    assert torch.equal(one["nll"], two["nll"]) and torch.equal(one["nfe"], two["nfe"])
 
 
 def test_mpiexec_trains_and_samples_end_to_end(tmp_path):

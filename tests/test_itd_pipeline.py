@@ -102,6 +102,28 @@ def test_nll_itd_after_training_is_within_a_tenth_of_a_nat(trained_gaussian):
     assert os.listdir(os.path.join(trained_gaussian, "tensorboard", "evaluation"))
 
 
+def test_nll_ode_after_training_is_within_a_tenth_of_a_nat_and_beside_the_other_estimate(trained_gaussian):
+    """The probability-flow likelihood of the same model (exact divergence in 2D) lands on the exact entropy."""
+    out = run_cli(
+        "evaluate.py",
+        "--workdir",
+        trained_gaussian,
+        "--mode=nll_ode",
+        "--num_test=500",
+        "--batch_size=250",
+        "--experiment_name=itd",
+        "--param_name=p",
+    )
+    results = json.load(open(os.path.join(trained_gaussian, "evaluation_results", "itd", "results.json")))["p"]
+    result, exact = results["nll_ode"], 0.5 * math.log((2 * math.pi * math.e) ** 2 * 4.0 * 0.05)
+    assert result["divergence"] == "exact" and result["dimensions"] == 2 and result["test_images"] == 500
+    assert abs(result["nll_nats"] - exact) < 0.1 + 3 * result["nll_nats_stderr"], (result, exact)
+    assert result["bits_per_dim"] == pytest.approx(result["nll_nats"] / (2 * math.log(2)))
+    assert "discrete_bits_per_dim" not in result  # 2D points are not 8-bit data
+    assert result["nfe_mean"] > 10 and result["nfe_max"] >= result["nfe_mean"]
+    assert out.stdout.strip().splitlines()[-1].startswith("NLL (probability-flow ODE, exact divergence")
+
+
 def test_samples_of_2d_data_are_scatter_plots(trained_gaussian):
     out = run_cli("sample.py", "--workdir", trained_gaussian, "--batch_size=500")
     folder = [line.strip() for line in out.stdout.splitlines() if line.strip().endswith("samples.npz")][0]

@@ -77,3 +77,7 @@ class Prior(Registered, nn.Module, abc.ABC):
         """KL(q || p(u_K)) in nats, or an upper bound of it, for q = N(q_mean, q_std^2 I).
 
         q_mean [B, C, H, W] -> [B]."""
+
+    @abc.abstractmethod
+    def log_density(self, u: torch.Tensor) -> torch.Tensor:
+        """log p(u_K) in nats at u [B, C, H, W] -> [B] (the end point of the probability-flow likelihood)."""

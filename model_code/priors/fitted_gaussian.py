@@ -62,21 +62,34 @@ class FittedGaussianPrior(Prior):
         coefficients = self.mean + temperature * correlated
         return self.process.operator.from_basis(coefficients) + temperature * self.process.prior_component_std() * eps
 
+    def _coefficient_cholesky(self) -> torch.Tensor:
+        """The Cholesky factor [H, W, C, C] (float64) of S = Sigma + s^2 I_C, each coefficient's covariance."""
+        eye = torch.eye(self.scale_tril.shape[-1], dtype=torch.float64, device=self.scale_tril.device)
+        tril = self.scale_tril.double()
+        return torch.linalg.cholesky(tril @ tril.transpose(-1, -2) + self.process.prior_component_std() ** 2 * eye)
+
+    def _whitened(self, chol: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """L^-1 (B u - mean) per coefficient, [B, H, W, C], for S = L L^T; u [B, C, H, W] in pixels."""
+        difference = (self.process.operator.to_basis(u).double() - self.mean.double()).permute(0, 2, 3, 1)
+        return torch.linalg.solve_triangular(chol, difference.unsqueeze(-1), upper=False).squeeze(-1)
+
     def kl_bound(self, q_mean: torch.Tensor, q_std: float) -> torch.Tensor:
         """KL(q || p), exact: per coefficient, q = N(B m, s_q^2 I_C) and p = N(mean, S), S = Sigma + s^2 I_C:
         0.5 (s_q^2 tr S^-1 + (mean - B m)^T S^-1 (mean - B m) - C + log det S - C log s_q^2).
         m = q_mean [B, C, H, W], s_q = q_std -> [B]."""
-        std_q, channels = q_std, q_mean.shape[1]
-        eye = torch.eye(channels, dtype=torch.float64, device=q_mean.device)
-        tril = self.scale_tril.double()
-        covariance = tril @ tril.transpose(-1, -2) + self.process.prior_component_std() ** 2 * eye  # [H, W, C, C]
-        chol = torch.linalg.cholesky(covariance)
-        to_basis = self.process.operator.to_basis
-        difference = (self.mean.double() - to_basis(q_mean).double()).permute(0, 2, 3, 1)  # [B, H, W, C]
-        whitened = torch.linalg.solve_triangular(chol, difference.unsqueeze(-1), upper=False).squeeze(-1)
+        std_q, chol = q_std, self._coefficient_cholesky()
+        whitened = self._whitened(chol, q_mean)
         trace = torch.cholesky_inverse(chol).diagonal(dim1=-2, dim2=-1).sum()
         log_det = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum()
         dim = q_mean[0].numel()
         return (
             0.5 * (std_q**2 * trace + whitened.pow(2).flatten(1).sum(1) - dim + log_det - 2 * dim * math.log(std_q))
         ).float()
+
+    def log_density(self, u: torch.Tensor) -> torch.Tensor:
+        """log p(u) = sum over coefficients of log N(B u; mean, S), S = Sigma + s^2 I_C (the basis is orthonormal,
+        so densities in pixels and in the basis agree). u [B, C, H, W] -> [B]."""
+        chol = self._coefficient_cholesky()
+        log_det = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum()
+        squared = self._whitened(chol, u).pow(2).flatten(1).sum(1)
+        return (-0.5 * (squared + log_det + u[0].numel() * math.log(2 * math.pi))).float()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Sequence
 
 import torch
@@ -41,14 +42,26 @@ class KernelDensityPrior(Prior):
         """
         sigma, delta = q_std, self.process.prior_component_std()
         dim = q_mean[0].numel()
-        constant = dim * sigma**2 / delta**2 - dim + 2 * dim * torch.log(torch.tensor(delta / sigma)).item()
-        flat = q_mean.flatten(1).double()
+        constant = dim * sigma**2 / delta**2 - dim + 2 * dim * math.log(delta / sigma)
+        return (math.log(self.data()[0]) - self._logsumexp_over_components(q_mean, delta, constant)).float()
+
+    def log_density(self, u: torch.Tensor) -> torch.Tensor:
+        """log p(u) = logsumexp_n(-|u - m_n|^2 / (2 delta^2)) - log N - (D / 2) log(2 pi delta^2), the mixture's
+        density. u [B, C, H, W] -> [B]."""
+        delta, dim = self.process.prior_component_std(), u[0].numel()
+        normaliser = math.log(self.data()[0]) + 0.5 * dim * math.log(2 * math.pi * delta**2)
+        return (self._logsumexp_over_components(u, delta, 0.0) - normaliser).float()
+
+    def _logsumexp_over_components(self, points: torch.Tensor, delta: float, constant: float) -> torch.Tensor:
+        """logsumexp_n(-0.5 (|p - m_n|^2 / delta^2 + constant)) per point p [B, C, H, W] -> [B] (float64), the N
+        components m_n streamed in chunks of ``chunk_size``."""
+        flat = points.flatten(1).double()
         num_items, fetch = self.data()
-        running = torch.full((q_mean.shape[0],), -float("inf"), dtype=torch.float64, device=q_mean.device)
-        for components in prior_component_means(self.process, num_items, fetch, q_mean.device, self.chunk_size):
+        running = torch.full((points.shape[0],), -float("inf"), dtype=torch.float64, device=points.device)
+        for components in prior_component_means(self.process, num_items, fetch, points.device, self.chunk_size):
             components = components.flatten(1).double()
             distances = (
                 flat.pow(2).sum(1, keepdim=True) + components.pow(2).sum(1)[None] - 2 * flat @ components.T
             ).clamp_min(0)
             running = torch.logaddexp(running, torch.logsumexp(-0.5 * (distances / delta**2 + constant), dim=1))
-        return (torch.log(torch.tensor(float(num_items), dtype=torch.float64)) - running).float()
+        return running

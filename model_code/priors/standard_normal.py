@@ -26,3 +26,9 @@ class StandardNormalPrior(Prior):
         std_q, std, dim = q_std, self.process.prior_component_std(), q_mean[0].numel()
         squared = q_mean.flatten(1).double().pow(2).sum(1)
         return (0.5 * (dim * std_q**2 / std**2 + squared / std**2 - dim + 2 * dim * math.log(std / std_q))).float()
+
+    def log_density(self, u: torch.Tensor) -> torch.Tensor:
+        """log N(u; 0, s^2 I) = -|u|^2 / (2 s^2) - (D / 2) log(2 pi s^2). u [B, C, H, W] -> [B]."""
+        std, dim = self.process.prior_component_std(), u[0].numel()
+        squared = u.flatten(1).double().pow(2).sum(1)
+        return (-0.5 * squared / std**2 - 0.5 * dim * math.log(2 * math.pi * std**2)).float()

@@ -323,6 +323,25 @@ class GaussianDenoiser(Denoiser):
         alpha, sigma, _ = self.process.marginal(torch.full((1,), k, device=like.device))
         return alpha, sigma
 
+    def marginal_rate(self, k: float, like: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(alpha, sigma, d alpha / dk, d sigma / dk) at level k, shaped as ``marginal``'s: the schedule and the
+        operator's spectrum differentiated in k by forward-mode autodiff (continuous-time processes)."""
+        level = torch.full((1,), float(k), device=like.device)
+        (alpha, sigma), (alpha_rate, sigma_rate) = torch.func.jvp(
+            lambda levels: self.process.marginal(levels)[:2], (level,), (torch.ones_like(level),)
+        )
+        return alpha, sigma, alpha_rate, sigma_rate
+
+    def flow_velocity(self, u: torch.Tensor, k: float) -> torch.Tensor:
+        """du/dk of the probability-flow ODE at u [B, C, H, W] (pixels), level k: the path u_k = alpha_k x + sigma_k
+        eps with x and eps held at their estimates (the DDIM ODE, whose marginals are the forward process's;
+        Song et al. 2021), per coefficient c = B u:
+            dc/dk = alpha'(k) x_hat + sigma'(k) eps_hat,   eps_hat = (c - alpha x_hat) / sigma.
+        x_hat unclipped (the flow must stay smooth); one network evaluation."""
+        alpha, sigma, alpha_rate, sigma_rate = self.marginal_rate(k, u)
+        x_hat = self.x0(u, k, clip=False)
+        return self.from_basis(alpha_rate * x_hat + sigma_rate * (self.to_basis(u) - alpha * x_hat) / sigma)
+
     def x0(self, u: torch.Tensor, k, clip: Optional[bool] = None) -> torch.Tensor:
         """x_hat in the basis [B, C, H, W] at u [B, C, H, W] in pixels and level k (a number, or [B]), clipped
         to the data range when ``clip`` (None: the process's ``clip_denoised``). One network evaluation:

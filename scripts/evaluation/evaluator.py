@@ -158,11 +158,20 @@ def run_nll_itd(
     return run(request, config, model, device)
 
 
+def run_nll_ode(
+    request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device
+) -> Dict[str, Any]:
+    from scripts.evaluation.nll_ode import run_nll_ode as run
+
+    return run(request, config, model, device)
+
+
 EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {
     "fid": run_fid,
     "fid_ref": run_fid_ref,
     "elbo": run_elbo,
     "nll_itd": run_nll_itd,
+    "nll_ode": run_nll_ode,
 }
 
 

@@ -40,6 +40,9 @@ class EvaluationRequest:
     logsnr_loc: Optional[float] = None
     logsnr_scale: Optional[float] = None
     variational_bound: bool = True
+    ode_rtol: float = 1e-5
+    ode_atol: float = 1e-5
+    hutchinson_probes: Optional[int] = None
 
 
 def check_request(request: EvaluationRequest) -> None:
@@ -66,6 +69,14 @@ def check_request(request: EvaluationRequest) -> None:
     require("--num_logsnr", request.num_logsnr, int_at_least(1), "an integer >= 1 (log-SNR draws per image)")
     require("--logsnr_loc", request.logsnr_loc, is_real, "a finite number")
     require("--logsnr_scale", request.logsnr_scale, real_above(0), "a finite number > 0")
+    require("--ode_rtol", request.ode_rtol, real_above(0), "a finite number > 0 (the solver's relative tolerance)")
+    require("--ode_atol", request.ode_atol, real_above(0), "a finite number > 0 (the solver's absolute tolerance)")
+    require(
+        "--hutchinson_probes",
+        request.hutchinson_probes,
+        int_at_least(1),
+        "an integer >= 1 (Rademacher probes per image; leave it out for the exact divergence of small inputs)",
+    )
 
 
 def sampling_spec(request: EvaluationRequest):
