@@ -16,7 +16,7 @@ import torch
 
 from model_code.samplers import GRIDS, SAMPLERS
 from model_code.samplers.spec import SamplingSpec
-from tests.helpers import GaussianDataOracle, make_process
+from tests.helpers import GaussianDataOracle, make_process, run_command, train_tiny_run
 
 SIZE = 4
 K = 1000
@@ -200,3 +200,12 @@ def test_no_process_constructor_takes_a_sampler_setting():
     for name in PROCESSES.names():
         taken = set(inspect.signature(PROCESSES.get(name)).parameters) & sampler_settings
         assert not taken, f"process {name!r} takes sampler settings {taken}"
+
+
+def test_the_sampling_benchmark_times_every_sampler_per_nfe_against_ancestral(tmp_path):
+    workdir = train_tiny_run(str(tmp_path / "run"), process="gaussian", forward="identity")
+    result = run_command("-m", "scripts.benchmark_sampling", f"--workdir={workdir}", "--steps=3", "--batch_size=2")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert sorted(rows) == sorted(SAMPLERS.names())  # every sampler the gaussian process can run
+    assert rows["ancestral"][-2] == "1.000x" and rows["heun"][1] == "5" and rows["dpmpp_2m"][1] == "3"
