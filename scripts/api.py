@@ -89,7 +89,7 @@ class Model:
         channels, height, width = self.shape
         images = []
         for path in paths:
-            image = read_image(path).convert("L" if channels == 1 else "RGB")
+            image = read_image(path, "L" if channels == 1 else "RGB")
             images.append(np.asarray(center_crop_resize(image, (height, width)), dtype=np.float32))
         unit = torch.from_numpy(np.stack(images)).reshape(len(paths), height, width, channels).permute(0, 3, 1, 2)
         low, high = self.process.data_range

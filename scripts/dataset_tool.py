@@ -24,8 +24,9 @@ from absl import flags
 from tqdm import tqdm
 
 from scripts.data.datasets import DATASETS
-from scripts.data.datasets.image_folders import HELD_OUT_SPLITS, UNREADABLE_IMAGE, ImageFiles
+from scripts.data.datasets.image_folders import HELD_OUT_SPLITS, ImageFiles
 from scripts.data.datasets.prepared import write_prepared
+from scripts.data.image_decoding import UnreadableImage
 from scripts.storage.files import exclusive_lock, remove_stale_temporaries
 
 NAMED_SOURCES = {"mnist5k": 1, "mnist": 1, "cifar10": 3}  # name -> its channel count
@@ -75,7 +76,7 @@ def file_images(
                 return
             try:
                 image = files.read(name)
-            except UNREADABLE_IMAGE:
+            except UnreadableImage:
                 unreadable.add(name)
                 continue
             stored += 1

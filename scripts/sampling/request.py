@@ -160,7 +160,7 @@ def check_request(request: SamplingRequest) -> None:
     --config's values, the checkpoint's file; creates WORKDIR/sample_outputs to know that it can be written."""
     check_flag_values(request)
     for path in request.images:
-        read_image(path)
+        read_image(path, "RGB")  # refused here, in one line, if it cannot be decoded
     if request.config is not None:
         validate_config(request.config)
     run_dir(request).checkpoint_path(request.checkpoint)

@@ -1,11 +1,17 @@
 """Image folders and zips (``image_folder``, ``afhq``, ``ffhq``, ``lsun_church``): every image file under the
-root, read when asked for, center-cropped and resized to the configured size."""
+root, read when asked for, center-cropped and resized to the configured size.
+
+Which files of a folder are images: regular files with an image suffix, found by walking the folder. A symbolic
+link to a file is followed (the file it names is read); a symbolic link to a folder is not descended into
+(os.walk's rule, which also keeps a link loop from recursing); a FIFO, socket or device, or a broken link, is
+skipped with a warning and never opened. Every file is decoded within bounds (scripts/data/image_decoding.py).
+"""
 
 from __future__ import annotations
 
 import io
 import os
-import struct
+import stat
 import sys
 import zipfile
 from typing import List, Optional, Sequence, Set, Tuple
@@ -18,10 +24,9 @@ from torch.utils.data import Dataset
 from model_code.registry import Registered
 from scripts.cli.errors import DatasetUnavailable
 from scripts.data.datasets.base import DATASETS, SPLITS, split_root
+from scripts.data.image_decoding import MAX_MEMBER_BYTES, UnreadableImage, converted, open_image, read_member
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-# what PIL raises for a damaged or truncated file (SyntaxError and struct.error come from its parsers)
-UNREADABLE_IMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 IMAGE_FOLDER_NAMES = ("image_folder", "afhq", "ffhq", "lsun_church")
 HELD_OUT_SPLITS = tuple(split for split in SPLITS if split != "train")  # <root>/<split> in a folder
 
@@ -41,12 +46,17 @@ class ImageFiles(Registered, Dataset):
     def __len__(self) -> int:
         return len(self.names)
 
+    def _where(self, name: str) -> str:
+        """How messages name the file ``name``: its path in a folder, the zip and the member in a zip."""
+        return os.path.join(self.root, name) if os.path.isdir(self.root) else f"{self.root}: member {name}"
+
     def _open(self, name: str) -> Image.Image:
         if os.path.isdir(self.root):
-            return Image.open(os.path.join(self.root, name))
+            return open_image(os.path.join(self.root, name), self._where(name))
         if self._zip is None:  # opened lazily, once per DataLoader worker
             self._zip = zipfile.ZipFile(self.root)
-        return Image.open(io.BytesIO(self._zip.read(name)))
+        payload = read_member(self._zip, name, MAX_MEMBER_BYTES, self.root)
+        return open_image(io.BytesIO(payload), self._where(name))
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """Image ``index`` as uint8 [C, H, W]. An unreadable file is skipped with a warning naming it: the next
@@ -55,13 +65,13 @@ class ImageFiles(Registered, Dataset):
             name = self.names[(index + offset) % len(self.names)]
             try:
                 return self.read(name)
-            except UNREADABLE_IMAGE as error:
+            except UnreadableImage as error:
                 self._warn_unreadable(name, error)
         raise DatasetUnavailable(f"no image in {self.root} can be read (see the warnings above)")
 
     def read(self, name: str) -> torch.Tensor:
-        """The file ``name`` (one of ``names``) as uint8 [C, H, W]; raises one of UNREADABLE_IMAGE if it cannot be."""
-        image = center_crop_resize(self._open(name).convert(self.mode), self.image_size)
+        """The file ``name`` (one of ``names``) as uint8 [C, H, W]; raises ``UnreadableImage`` if it cannot be."""
+        image = center_crop_resize(converted(self._open(name), self.mode, self._where(name)), self.image_size)
         array = np.asarray(image, dtype=np.uint8)
         array = array[:, :, None] if array.ndim == 2 else array
         return torch.from_numpy(array.copy()).permute(2, 0, 1)
@@ -71,9 +81,7 @@ class ImageFiles(Registered, Dataset):
         if name in self.unreadable:
             return
         self.unreadable.add(name)
-        where = os.path.join(self.root, name) if os.path.isdir(self.root) else f"{self.root}:{name}"
-        reason = f"{type(error).__name__}: {error}"
-        print(f"warning: skipping unreadable image {where} ({reason}); the next image is used", file=sys.stderr)
+        print(f"warning: skipping unreadable image ({error}); the next image is used", file=sys.stderr)
 
 
 def center_crop_resize(image: Image.Image, size: Tuple[int, int]) -> Image.Image:
@@ -94,7 +102,9 @@ def list_images(root: str, leave_out: Sequence[str] = ()) -> List[str]:
             if folder == root:  # os.walk descends only into the subfolders left in the list
                 subfolders[:] = [s for s in subfolders if s not in leave_out]
             names += [
-                os.path.relpath(os.path.join(folder, f), root) for f in files if f.lower().endswith(IMAGE_SUFFIXES)
+                os.path.relpath(os.path.join(folder, f), root)
+                for f in files
+                if f.lower().endswith(IMAGE_SUFFIXES) and is_regular_file(os.path.join(folder, f))
             ]
     elif os.path.isfile(root) and zipfile.is_zipfile(root):
         with zipfile.ZipFile(root) as archive:
@@ -106,6 +116,19 @@ def list_images(root: str, leave_out: Sequence[str] = ()) -> List[str]:
     if not names:
         raise DatasetUnavailable(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root!r}")
     return sorted(names)
+
+
+def is_regular_file(path: str) -> bool:
+    """Whether ``path`` is, or links to, a regular file; anything else is skipped with a warning (the module
+    docstring's rule)."""
+    try:
+        if stat.S_ISREG(os.stat(path).st_mode):
+            return True
+        reason = "not a regular file (a FIFO, socket or device)"
+    except OSError as error:
+        reason = f"cannot be read ({error.strerror})"
+    print(f"warning: skipping {path}: {reason}", file=sys.stderr)
+    return False
 
 
 def image_files(*, split: str, image_size: Tuple[int, int], num_channels: int, root: str) -> Dataset:
