@@ -110,3 +110,37 @@ def test_splits_that_do_not_divide_are_refused_with_both_numbers(tmp_path):
         .splitlines()[-1]
         .startswith("error: training.batch_per_device=3 does not divide the 8 examples per process")
     )
+
+
+def rank_processes(launcher_pid: int):
+    """{RANK: pid} of the worker processes torchrun started (its children that carry a RANK)."""
+    ranks = {}
+    for child in open(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read().split():
+        environment = open(f"/proc/{child}/environ", "rb").read().split(b"\0")
+        for entry in environment:
+            if entry.startswith(b"RANK="):
+                ranks[int(entry[5:])] = int(child)
+    return ranks
+
+
+def test_the_survivor_of_a_killed_peer_says_so_in_one_line(tmp_path):
+    """kill -9 of rank 1 mid-training: rank 0's collective breaks, and it says which rank was lost in one line
+    (not gloo's 30-line traceback) and exits non-zero; its checkpoint stays loadable."""
+    workdir = tmp_path / "run"
+    args = ["train.py", "--config", "tests/configs/tiny.py", f"--workdir={workdir}"]
+    args += ["--config.training.n_iters=100000", "--config.training.snapshot_freq_for_preemption=3"]
+    process = subprocess.Popen(
+        launch_command("torchrun", args), cwd=ROOT, env=one_thread_env(), stderr=subprocess.PIPE, text=True
+    )
+    meta = workdir / "checkpoints-meta" / "checkpoint.pth"
+    deadline = time.time() + 120
+    while not meta.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.kill(rank_processes(process.pid)[1], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "error: rank 0 of 2: rank 1 stopped or lost its connection" in stderr, stderr[-3000:]
+    assert "[rank0]: Traceback" not in stderr and "pair.cc" not in stderr, stderr[
+        -3000:
+    ]  # (torchrun's own report stays)
+    assert weights(workdir)[0] >= 3

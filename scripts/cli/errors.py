@@ -40,7 +40,8 @@ USER_ERRORS = (
 
 
 def run_cli(main: Callable[[], Optional[int]]) -> None:
-    """Run ``main``; an error caused by the user's input prints one line and exits with status 1.
+    """Run ``main``; an error caused by the user's input, or the loss of another process of the run, prints one
+    line and exits with status 1.
 
     A non-zero status returned by ``main`` becomes the exit status.
     """
@@ -48,6 +49,14 @@ def run_cli(main: Callable[[], Optional[int]]) -> None:
         status = main()
     except USER_ERRORS as error:
         print(f"error: {describe(error)}", file=sys.stderr)
+        sys.exit(1)
+    except RuntimeError as error:  # a collective broken by a peer that died: one line, no 30-line gloo traceback
+        from scripts.runtime import distributed
+
+        lost = distributed.peer_lost(error)
+        if lost is None:
+            raise
+        print(f"error: {lost}", file=sys.stderr)
         sys.exit(1)
     finish_processes()
     if status:

@@ -29,6 +29,14 @@ import torch
 import torch.distributed as dist
 
 MPI_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
+# how gloo and NCCL word a collective that failed because another process of the group died or hung up
+PEER_LOST_MARKERS = (
+    "Connection reset by peer",
+    "Connection closed by peer",
+    "Broken pipe",
+    "remote process exited",
+    "NCCL communicator was aborted",
+)
 
 
 @dataclass
@@ -128,6 +136,22 @@ def device() -> torch.device:
 
 def active() -> bool:
     return context().world_size > 1
+
+
+def peer_lost(error: BaseException) -> Optional[str]:
+    """One line saying which process was lost, if ``error`` is a collective that failed because another process of
+    the run died or hung up (gloo's or NCCL's words for it); None for any other error."""
+    if _context is None or not active() or not isinstance(error, RuntimeError):
+        return None
+    reason = next((marker for marker in PEER_LOST_MARKERS if marker in str(error)), None)
+    if reason is None:
+        return None
+    others = [other for other in range(world_size()) if other != rank()]
+    lost = f"rank {others[0]}" if len(others) == 1 else f"one of ranks {', '.join(map(str, others))}"
+    return (
+        f"rank {rank()} of {world_size()}: {lost} stopped or lost its connection ({reason}), so this one stops too; "
+        "the files already written are intact: run the same command again (training resumes from its checkpoint)"
+    )
 
 
 def barrier() -> None:
