@@ -325,11 +325,20 @@ def test_bad_benchmark_blur_flags():
         assert_refused(run("-m", "scripts.benchmark_blur", flag), "error: " + message)
 
 
+def torch_is_loading(pid: int) -> bool:
+    """Whether process ``pid`` has mapped torch's library (train.py imports torch once its flags are parsed)."""
+    try:
+        return "libtorch" in open(f"/proc/{pid}/maps").read()
+    except OSError:
+        return False
+
+
 def test_ctrl_c_during_start_up_is_one_quiet_line(tmp_path):
     workdir = tmp_path / "run"
     command = [sys.executable, "train.py", "--config", TINY, "--workdir", str(workdir)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)  # inside the imports: start-up takes seconds
+    while process.poll() is None and not torch_is_loading(process.pid):
+        time.sleep(0.01)  # a state, not a time: the command has parsed its flags and is importing torch
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130

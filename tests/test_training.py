@@ -244,3 +244,23 @@ def test_divergence_stops_and_keeps_the_last_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="the training loss became .* last checkpoint is intact"):
         Trainer(config, workdir, torch.device("cpu")).run()
     assert sha1(meta) == before
+
+
+def test_ctrl_c_saves_the_state_then_reaches_the_caller_as_keyboard_interrupt(tmp_path, monkeypatch):
+    """In-process (as under pytest), Ctrl-C at step 2 stops with the state saved and is not swallowed."""
+    config = tiny.get_config()
+    config.training.update(n_iters=50, sampling_freq=0, snapshot_freq=0, snapshot_freq_for_preemption=0)
+    trainer = Trainer(config, str(tmp_path), torch.device("cpu"))
+    step = trainer.train_step
+
+    def interrupted_step(batch):
+        losses = step(batch)
+        if trainer.state.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(trainer, "train_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert trainer.stopped_by == "SIGINT" and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert load_checkpoint(RunDir(str(tmp_path)).meta_checkpoint)["step"] == 2

@@ -399,13 +399,20 @@ class Trainer:
         distributed.on_main(lambda: self.run_dir.save_config(self.config))
 
     def run(self) -> TrainState:
-        """Train to training.n_iters (or until SIGTERM / SIGINT); rank 0 holds the run directory's lock."""
+        """Train to training.n_iters (or until SIGTERM / SIGINT); rank 0 holds the run directory's lock.
+
+        A Ctrl-C stops every rank at the same step with the state saved, then reaches the caller as the
+        KeyboardInterrupt Python would have raised (where Python's own handler was in place: a test runner stops,
+        train.py exits 130 with one line), so the interrupt is never swallowed."""
+        interrupt_handler = signal.getsignal(signal.SIGINT)
         with contextlib.ExitStack() as stack:
             distributed.on_main(lambda: stack.enter_context(self.run_dir.training_lock()) and None)
             self.start()
             state = self.train()
             distributed.barrier()  # every rank leaves once rank 0 has written its last checkpoint
-            return state
+        if self.stopped_by == "SIGINT" and interrupt_handler is signal.default_int_handler:
+            raise KeyboardInterrupt
+        return state
 
     def train(self) -> TrainState:
         from torch.utils.tensorboard import SummaryWriter
