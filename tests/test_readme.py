@@ -66,3 +66,18 @@ def test_the_python_api_example_runs_verbatim_on_the_shipped_model(monkeypatch):
     assert (namespace["reconstruction"] - namespace["x"]).abs().max() < 1e-5
     assert (namespace["path"][0] - namespace["x"][0]).abs().max() < 1e-5
     assert namespace["variations"].shape == (4, 1, 28, 28) and namespace["nats"].shape == (2,)
+
+
+def test_the_first_python_api_example_runs_as_a_script_saved_in_another_folder(tmp_path):
+    """The set-up installs the project (requirements.txt ends with ``-e .``): a saved script imports it anywhere."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "example.py"
+    script.write_text(blocks_after("Python API", "python")[0])
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert open(os.path.join(ROOT, "requirements.txt")).read().strip().endswith("-e .")
