@@ -23,14 +23,19 @@ def trained(tmp_path_factory):
     return workdir
 
 
-def test_two_processes_sample_evaluate_and_fit_fid_statistics_like_one(trained, tmp_path):
-    outputs = {}
+def one_and_two_processes(script: str, workdir: str, folder):
+    """What tests/SCRIPT saved, run on ``workdir`` by one process and by two (torchrun)."""
+    outputs = []
     for launcher in ("python", "torchrun"):
-        out = tmp_path / f"{launcher}.pt"
-        result = launch(launcher, [os.path.join(ROOT, "tests", "dist_eval.py"), trained, str(out)], timeout=300)
+        out = folder / f"{launcher}.pt"
+        result = launch(launcher, [os.path.join(ROOT, "tests", script), workdir, str(out)], timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
-        outputs[launcher] = torch.load(out, weights_only=False)
-    one, two = outputs["python"], outputs["torchrun"]
+        outputs.append(torch.load(out, weights_only=False))
+    return outputs
+
+
+def test_two_processes_sample_evaluate_and_fit_fid_statistics_like_one(trained, tmp_path):
+    one, two = one_and_two_processes("dist_eval.py", trained, tmp_path)
     for name in [key for key in one if isinstance(one[key], torch.Tensor) and key != "elbo"]:
         assert torch.equal(one[name], two[name]), name  # every sampling mode, bit for bit
     assert one["random"].shape[0] == 5 and one["nll_itd"].shape == (7,) and one["nll_itd_logsnr"].shape == (28,)
@@ -49,13 +54,7 @@ def test_two_processes_solve_the_probability_flow_nll_like_one(tmp_path):
     config.training.update(n_iters=2, sampling_freq=0)
     workdir = str(tmp_path / "gaussian")
     Trainer(config, workdir, torch.device("cpu")).run()
-    outputs = {}
-    for launcher in ("python", "torchrun"):
-        out = tmp_path / f"{launcher}.pt"
-        result = launch(launcher, [os.path.join(ROOT, "tests", "dist_nll_ode.py"), workdir, str(out)], timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
-        outputs[launcher] = torch.load(out, weights_only=False)
-    one, two = outputs["python"], outputs["torchrun"]
+    one, two = one_and_two_processes("dist_nll_ode.py", workdir, tmp_path)
     assert one["nll"].shape == (7,) and one["nfe"].shape == (3,) and torch.isfinite(one["nll"]).all()
     assert torch.equal(one["nll"], two["nll"]) and torch.equal(one["nfe"], two["nfe"])
 

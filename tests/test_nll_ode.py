@@ -19,14 +19,6 @@ K = 100
 DIMS = SIZE * SIZE
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def gaussian_data(operator_name, count):
     """(process, oracle denoiser, the exact log density at level k as a function, ``count`` data images)."""
     process = make_process("gaussian", operator_name, K, SIZE, blur_sigma_max=2.0, clip_denoised=False).double()

@@ -23,14 +23,6 @@ K = 1000
 STEPS = (32, 64, 128, 256)  # past the first, large steps (log SNR -10 to 9.6), where the order is not yet seen
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def gaussian_data(operator_name):
     """(process in float64, oracle network, its data's mean and std in the basis [1, 1, H, W], u_K [6, 1, H, W])."""
     process = make_process("gaussian", operator_name, K, SIZE, blur_sigma_max=2.0, clip_denoised=False).double()
