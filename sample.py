@@ -8,11 +8,13 @@
     python sample.py --workdir WORKDIR --sampler dpmpp_2m --steps 20 --grid logsnr   # DPM-Solver++(2M), 20 NFE
     python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --deterministic --steps 100
 
---config may be left out: the checkpoint carries the run's config. Writes a grid of the samples, a grid
-of the initial states u_K, a GIF of the reverse process and the raw arrays (.npz) under
-WORKDIR/sample_outputs/ and prints the paths. Runs unchanged under `torchrun --nproc_per_node=N sample.py`
-or `mpiexec -n N python sample.py`: batches of eval.batch_size images are shared out over the processes (the same
-samples for any number of them) and rank 0 writes the outputs.
+--config may be left out: the checkpoint carries the run's config. Writes the raw arrays (samples.npz), and a
+grid of the first samples, a grid of their initial states u_K and a GIF of their reverse process, under
+WORKDIR/sample_outputs/ and prints the paths. Draws from the prior are made in chunks of eval.batch_size images,
+each appended to samples.npz as it comes, so the memory does not grow with --batch_size; a request whose
+samples.npz cannot fit the free disk space is refused first, in one line. Runs unchanged under
+`torchrun --nproc_per_node=N sample.py` or `mpiexec -n N python sample.py`: the chunks are shared out over the
+processes (the same samples for any number of them) and rank 0 writes the outputs.
 
 The flags become a SamplingRequest (scripts/sampling/request.py: its checks and the output folder's name), and
 scripts/sample_run.py draws it through the Python API.

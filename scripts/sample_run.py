@@ -3,25 +3,35 @@
 It draws through the Python API (scripts/api.py), which uses scripts/sampling/, so it lives beside the API rather
 than in that folder.
 
-Under torchrun or mpiexec, draws from the prior are shared out over the processes in batches of eval.batch_size
-images (the same samples for any number of them) and rank 0 writes the outputs; the exact latents of input
+Draws from the prior are made in chunks of eval.batch_size images, streamed to samples.npz, so the memory is
+bounded by the chunk, not by the number of samples. Under torchrun or mpiexec the chunks are shared out over the
+processes (the same samples for any number of them) and rank 0 writes the outputs; the exact latents of input
 images are computed on one process, so rank 0 alone does that work.
 """
 
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import Iterable, Iterator, List
 
+import numpy as np
 import torch
 
 from scripts.api import Model
 from scripts.config import build
 from scripts.runtime import distributed
 from scripts.sampling.imaging import save_gif, save_png, to_unit
-from scripts.sampling.pictures import save_arrays, scatter_reference, write_sample_pictures
-from scripts.sampling.request import SamplingRequest, check_resample_level, output_folder, sampling_spec
-from scripts.sampling.sampler import check_steps, sample_on_ranks
+from scripts.sampling.npz_stream import NpzStream
+from scripts.sampling.pictures import pictured_count, save_arrays, scatter_reference, write_sample_pictures
+from scripts.sampling.request import (
+    SamplingRequest,
+    check_disk_space,
+    check_resample_level,
+    output_folder,
+    sample_array_shapes,
+    sampling_spec,
+)
+from scripts.sampling.sampler import Chunk, check_steps, first_images, sample_chunks
 
 
 def run_request(request: SamplingRequest) -> None:
@@ -39,9 +49,13 @@ def run_request(request: SamplingRequest) -> None:
 
 
 def draw_from_the_prior(model: Model, request: SamplingRequest, seed: int) -> None:
-    """Samples, their initial states u_K and the reverse process (pictures and arrays) in the output folder."""
+    """Samples, their initial states u_K and the reverse process in the output folder: samples.npz streamed
+    chunk by chunk, the pictures of the first samples (``pictured_count``); refused first, in one line, if
+    samples.npz cannot fit the free disk space."""
     folder = output_folder(request, seed=seed, step=model.step)
-    out = sample_on_ranks(
+    distributed.on_main(lambda: check_disk_space(request, folder, model.shape))
+    pictured = pictured_count(request.count, points=build.data_kind(model.config) == "points")
+    chunks = sample_chunks(
         model.process,
         model.net,
         model.prior,
@@ -50,17 +64,30 @@ def draw_from_the_prior(model: Model, request: SamplingRequest, seed: int) -> No
         seed=seed,
         shape=model.shape,
         device=model.device,
-        batch_size=model.config.eval.batch_size,
-        record=True,
+        chunk_size=model.config.eval.batch_size,
+        recorded=pictured,
         progress=distributed.is_main(),
         spec=sampling_spec(request),
     )
     if not distributed.is_main():  # rank 0 writes what every process computed
+        for _ in chunks:  # each chunk is a round that every process takes part in
+            pass
         return
+    shapes = sample_array_shapes(request.count, model.shape)
+    data_range = np.array(model.process.data_range)
+    with NpzStream(os.path.join(folder, "samples.npz"), shapes, data_range=data_range) as arrays:
+        out = first_images(appended(chunks, arrays), pictured)
+        npz = arrays.close()
     written = write_sample_pictures(folder, out, request.mode, model.process.data_range, scatter_background(model))
-    written.append(save_arrays(folder, model.process.data_range, samples=out["samples"], initial=out["initial"]))
     what = f"{request.count} samples ({request.mode}) in {out['nfe']} network evaluations each"
-    print_written(what, model, written)
+    print_written(what, model, written + [npz])
+
+
+def appended(chunks: Iterable[Chunk], arrays: NpzStream) -> Iterator[Chunk]:
+    """``chunks``, each appended to ``arrays`` on its way."""
+    for chunk in chunks:
+        arrays.append(samples=chunk.samples.numpy(), initial=chunk.initial.numpy())
+        yield chunk
 
 
 def scatter_background(model: Model):

@@ -16,7 +16,7 @@ from scripts.evaluation.reference_stats import unit_batches  # noqa: E402
 from scripts.runs.trained import load_trained  # noqa: E402
 from scripts.runtime import distributed  # noqa: E402
 from scripts.sampling.imaging import to_unit  # noqa: E402
-from scripts.sampling.sampler import MODES, generate_range, sample_on_ranks  # noqa: E402
+from scripts.sampling.sampler import MODES, first_images, generate_range, sample_chunks  # noqa: E402
 
 
 def main(workdir: str, out: str) -> None:
@@ -24,7 +24,7 @@ def main(workdir: str, out: str) -> None:
     model = load_trained(workdir, 0, device)
     results = {}
     for mode in MODES:
-        drawn = sample_on_ranks(
+        chunks = sample_chunks(
             model.process,
             model.net,
             model.prior,
@@ -33,9 +33,10 @@ def main(workdir: str, out: str) -> None:
             seed=3,
             shape=model.shape,
             device=device,
-            batch_size=2,
-            record=True,
+            chunk_size=2,
+            recorded=5,
         )
+        drawn = first_images(chunks, 5)
         results[mode] = drawn["samples"]
         results[mode + "_trajectory"] = torch.stack(drawn["trajectory"])
     test = build.build_data(model.config, "test", model.process, uniform_dequantization=True)

@@ -175,6 +175,7 @@ SAMPLE_FLAGS = [
     (["--eta=1.5"], "--eta=1.5: a number in [0, 1]"),
     (["--eta=0.5"], "sampler='ddim': the 'ihdm' process cannot run it"),
     (["--deterministic"], "--deterministic given without --interpolate --image_a/--image_b"),
+    (["--batch_size=10000000000000"], "--batch_size=10000000000000: the samples need about 10,245,120 GB on "),
 ]
 
 

@@ -4,7 +4,7 @@ import torch
 
 from model_code.priors.kde import KernelDensityPrior
 from model_code.randomness import NOISE_STREAM, seeded_generators
-from scripts.sampling.sampler import generate_range, sample, sample_on_ranks
+from scripts.sampling.sampler import first_images, generate_range, sample, sample_chunks
 from tests.helpers import make_process
 
 
@@ -79,8 +79,8 @@ def test_interpolation_moves_the_noise_spherically_between_two_streams():
     )
     midpoint = ((ends[:, 0] + ends[:, 1]) / (2 * torch.cos(theta / 2)).view(-1, 1, 1, 1)).sum(0)
     torch.testing.assert_close(moved[2], midpoint, atol=1e-5, rtol=0)
-    batched = sample_on_ranks(process, Zero(), prior, **request, batch_size=2)
-    assert torch.equal(batched["samples"], out["samples"])  # the same streams in every batch
+    batched = first_images(sample_chunks(process, Zero(), prior, **request, chunk_size=2), 5)
+    assert torch.equal(batched["samples"], out["samples"])  # the same streams in every chunk
 
 
 def test_samples_do_not_depend_on_the_batch():

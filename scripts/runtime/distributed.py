@@ -13,7 +13,7 @@ Launchers it recognises, in this order:
 NCCL on CUDA, gloo on CPU; each rank computes on ``cuda:LOCAL_RANK``. Control messages (stop
 requests) travel through a gloo group on the CPU, so they never synchronise the GPU stream.
 Everything else asks this module: ``rank()``, ``world_size()``, ``is_main()``, ``device()``,
-``barrier()``, ``all_reduce_sum()``, ``broadcast_object()``, ``any_rank()``, ``my_blocks()``.
+``barrier()``, ``all_reduce_sum()``, ``broadcast_object()``, ``any_rank()``, ``my_blocks()``, ``block_rounds()``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import gc
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -226,8 +226,16 @@ def my_blocks(count: int, block_size: int) -> List[range]:
     """This process's blocks of items 0..count-1: block i = [i * block_size, (i + 1) * block_size), handed
     out round-robin (rank r takes blocks r, r + W, ...). Work is shared by whole batches, so every batch
     is computed exactly as a single process computes it and results are bit-identical for any W."""
-    starts = range(0, count, block_size)[rank() :: world_size()]
-    return [range(start, min(start + block_size, count)) for start in starts]
+    return [block for block in block_rounds(count, block_size) if block is not None]
+
+
+def block_rounds(count: int, block_size: int) -> Iterator[Optional[range]]:
+    """This process's block of each round of ``my_blocks`` (round j: block j * W + rank), or None in a last
+    round without one for it; every process gets the same number of rounds. Lazy: a round costs no memory
+    before it comes, whatever the count."""
+    for first in range(0, count, block_size * world_size()):
+        start = first + rank() * block_size
+        yield range(start, min(start + block_size, count)) if start < count else None
 
 
 def gather_blocks(parts: List[Tuple[int, torch.Tensor]], like: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,9 @@
 A scatter plot shows the samples over a fixed background of the data, ``scatter_reference``: its first
 ``REFERENCE_POINTS`` points. The trainer takes them from the training set it holds; sample.py from the test split
 (generated in milliseconds for the 2D sets), so that drawing samples never builds the training set.
+
+A request of many samples is pictured by its first ones (``pictured_count``): the first PICTURED_IMAGES images
+in the grids and the GIF, or the first PICTURED_POINTS points in the scatter plots.
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from scripts.data.datasets import Data
 from scripts.sampling.imaging import save_gif, save_npz, save_png, save_scatter, save_scatter_gif, to_unit
 
 REFERENCE_POINTS = 2000
+PICTURED_IMAGES = 100  # a 10 x 10 grid
+PICTURED_POINTS = 10000
+
+
+def pictured_count(count: int, points: bool) -> int:
+    """How many of ``count`` samples the pictures show: the first PICTURED_POINTS of 2D points (``points``), the
+    first PICTURED_IMAGES of images."""
+    return min(count, PICTURED_POINTS if points else PICTURED_IMAGES)
 
 
 def scatter_reference(data: Data) -> torch.Tensor:

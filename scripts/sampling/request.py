@@ -10,8 +10,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import ml_collections
 
@@ -21,6 +22,7 @@ from scripts.cli.flags import require_writable_folder
 from scripts.cli.values import int_at_least, real_above, real_at_least, require
 from scripts.config.validate import SAMPLES, keys_of, lookup, validate_config
 from scripts.sampling.image_files import read_image
+from scripts.sampling.npz_stream import bytes_needed
 
 PRIOR_FLAGS = ("same_init", "share_noise", "interpolate")  # the flags that choose a mode of the sampler
 # (request field, folder-name part) of the options that appear in the output folder's name when given, in order
@@ -213,6 +215,44 @@ def check_resample_level(request: SamplingRequest, K: int) -> None:
     """--resample_below/--resample_above must lie in 0..K, K the model's number of levels (known once loaded)."""
     side, level = resample_side_and_level(request)
     require(f"--resample_{side}", level, lambda value: int_at_least(0)(value) and value <= K, f"an integer in 0..{K}")
+
+
+def sample_array_shapes(count: int, shape: Sequence[int]) -> Dict[str, Tuple[int, ...]]:
+    """The shapes of the arrays that a draw of ``count`` samples from the prior writes to samples.npz."""
+    return {name: (count, *shape) for name in ("samples", "initial")}
+
+
+def check_disk_space(request: SamplingRequest, folder: str, shape: Sequence[int]) -> None:
+    """Refuse, in one line, a draw from the prior whose samples.npz cannot be written in the free space of the
+    file system that holds ``folder`` (or its nearest existing parent); ``shape`` the model's image shape."""
+    existing = folder
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    need, free = bytes_needed(sample_array_shapes(request.count, shape)), shutil.disk_usage(existing).free
+    if need > free:
+        flag = "--num_points" if request.mode.startswith("interpolate") else "--batch_size"
+        raise ValueError(
+            f"{flag}={request.count}: the samples need about {gigabytes(need)} GB on {existing}, which has "
+            f"{gigabytes(free)} GB free; allowed: at most {samples_that_fit(free, shape)} samples there, "
+            "or more free space"
+        )
+
+
+def samples_that_fit(free: int, shape: Sequence[int]) -> int:
+    """The largest number of samples whose samples.npz needs at most ``free`` bytes (by bisection)."""
+    low, high = 0, 1
+    while bytes_needed(sample_array_shapes(high, shape)) <= free:
+        low, high = high, 2 * high
+    while high - low > 1:  # fits(low), not fits(high)
+        middle = (low + high) // 2
+        low, high = (middle, high) if bytes_needed(sample_array_shapes(middle, shape)) <= free else (low, middle)
+    return low
+
+
+def gigabytes(size: int) -> str:
+    """A size in bytes as GB for a message, without an exponent: 0.25, 7.50, 1,024."""
+    value = size / 1e9
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
 
 
 def output_folder(request: SamplingRequest, *, seed: int, step: int) -> str:

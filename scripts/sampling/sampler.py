@@ -11,13 +11,17 @@ the batch size or the device count. The modes of sample.py only choose the seeds
   the draws of noise seeds 0 and 1 (the same two streams for every image, whatever the batch);
 - interpolate_shared_noise: u_K as for interpolate, every image uses noise seed 0.
 
-Under torchrun or mpiexec, ``sample_on_ranks`` gives each process a contiguous block of the images
-and gathers them, so the samples are bit-identical for any number of processes.
+``sample_chunks`` draws a request in chunks of a fixed number of images, so its memory is bounded by the chunk,
+not by the number of images; under torchrun or mpiexec the chunks are shared out over the processes, whole,
+so the samples are bit-identical for any number of processes. ``first_images`` keeps the first images of the
+chunks (all of them: the request in memory).
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+import functools
+from dataclasses import dataclass
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
@@ -72,18 +76,20 @@ def reverse_process(
     progress: bool = False,
     max_frames: int = MAX_FRAMES,
     noise_weights: Optional[torch.Tensor] = None,
+    recorded_rows: Optional[int] = None,
 ) -> Tuple[torch.Tensor, List[torch.Tensor], int]:
     """Run ``spec``'s sampler over the process's denoiser along ``spec.levels`` from u_K = ``initial``
     [B, ...]; each noise draw is ``step_noise`` of ``noise_generators`` and ``noise_weights`` scaled by
     ``spec.noise_temperature``, so the ancestral sampler's step i draws the i-th noise of each stream.
 
     Returns (u_0, trajectory, nfe): with ``record``, at most ``max_frames`` states evenly spaced from u_K
-    to u_0 (always both ends), kept on the CPU, otherwise an empty list; nfe the network evaluations spent.
+    to u_0 (always both ends), copied to the CPU (their first ``recorded_rows`` images; None: all), otherwise
+    an empty list; nfe the network evaluations spent.
     """
     denoiser = process.denoiser(net)
     levels = spec.levels(denoiser, process.name)
     kept = set(evenly_spaced_frames(len(levels), max_frames)) if record else set()
-    trajectory = [initial.cpu()] if 0 in kept else []
+    trajectory = [initial[:recorded_rows].to("cpu", copy=True)] if 0 in kept else []
     bar = tqdm(total=len(levels) - 1, desc="sampling", leave=False, disable=not progress)
 
     def noise() -> torch.Tensor:
@@ -92,7 +98,7 @@ def reverse_process(
     def callback(step: int, u: torch.Tensor) -> None:
         bar.update()
         if step in kept:
-            trajectory.append(u.cpu())
+            trajectory.append(u[:recorded_rows].to("cpu", copy=True))
 
     sampler = SAMPLERS.get(spec.sampler)
     u = sampler(denoiser, levels, initial, noise, callback, **spec.settings())
@@ -100,34 +106,37 @@ def reverse_process(
     return u, trajectory, denoiser.nfe
 
 
-def trajectory_frames(process, spec: SamplingSpec) -> int:
-    """The number of states ``reverse_process`` records with ``spec`` (the uniform grid's or any grid's S + 1)."""
-    steps = process.K if spec.steps is None else spec.steps
-    return len(evenly_spaced_frames(steps + 1, MAX_FRAMES))
-
-
-def mode_seeds(mode: str, count: int) -> Tuple[List[int], List[int]]:
-    """(init seed indices, noise seed indices) of ``count`` images for a sampling mode."""
+def mode_seeds(mode: str, rows: range) -> Tuple[List[int], List[int]]:
+    """(init seed indices, noise seed indices) of images ``rows`` of a request in a sampling mode."""
     if mode not in MODES:
         raise ValueError(f"unknown sampling mode {mode!r}; known: {', '.join(MODES)}")
-    indices = list(range(count))
+    indices = list(rows)
     if mode == "same_init":
-        return [0] * count, indices
+        return [0] * len(rows), indices
     if mode in ("share_noise", *INTERPOLATIONS):
-        return indices, [0] * count
+        return indices, [0] * len(rows)
     return indices, indices
 
 
 @torch.no_grad()
 def initial_states(
-    prior, mode: str, count: int, seed: int, shape: Sequence[int], device, temperature: float = 1.0
+    prior,
+    mode: str,
+    count: int,
+    seed: int,
+    shape: Sequence[int],
+    device,
+    temperature: float = 1.0,
+    rows: Optional[range] = None,
 ) -> torch.Tensor:
-    """u_K for ``count`` images: prior draws at ``temperature``, or for INTERPOLATIONS the line between two."""
+    """u_K for images ``rows`` (None: all) of ``count`` images: prior draws at ``temperature``, or for
+    INTERPOLATIONS the line between two."""
+    rows = range(count) if rows is None else rows
     if mode in INTERPOLATIONS:
         ends = prior.sample(seeded_generators(seed, INIT_STREAM, [0, 1]), shape, device, temperature)
-        weights = interpolation_weights(count, device).view(-1, *[1] * len(shape))
+        weights = interpolation_weights(count, device)[rows.start : rows.stop].view(-1, *[1] * len(shape))
         return (1 - weights) * ends[:1] + weights * ends[1:]
-    init_indices, _ = mode_seeds(mode, count)
+    init_indices, _ = mode_seeds(mode, rows)
     return prior.sample(seeded_generators(seed, INIT_STREAM, init_indices), shape, device, temperature)
 
 
@@ -144,8 +153,8 @@ def noise_sources(
     if mode == "interpolate":
         weights = interpolation_weights(count, device)[rows.start : rows.stop]
         return seeded_generators(seed, NOISE_STREAM, [0, 1]), weights
-    _, noise_indices = mode_seeds(mode, count)
-    return seeded_generators(seed, NOISE_STREAM, noise_indices[rows.start : rows.stop]), None
+    _, noise_indices = mode_seeds(mode, rows)
+    return seeded_generators(seed, NOISE_STREAM, noise_indices), None
 
 
 @torch.no_grad()
@@ -194,8 +203,26 @@ def generate_range(
     return samples, nfe
 
 
+@dataclass
+class Chunk:
+    """Images start..start + len(samples) - 1 of a request, on the CPU: their initial states and samples
+    [n, ...], the recorded states of the reverse process of the first of them (a list of [r, ...], r <= n;
+    empty where none is recorded), and the network evaluations each image took."""
+
+    start: int
+    initial: torch.Tensor
+    samples: torch.Tensor
+    trajectory: List[torch.Tensor]
+    nfe: int
+
+    def head(self, rows: int) -> "Chunk":
+        """The chunk's first ``rows`` images."""
+        trajectory = [state[:rows] for state in self.trajectory]
+        return Chunk(self.start, self.initial[:rows], self.samples[:rows], trajectory, self.nfe)
+
+
 @torch.no_grad()
-def sample_on_ranks(
+def sample_chunks(
     process,
     net: torch.nn.Module,
     prior,
@@ -205,33 +232,79 @@ def sample_on_ranks(
     seed: int,
     shape: Sequence[int],
     device,
-    batch_size: int,
+    chunk_size: int,
     spec: SamplingSpec = SamplingSpec(),
-    record: bool = False,
+    recorded: int = 0,
     progress: bool = False,
-) -> Dict[str, object]:
-    """``sample`` in batches of ``batch_size`` images shared out over the processes, gathered on every one.
+) -> Iterator[Chunk]:
+    """The ``count`` images of a request in one of MODES, in chunks of ``chunk_size`` in image order, on every
+    process; the reverse process of the first ``recorded`` images is kept (``MAX_FRAMES`` states).
 
-    Each process computes the initial states of all ``count`` images (prior draws are cheap) and the
-    reverse process of its batches (``distributed.my_blocks``); the samples are bit-identical for any
-    number of processes, and equal ``sample``'s when ``batch_size >= count``. Returns {'initial', 'samples',
-    'trajectory', 'nfe'}.
+    The chunks are shared out over the processes round-robin (``distributed.block_rounds``): each round every
+    process draws one and all of them are gathered, so a process holds at most one chunk per process at once,
+    and every chunk is drawn exactly as a single process draws it (bit-identical samples for any number of
+    processes). Every process must consume the whole iterator (each round is a collective). Progress: the
+    steps of a single round, or the images of several.
     """
-    initial = initial_states(prior, mode, count, seed, shape, device, spec.temperature)
-    frames = trajectory_frames(process, spec) if record else 0
-    samples, trajectory, nfe = [], [[] for _ in range(frames)], 0
-    for rows in distributed.my_blocks(count, batch_size):
-        generators, weights = noise_sources(mode, count, seed, rows, device)
-        part = initial[rows.start : rows.stop]
-        out, states, nfe = reverse_process(
-            process, net, part, generators, spec, record=record, progress=progress, noise_weights=weights
-        )
-        samples.append((rows.start, out))
-        for frame, state in zip(trajectory, states):
-            frame.append((rows.start, state))
+    one_round = count <= chunk_size * distributed.world_size()
+    request = dict(mode=mode, count=count, seed=seed, shape=shape, device=device, spec=spec, recorded=recorded)
+    draw = functools.partial(draw_chunk, process, net, prior, **request, progress=progress and one_round)
+    bar = tqdm(total=count, desc="sampling", unit="image", leave=False, disable=not progress or one_round)
+    for rows in distributed.block_rounds(count, chunk_size):
+        mine = draw(rows) if rows is not None else None
+        for chunk in distributed.gather_objects(mine):  # rank order is image order within a round
+            if chunk is not None:
+                bar.update(len(chunk.samples))
+                yield chunk
+    bar.close()
+
+
+def draw_chunk(
+    process,
+    net: torch.nn.Module,
+    prior,
+    rows: range,
+    *,
+    mode: str,
+    count: int,
+    seed: int,
+    shape: Sequence[int],
+    device,
+    spec: SamplingSpec,
+    recorded: int,
+    progress: bool,
+) -> Chunk:
+    """Images ``rows`` of a request of ``count`` (``sample_chunks``), the states of those below ``recorded``
+    kept."""
+    initial = initial_states(prior, mode, count, seed, shape, device, spec.temperature, rows)
+    generators, weights = noise_sources(mode, count, seed, rows, device)
+    kept = max(0, min(rows.stop, recorded) - rows.start)
+    samples, trajectory, nfe = reverse_process(
+        process,
+        net,
+        initial,
+        generators,
+        spec,
+        record=kept > 0,
+        progress=progress,
+        noise_weights=weights,
+        recorded_rows=kept,
+    )
+    return Chunk(rows.start, initial.cpu(), samples.cpu(), trajectory, nfe)
+
+
+def first_images(chunks: Iterable[Chunk], count: int) -> Dict[str, object]:
+    """{'initial', 'samples', 'trajectory', 'nfe'} of the first ``count`` images of ``chunks`` (in image order,
+    on the CPU; the trajectory a list of states of those of them that the chunks recorded); consumes every
+    chunk, so that every process takes part in each round of ``sample_chunks``."""
+    kept, nfe = [], 0
+    for chunk in chunks:
+        nfe = chunk.nfe
+        if chunk.start < count:
+            kept.append(chunk.head(count - chunk.start))
     return {
-        "initial": initial,
-        "samples": distributed.gather_blocks(samples, initial),
-        "trajectory": [distributed.gather_blocks(frame, initial.cpu()) for frame in trajectory],
+        "initial": torch.cat([chunk.initial for chunk in kept]),
+        "samples": torch.cat([chunk.samples for chunk in kept]),
+        "trajectory": [torch.cat(states) for states in zip(*[chunk.trajectory for chunk in kept if chunk.trajectory])],
         "nfe": nfe,
     }

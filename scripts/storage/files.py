@@ -47,12 +47,17 @@ def write_atomic_with(path: str, write: Callable[[BinaryIO], object]) -> None:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as error:
-        kept = "the previous file is intact" if os.path.isfile(path) else "nothing was written"
-        raise RunDirError(f"cannot write {path}: {error.strerror or error}; {kept}") from None
+        raise write_error(path, error) from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
     sync_folder(folder)
+
+
+def write_error(path: str, error: OSError) -> RunDirError:
+    """The one line of a failed write of ``path``: the reason, and whether a previous file is left intact."""
+    kept = "the previous file is intact" if os.path.isfile(path) else "nothing was written"
+    return RunDirError(f"cannot write {path}: {error.strerror or error}; {kept}")
 
 
 @contextlib.contextmanager
