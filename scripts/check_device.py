@@ -59,12 +59,12 @@ def checked_config(device: torch.device):
     from scripts.config.validate import validate_config
     from scripts.training.device_checks import small_config
 
+    if build.data_kind(FLAGS.config) != "image":
+        raise bad_value("--config", config_flags.get_config_filename(FLAGS["config"]), "give a config of images")
     config = small_config(FLAGS.config) if shrunk(device) else FLAGS.config
     if FLAGS.batch_size is not None:
         config.training.batch_size = FLAGS.batch_size
     validate_config(config)
-    if build.data_kind(config) != "image":
-        raise bad_value("--config", config_flags.get_config_filename(FLAGS["config"]), "give a config of images")
     return config
 
 
