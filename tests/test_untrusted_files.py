@@ -105,6 +105,12 @@ def test_a_bad_manifest_is_one_line_naming_the_zip(tmp_path, edit, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+def test_a_manifest_that_is_not_json_is_one_line(tmp_path):
+    path = rewritten(prepared_zip(tmp_path / "d.zip"), replace={MANIFEST_NAME: b"{not json"})
+    with pytest.raises(DatasetUnavailable, match=r"d\.zip': dataset\.json is not valid JSON \(Expecting"):
+        load(path)
+
+
 def test_an_image_of_another_size_is_refused_before_it_is_decoded(tmp_path):
     path = prepared_zip(tmp_path / "d.zip", size=2 * SIZE)  # a consistent manifest, the images 16x16
     with pytest.raises(ValueError, match=r"member 00000000\.png is 16x16; the manifest says 8x8"):

@@ -150,8 +150,9 @@ def read_manifest(path: str) -> Dict[str, Any]:
             raise DatasetUnavailable(
                 f"{path!r} has no {MANIFEST_NAME}: it was not written by python -m scripts.dataset_tool"
             )
+        payload = read_member(archive, MANIFEST_NAME, 1 << 26, path)
         try:
-            manifest = json.loads(read_member(archive, MANIFEST_NAME, 1 << 26, path))
+            manifest = json.loads(payload)
         except ValueError as error:
             raise DatasetUnavailable(f"{path!r}: {MANIFEST_NAME} is not valid JSON ({error})") from None
     for field, (check, allowed) in MANIFEST_FIELDS.items():
