@@ -88,6 +88,8 @@ def get_default_configs():
     model.num_res_blocks = 4
     model.attention_levels = (2,)  # indices into channel_mult (level i works at image_size / 2^i)
     model.dropout = 0.1
+    model.num_classes = 0  # C > 0: class-conditional on the data's labels 0..C-1 (mnist5k, mnist, cifar10: 10)
+    model.label_dropout = 0.1  # conditional: the probability of training a row without its label (CFG's null class)
     model.ema_rate = 0.999  # EMA decay once warmed up: min(ema_rate, 0.5^(1 / (ema_rampup_ratio n))) at step n + 1
     model.ema_rampup_ratio = 0.05  # the EMA's half-life is at most this share of the images seen (EDM's ramp)
 

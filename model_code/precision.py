@@ -15,9 +15,9 @@ from torch import nn
 
 
 class AutocastNetwork:
-    """``net(x, time)`` under ``torch.autocast(device_type, dtype)``, returning float32.
+    """``net(x, time, labels=None)`` under ``torch.autocast(device_type, dtype)``, returning float32.
 
-    x [B, ...] float32, time [B] -> [B, ...] float32. With ``dtype=None`` it calls ``net`` as is.
+    x [B, ...] float32, time [B], labels [B] or None -> [B, ...] float32. With ``dtype=None`` it calls ``net`` as is.
     ``channels_last`` hands the network its 4D input in channels-last memory order (values unchanged),
     for a network whose weights were converted with ``net.to(memory_format=torch.channels_last)``.
     """
@@ -28,11 +28,11 @@ class AutocastNetwork:
         self.dtype = dtype
         self.channels_last = channels_last
 
-    def __call__(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, time: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.dtype is None:
-            return self.net(x, time)
+            return self.net(x, time, labels)
         with torch.autocast(self.device_type, dtype=self.dtype):
-            out = self.net(x, time)
+            out = self.net(x, time, labels)
         return out.float()

@@ -88,7 +88,7 @@ def test_device_resident_batches_follow_the_step_keyed_order(start_step):
         epoch, position = divmod(step, 3)
         order = torch.randperm(50, generator=torch.Generator().manual_seed(3 * 100003 + epoch))
         expected = images[order[16 * position : 16 * (position + 1)]]
-        assert torch.equal(next(resident), expected) and torch.equal(next(loaded), expected)
+        assert torch.equal(next(resident).items, expected) and torch.equal(next(loaded).items, expected)
 
 
 HOST_READS = {

@@ -6,10 +6,12 @@ level k, ...), embedded with the same sinusoidal features as the U-Net.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
-from model_code.networks.base import NETWORKS, Network, timestep_embedding
+from model_code.networks.base import NETWORKS, Network, label_embedding, timestep_embedding, with_labels
 
 
 @NETWORKS.register("mlp")
@@ -23,8 +25,10 @@ class MLPDenoiser(Network):
         time_embedding_dim: size of the sinusoidal time embedding.
         max_period: longest period of the embedding; frequencies run from 1 down to 1/max_period
             (the default suits times of order 1-100, such as log SNRs).
+        num_classes: C > 0 for a class-conditional network: a learned vector per class is added to the
+            time embedding; 0: unconditional.
     Shapes: x [B, ...] with D entries per example (e.g. points stored as [B, 2, 1, 1]), time [B]
-    (or a scalar) -> shaped like x. The output is exactly zero at initialisation.
+    (or a scalar), labels [B] or None -> shaped like x. The output is exactly zero at initialisation.
     """
 
     library_only = ("time_embedding_dim", "max_period")
@@ -37,6 +41,7 @@ class MLPDenoiser(Network):
         depth: int = 3,
         time_embedding_dim: int = 32,
         max_period: float = 1000.0,
+        num_classes: int = 0,
     ):
         super().__init__()
         for name, value in (
@@ -50,6 +55,8 @@ class MLPDenoiser(Network):
         self.data_dim = data_dim
         self.time_embedding_dim = time_embedding_dim
         self.max_period = float(max_period)
+        self.num_classes = num_classes
+        self.label_embedding = label_embedding(num_classes, time_embedding_dim)
         layers = []
         width = data_dim + time_embedding_dim
         for _ in range(depth):
@@ -60,7 +67,7 @@ class MLPDenoiser(Network):
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
 
-    def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, time: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         if x[0].numel() != self.data_dim:
             raise ValueError(f"x must hold {self.data_dim} entries per example, got shape {tuple(x.shape)}")
         time = torch.as_tensor(time, device=x.device).reshape(-1)
@@ -68,5 +75,6 @@ class MLPDenoiser(Network):
             time = time.expand(x.shape[0])
         if time.shape != (x.shape[0],):
             raise ValueError(f"time must be [B] = [{x.shape[0]}] (or a scalar), got shape {tuple(time.shape)}")
-        embedding = timestep_embedding(time, self.time_embedding_dim, self.max_period).to(x.dtype)
+        features = timestep_embedding(time, self.time_embedding_dim, self.max_period)
+        embedding = with_labels(features, self.label_embedding, labels).to(x.dtype)
         return self.output(self.body(torch.cat([x.flatten(1), embedding], dim=1))).view_as(x)

@@ -10,13 +10,13 @@ process feeds it (the IHDM level k, or 1000 t for the Gaussian objective).
 from __future__ import annotations
 
 import math
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model_code.networks.base import NETWORKS, Network, timestep_embedding
+from model_code.networks.base import NETWORKS, Network, label_embedding, timestep_embedding, with_labels
 
 
 def group_norm(channels: int) -> nn.GroupNorm:
@@ -109,7 +109,9 @@ class UNet(Network):
         num_res_blocks: residual blocks per level on the way down (one more on the way up).
         attention_levels: indices of the levels that get self-attention.
         dropout: dropout rate inside residual blocks.
-    Shapes: x [B, C, H, W], time [B] -> [B, out_channels, H, W].
+        num_classes: C > 0 for a class-conditional network: a learned vector per class is added to the
+            sinusoidal time features before the time MLP; 0: unconditional.
+    Shapes: x [B, C, H, W], time [B], labels [B] or None -> [B, out_channels, H, W].
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class UNet(Network):
         num_res_blocks: int,
         attention_levels: Sequence[int] = (),
         dropout: float = 0.0,
+        num_classes: int = 0,
     ):
         super().__init__()
         bad_levels = [level for level in attention_levels if not 0 <= level < len(channel_mult)]
@@ -130,6 +133,8 @@ class UNet(Network):
                 f"attention_levels {list(attention_levels)} must index channel_mult (0..{len(channel_mult) - 1})"
             )
         self.model_channels = model_channels
+        self.num_classes = num_classes
+        self.label_embedding = label_embedding(num_classes, model_channels)
         embedding_dim = 4 * model_channels
         self.time_mlp = nn.Sequential(
             nn.Linear(model_channels, embedding_dim), nn.SiLU(), nn.Linear(embedding_dim, embedding_dim)
@@ -175,8 +180,9 @@ class UNet(Network):
             group_norm(channels), nn.SiLU(), zero_module(nn.Conv2d(channels, out_channels, 3, padding=1))
         )
 
-    def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        embedding = self.time_mlp(timestep_embedding(time, self.model_channels))
+    def forward(self, x: torch.Tensor, time: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        features = with_labels(timestep_embedding(time, self.model_channels), self.label_embedding, labels)
+        embedding = self.time_mlp(features)
         h = self.input_conv(x)
         skips = [h]
         for layer in self.down:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import torch
+
+from model_code.conditioning import LabelChoice, check_guidance
 from model_code.samplers.base import SAMPLERS, check_sampler, samplers_for
 from model_code.samplers.base import settings as sampler_settings
 from model_code.samplers.grids import GRIDS
@@ -22,7 +25,9 @@ def _finite_at_least(value: Any, low: float) -> bool:
 class SamplingSpec:
     """``sampler`` (a SAMPLERS name), ``steps`` (None: every level), ``grid`` (a GRIDS name), the sampler's own
     settings ``eta`` (ddim: 0 deterministic .. 1 ancestral) and ``churn`` (heun: EDM's S_churn >= 0), the prior's
-    ``temperature`` and the step noise's ``noise_temperature`` (1: as trained)."""
+    ``temperature`` and the step noise's ``noise_temperature`` (1: as trained); for a class-conditional model the
+    ``classes`` of the images (``LabelChoice``) and the classifier-free ``guidance`` weight w (0: the conditional
+    model)."""
 
     sampler: str = DEFAULT_SAMPLER
     steps: Optional[int] = None
@@ -31,6 +36,8 @@ class SamplingSpec:
     churn: Optional[float] = None
     temperature: float = 1.0
     noise_temperature: float = 1.0
+    guidance: float = 0.0
+    classes: LabelChoice = LabelChoice()
 
     @classmethod
     def from_options(cls, sampler: Optional[str] = None, **options: Any) -> "SamplingSpec":
@@ -63,6 +70,17 @@ class SamplingSpec:
         for key in ("temperature", "noise_temperature"):
             if not _finite_at_least(getattr(self, key), 0):
                 raise ValueError(f"{key}={getattr(self, key)}: a finite number >= 0")
+        check_guidance(self.guidance)
+
+    def labels(self, rows: Sequence[int], seed: int, num_classes: int) -> Optional[torch.Tensor]:
+        """The class labels int64 [len(rows)] of images ``rows`` of a request drawn with ``seed`` from a model of
+        ``num_classes`` classes (None: unconditional); one line refusing classes or guidance the model has not."""
+        self.classes.check(num_classes)
+        if num_classes == 0 and self.guidance:
+            raise ValueError(
+                f"guidance={self.guidance} needs a class-conditional model; this one is unconditional (allowed: 0)"
+            )
+        return self.classes.labels(rows, seed, num_classes)
 
     def levels(self, denoiser, process_name: str) -> List[float]:
         """The sampling path for ``denoiser``: the grid's levels, then 0; refuses (one line) a sampler the process

@@ -147,6 +147,10 @@ KEYS: Dict[str, Rule] = {
     "model.attention_levels": Rule(
         lambda v: isinstance(v, (tuple, list)), "a tuple of indices into model.channel_mult", MODEL
     ),
+    "model.num_classes": Rule(int_at_least(0), "an integer >= 0 (0: unconditional; C: labels 0..C-1)", MODEL),
+    "model.label_dropout": Rule(
+        unit_interval(closed_above=True), "a number in [0, 1] (0: a purely conditional model)", FREE
+    ),
     "model.dropout": Rule(unit_interval(closed_above=False), "a number in [0, 1)", FREE),
     "model.ema_rate": Rule(unit_interval(closed_above=False), "a number in [0, 1)", FREE),
     "model.ema_rampup_ratio": Rule(real_above(0), "a finite number > 0 (a share of the images seen)", FREE),

@@ -1,13 +1,43 @@
 """Training batches in an order that depends on the step alone, so a resumed run sees exactly the batches an
-uninterrupted run would: index batches (``EpochBatches``), and the batches themselves on the training device,
-gathered there from a dataset held in memory or loaded through a DataLoader."""
+uninterrupted run would: index batches (``EpochBatches``), and the batches themselves on the training device
+(``Batch``: the items and, for a class-conditional model, their labels), gathered there from a dataset held in
+memory or loaded through a DataLoader."""
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import torch
 from torch.utils.data import Dataset
+
+
+class Batch(NamedTuple):
+    """A training batch: items [B, ...] (uint8 images, or points) and their class labels int64 [B] (None: the
+    model is unconditional)."""
+
+    items: torch.Tensor
+    labels: Optional[torch.Tensor] = None
+
+    def rows(self, start: int, stop: int) -> "Batch":
+        """Rows start..stop - 1 of the batch."""
+        return Batch(self.items[start:stop], None if self.labels is None else self.labels[start:stop])
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> "Batch":
+        labels = None if self.labels is None else self.labels.to(device, non_blocking=non_blocking)
+        return Batch(self.items.to(device, non_blocking=non_blocking), labels)
+
+
+class LabelledItems(Dataset):
+    """Item i of ``dataset`` with its label: (item, labels[i]), so a DataLoader batches both."""
+
+    def __init__(self, dataset: Dataset, labels: torch.Tensor):
+        self.dataset, self.labels = dataset, labels
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.dataset[index], self.labels[index]
 
 
 class EpochBatches(torch.utils.data.Sampler):
@@ -62,26 +92,37 @@ def batch_loader(
     )
 
 
-def device_batches(items: torch.Tensor, batches: EpochBatches) -> Iterator[torch.Tensor]:
-    """Batches [B, ...] of ``items`` [N, ...], a tensor already on the training device, in the order of
+def device_batches(
+    items: torch.Tensor, batches: EpochBatches, labels: Optional[torch.Tensor] = None
+) -> Iterator[Batch]:
+    """Batches of ``items`` [N, ...] (and ``labels`` [N]), tensors already on the training device, in the order of
     ``batches``: each epoch's order goes to the device once and every batch is an on-device gather,
     with no DataLoader, no host copy and no host synchronisation per step."""
     for order in batches.epochs():
         order = order.to(items.device)
         for start in range(0, order.shape[0], batches.batch_size):
-            yield items.index_select(0, batches.part(order[start : start + batches.batch_size]))
+            indices = batches.part(order[start : start + batches.batch_size])
+            yield Batch(items.index_select(0, indices), None if labels is None else labels.index_select(0, indices))
 
 
 def training_batches(
-    dataset: Dataset, batches: EpochBatches, num_workers: int, device: torch.device, resident: bool = True
-) -> Iterator[torch.Tensor]:
-    """Training batches on ``device``, in the order of ``batches``.
+    dataset: Dataset,
+    batches: EpochBatches,
+    num_workers: int,
+    device: torch.device,
+    resident: bool = True,
+    labels: Optional[torch.Tensor] = None,
+) -> Iterator[Batch]:
+    """Training batches on ``device``, in the order of ``batches``, with ``labels`` (int64 [N], the dataset's
+    class labels; None: batches without labels).
 
     A dataset held in memory (``items``: uint8 images, or 2D points) is moved to the device once and
     batched there (``resident``); any other dataset goes through a DataLoader, with pinned memory and
     non-blocking copies on CUDA.
     """
     if resident and hasattr(dataset, "items"):
-        return device_batches(dataset.items.to(device), batches)
-    loader = batch_loader(dataset, batches, num_workers, pin_memory=device.type == "cuda")
-    return (batch.to(device, non_blocking=True) for batch in loader)
+        return device_batches(dataset.items.to(device), batches, None if labels is None else labels.to(device))
+    source = dataset if labels is None else LabelledItems(dataset, labels)
+    loader = batch_loader(source, batches, num_workers, pin_memory=device.type == "cuda")
+    loaded = (Batch(*batch) if labels is not None else Batch(batch) for batch in loader)
+    return (batch.to(device, non_blocking=True) for batch in loaded)

@@ -149,6 +149,8 @@ def blur_keys_of_an_older_run(model: Dict[str, Any]) -> Dict[str, Any]:
 ADDED_KEYS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "model.prediction": lambda model: {"prediction": "eps"},  # the gaussian process predicted eps
     "model.blurring_sigma_max": blur_keys_of_an_older_run,
+    "model.num_classes": lambda model: {"num_classes": 0},  # every run was unconditional
+    "model.label_dropout": lambda model: {"label_dropout": 0.1},  # unused by an unconditional run
 }
 
 

@@ -26,6 +26,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import torch
 from tqdm import tqdm
 
+from model_code.conditioning import conditioned, num_classes_of
 from model_code.priors import randn_per_generator
 from model_code.randomness import INIT_STREAM, NOISE_STREAM, seeded_generators
 from model_code.samplers import SAMPLERS
@@ -77,16 +78,18 @@ def reverse_process(
     max_frames: int = MAX_FRAMES,
     noise_weights: Optional[torch.Tensor] = None,
     recorded_rows: Optional[int] = None,
+    labels: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, List[torch.Tensor], int]:
     """Run ``spec``'s sampler over the process's denoiser along ``spec.levels`` from u_K = ``initial``
     [B, ...]; each noise draw is ``step_noise`` of ``noise_generators`` and ``noise_weights`` scaled by
-    ``spec.noise_temperature``, so the ancestral sampler's step i draws the i-th noise of each stream.
+    ``spec.noise_temperature``, so the ancestral sampler's step i draws the i-th noise of each stream. A
+    class-conditional ``net`` gets the images' ``labels`` [B] (``spec.labels``) and ``spec.guidance``.
 
     Returns (u_0, trajectory, nfe): with ``record``, at most ``max_frames`` states evenly spaced from u_K
     to u_0 (always both ends), copied to the CPU (their first ``recorded_rows`` images; None: all), otherwise
     an empty list; nfe the network evaluations spent.
     """
-    denoiser = process.denoiser(net)
+    denoiser = process.denoiser(conditioned(net, labels, spec.guidance))
     levels = spec.levels(denoiser, process.name)
     kept = set(evenly_spaced_frames(len(levels), max_frames)) if record else set()
     trajectory = [initial[:recorded_rows].to("cpu", copy=True)] if 0 in kept else []
@@ -176,8 +179,9 @@ def sample(
     ``spec.temperature``). Returns {'initial', 'samples', 'trajectory', 'nfe'}."""
     initial = initial_states(prior, mode, count, seed, shape, device, spec.temperature)
     generators, weights = noise_sources(mode, count, seed, range(count), device)
+    labels = spec.labels(range(count), seed, num_classes_of(net))
     samples, trajectory, nfe = reverse_process(
-        process, net, initial, generators, spec, record=record, progress=progress, noise_weights=weights
+        process, net, initial, generators, spec, record, progress, noise_weights=weights, labels=labels
     )
     return {"initial": initial, "samples": samples, "trajectory": trajectory, "nfe": nfe}
 
@@ -199,7 +203,9 @@ def generate_range(
     and the network evaluations each image took."""
     indices = list(range(start, start + count))
     initial = prior.sample(seeded_generators(seed, INIT_STREAM, indices), shape, device, spec.temperature)
-    samples, _, nfe = reverse_process(process, net, initial, seeded_generators(seed, NOISE_STREAM, indices), spec)
+    generators = seeded_generators(seed, NOISE_STREAM, indices)
+    labels = spec.labels(indices, seed, num_classes_of(net))
+    samples, _, nfe = reverse_process(process, net, initial, generators, spec, labels=labels)
     return samples, nfe
 
 
@@ -289,6 +295,7 @@ def draw_chunk(
         progress=progress,
         noise_weights=weights,
         recorded_rows=kept,
+        labels=spec.labels(rows, seed, num_classes_of(net)),
     )
     return Chunk(rows.start, initial.cpu(), samples.cpu(), trajectory, nfe)
 

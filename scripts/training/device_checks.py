@@ -242,7 +242,8 @@ def batches_match(subject: Subject, resident: bool, steps: int = 5) -> bool:
     batches = training_batches(TensorImages(images), order, 0, subject.device, resident=resident)
     expected = iter(EpochBatches(len(images), CHECK_BATCH * 4, seed=5))
     return all(
-        (batch := next(batches)).device.type == subject.device.type and torch.equal(batch.cpu(), images[next(expected)])
+        (batch := next(batches).items).device.type == subject.device.type
+        and torch.equal(batch.cpu(), images[next(expected)])
         for _ in range(steps)
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional
 
 import torch
 
@@ -59,11 +59,11 @@ class PhaseTimer:
 
 
 class TimedNetwork:
-    """Calls ``network(x, time)`` inside ``timer.phase(name)``: the forward pass as its own phase."""
+    """Calls ``network(x, time, labels=None)`` inside ``timer.phase(name)``: the forward pass as its own phase."""
 
     def __init__(self, network, timer: PhaseTimer, name: str = "network forward"):
         self.network, self.timer, self.name = network, timer, name
 
-    def __call__(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, time: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         with self.timer.phase(self.name):
-            return self.network(x, time)
+            return self.network(x, time, labels)

@@ -34,12 +34,13 @@ import ml_collections
 import torch
 from tqdm import tqdm
 
+from model_code.conditioning import conditioned, drop_labels
 from model_code.ema import EMA
 from model_code.precision import AutocastNetwork
-from model_code.randomness import ExampleRandomness, seed_from
+from model_code.randomness import LABEL_DROPOUT_STREAM, ExampleRandomness, seed_from
 from scripts.cli.errors import TrainingDiverged
 from scripts.config import build
-from scripts.data.batches import EpochBatches, training_batches
+from scripts.data.batches import Batch, EpochBatches, training_batches
 from scripts.runs.checkpoints import load_checkpoint, load_module_state, save_checkpoint
 from scripts.runs.runconfig import run_config
 from scripts.runs.rundir import RunDir
@@ -176,6 +177,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.process = build.build_process(config).to(self.device)
         self.data = data if data is not None else build.build_data(config, "train", self.process)
+        self.labels = self.data.class_labels(config.model.num_classes)  # int64 [N]; None: unconditional
+        self.label_dropout = config.model.label_dropout
         self.prior = build.build_prior(config, self.process, lambda: self.data).to(self.device)
         self.shape = build.data_shape(config)
         net = build.build_network(config).to(self.device)
@@ -245,22 +248,32 @@ class Trainer:
         optim = self.config.optim
         return optim.lr * min(1.0, step / optim.warmup) if optim.warmup > 0 else optim.lr
 
-    def training_batches(self, resident: bool = True) -> Iterator[torch.Tensor]:
-        """This process's rows of every global batch, on the device, from the current step on."""
+    def training_batches(self, resident: bool = True) -> Iterator[Batch]:
+        """This process's rows of every global batch (with their labels for a conditional model), on the device,
+        from the current step on."""
         batches = EpochBatches(
             len(self.data), self.split.global_batch, self.config.seed, self.state.step, self.split.rows
         )
-        return training_batches(self.data.dataset, batches, self.config.training.num_workers, self.device, resident)
+        workers = self.config.training.num_workers
+        return training_batches(self.data.dataset, batches, workers, self.device, resident, self.labels)
 
-    def randomness(self, rows: range) -> ExampleRandomness:
-        """The draws of global rows ``rows`` at the current step: functions of (seed, step, row)."""
+    def randomness(self, rows: range, stream: Optional[int] = None) -> ExampleRandomness:
+        """The draws of global rows ``rows`` at the current step: functions of (seed, step, row); with ``stream``
+        (LABEL_DROPOUT_STREAM) those of the stream's own seed."""
+        seed = self.config.seed if stream is None else seed_from(self.config.seed, stream)
         total = self.split.global_batch
-        return ExampleRandomness(self.config.seed, self.state.step, total, rows.start, len(rows), self.device)
+        return ExampleRandomness(seed, self.state.step, total, rows.start, len(rows), self.device)
 
-    def train_step(self, batch: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def conditioned_network(self, network, labels: Optional[torch.Tensor], rows: range):
+        """``network`` with the labels of global rows ``rows`` bound, each dropped (trained unconditionally) with
+        probability model.label_dropout by a draw of the row's own stream; the network itself when unconditional."""
+        dropout = self.randomness(rows, LABEL_DROPOUT_STREAM)
+        return conditioned(network, drop_labels(labels, self.label_dropout, dropout))
+
+    def train_step(self, batch: Batch) -> Dict[str, torch.Tensor]:
         """One optimiser step on this process's rows of a global batch, already on the device.
 
-        batch: uint8 images [B / W, C, H, W] (or points), computed in ``split.rounds`` accumulation
+        batch: uint8 images [B / W, C, H, W] (or points) and their labels, computed in ``split.rounds`` accumulation
         rounds; the gradient is that of the mean loss over the global batch (DDP averages over
         processes). Nothing reads a value back to the host, so on CUDA the host runs ahead of the device.
         Returns detached per-example losses [B / W], levels [B / W] and the gradient norm [].
@@ -288,10 +301,11 @@ class Trainer:
         rows = self.split.round_rows(index)
         offset = rows.start - self.split.rows.start
         randomness = self.randomness(rows)
+        part = batch.rows(offset, offset + len(rows))
         with self.timer.phase("data to device"):
-            x0 = self.data.prepare(batch[offset : offset + len(rows)], randomness)
+            x0 = self.data.prepare(part.items, randomness)
         with self.timer.phase("operator and target"):
-            return self.process.loss(self.network, x0, randomness)
+            return self.process.loss(self.conditioned_network(self.network, part.labels, rows), x0, randomness)
 
     def gradient_sync(self, sync: bool):
         """DDP's all-reduce of gradients happens in the last accumulation round only."""
@@ -325,18 +339,20 @@ class Trainer:
         if distributed.is_main():
             save_checkpoint(paths, state, self.config)
 
-    def probe_loss(self, batch: torch.Tensor) -> torch.Tensor:
+    def probe_loss(self, batch: Batch) -> torch.Tensor:
         """Mean loss of the current weights on this process's ``batch`` (network in eval mode, no DDP),
         leaving every random state as it was: the run continues as if it had not been called."""
         randomness = self.randomness(self.split.rows)
+        batch = batch.to(self.device)
         self.state.net.eval()
         with torch.no_grad():
-            x0 = self.data.prepare(batch.to(self.device), randomness)
-            losses, _ = self.process.loss(self.probe_network, x0, randomness)
+            x0 = self.data.prepare(batch.items, randomness)
+            network = self.conditioned_network(self.probe_network, batch.labels, self.split.rows)
+            losses, _ = self.process.loss(network, x0, randomness)
         self.state.net.train()
         return losses.float().mean()
 
-    def check_saveable(self, batch: torch.Tensor) -> None:
+    def check_saveable(self, batch: Batch) -> None:
         """Raise TrainingDiverged (on every rank) unless the weights to be saved give a finite loss on every
         rank and the EMA is finite."""
         loss = self.probe_loss(batch)
@@ -348,7 +364,7 @@ class Trainer:
                 "(lower optim.lr or use bf16)"
             )
 
-    def save(self, batch: torch.Tensor) -> None:
+    def save(self, batch: Batch) -> None:
         """Write the due numbered snapshot, then the resume point, once ``check_saveable`` passes."""
         self.check_saveable(batch)
         snapshot = self.due_snapshot()

@@ -6,7 +6,7 @@ uniform dequantisation); both fetch items by index for the kernel-density prior.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch.utils.data import Dataset
@@ -26,6 +26,31 @@ class Data:
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+    @property
+    def labels(self) -> Optional[torch.Tensor]:
+        """The items' class labels, int64 [N], where the dataset has them (else None)."""
+        return getattr(self.dataset, "labels", None)
+
+    def class_labels(self, num_classes: int) -> Optional[torch.Tensor]:
+        """The labels a model with ``num_classes`` classes trains on: None for an unconditional model (0); one
+        line refusing a conditional model on a dataset without labels, or labels outside 0..num_classes-1."""
+        if num_classes == 0:
+            return None
+        name = getattr(self.dataset, "name", type(self.dataset).__name__)
+        if self.labels is None:
+            raise ValueError(
+                f"model.num_classes={num_classes}: dataset {name!r} has no class labels; allowed: "
+                "model.num_classes=0 (unconditional), or a dataset with labels (mnist5k, mnist, cifar10, a prepared "
+                "zip of one, gaussian_mixture)"
+            )
+        largest = int(self.labels.max()) if len(self.labels) else -1
+        if int(self.labels.min()) < 0 or largest >= num_classes:
+            raise ValueError(
+                f"model.num_classes={num_classes}: dataset {name!r} has labels {int(self.labels.min())}..{largest}; "
+                f"allowed: model.num_classes >= {largest + 1} with labels >= 0"
+            )
+        return self.labels
 
     def raw_batch(self, indices) -> torch.Tensor:
         """The items at ``indices`` (a sequence or [n] tensor of ints) stacked as stored: [n, *item shape]."""

@@ -119,10 +119,14 @@ class GaussianMixture(Toy2D):
         self.means = self.radius * torch.stack([angles.cos(), angles.sin()], dim=1)  # [K, 2], float64
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        return self.sample_labelled(n, generator)[0]
+
+    def sample_labelled(self, n: int, generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``n`` points float32 [n, 2] and the component each was drawn from, int64 [n] (its class label)."""
         n = _check_n(n)
         component = torch.randint(self.means.shape[0], (n,), generator=generator)
         noise = torch.randn(n, 2, generator=generator, dtype=torch.float64)
-        return (self.means[component] + self.std * noise).float()
+        return (self.means[component] + self.std * noise).float(), component
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log (1/K) sum_k N(x; mu_k, std^2 I), x [n, 2] -> [n] (in x's dtype, computed in float64)."""
@@ -187,14 +191,19 @@ def make_toy2d(name: str, **kwargs) -> Toy2D:
 class Toy2DDataset(Registered, Dataset):
     """A fixed sample of ``num_points`` points from the distribution ``name``, drawn with ``seed``.
 
-    ``points`` float32 [num_points, 2]; item i is points[i] ([2]). ``distribution`` is the source.
+    ``points`` float32 [num_points, 2]; item i is points[i] ([2]). ``labels``: int64 [num_points] where the
+    distribution has classes (the gaussian mixture's components), else None. ``distribution`` is the source.
     """
 
     def __init__(self, name: str, num_points: int, seed: int = 0, **kwargs):
         if not isinstance(num_points, int) or num_points < 1:
             raise ValueError(f"num_points must be a positive integer, got {num_points!r}")
         self.distribution = make_toy2d(name, **kwargs)
-        self.points = self.distribution.sample(num_points, torch.Generator().manual_seed(int(seed)))
+        generator = torch.Generator().manual_seed(int(seed))
+        if hasattr(self.distribution, "sample_labelled"):
+            self.points, self.labels = self.distribution.sample_labelled(num_points, generator)
+        else:
+            self.points, self.labels = self.distribution.sample(num_points, generator), None
 
     @property
     def items(self) -> torch.Tensor:
