@@ -7,6 +7,8 @@
     python sample.py --workdir WORKDIR --steps 50 --eta 0          # gaussian process: 50 DDIM steps, deterministic
     python sample.py --workdir WORKDIR --sampler dpmpp_2m --steps 20 --grid logsnr   # DPM-Solver++(2M), 20 NFE
     python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --deterministic --steps 100
+    python sample.py --workdir WORKDIR --per_class 8 --guidance 1     # class-conditional: a row of 8 per class
+    python sample.py --workdir WORKDIR --class_label 3 --batch_size 16 # class-conditional: 16 samples of class 3
 
 --config may be left out: the checkpoint carries the run's config. Writes the raw arrays (samples.npz), and a
 grid of the first samples, a grid of their initial states u_K and a GIF of their reverse process, under
@@ -48,7 +50,14 @@ flags.DEFINE_string("image_b", None, "... and this one (both given or neither)."
 flags.DEFINE_string("image", None, "Variations of this image by level of detail (with a --resample_* flag).")
 flags.DEFINE_integer("resample_below", None, "Keep the image's latent above LEVEL, redraw the noise at steps <= LEVEL.")
 flags.DEFINE_integer("resample_above", None, "Keep the image's latent at steps <= LEVEL, redraw u_K and the rest.")
-sampling_flags.define()  # --sampler, --grid, --steps, --eta, --churn
+sampling_flags.define()  # --sampler, --grid, --steps, --eta, --churn, --guidance
+flags.DEFINE_integer("class_label", None, "Class-conditional models: every sample of class L (and image flags' class).")
+flags.DEFINE_list("class_labels", None, "Class-conditional models: sample i of class labels[i mod n], e.g. 0,1,2.")
+flags.DEFINE_integer(
+    "per_class",
+    None,
+    "Class-conditional models: a grid of N samples per class, one row each (of --class_labels, or all).",
+)
 flags.DEFINE_bool(
     "deterministic",
     False,

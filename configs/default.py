@@ -87,6 +87,8 @@ def get_default_configs():
     model.channel_mult = (1, 2, 2)
     model.num_res_blocks = 4
     model.attention_levels = (2,)  # indices into channel_mult (level i works at image_size / 2^i)
+    model.scale_shift_norm = True  # unet: the embedding scales and shifts the GroupNorm (False: added before it,
+    # where a level of <= 32 channels, one channel per group, normalises it away: the runs stored before the key)
     model.dropout = 0.1
     model.num_classes = 0  # C > 0: class-conditional on the data's labels 0..C-1 (mnist5k, mnist, cifar10: 10)
     model.label_dropout = 0.1  # conditional: the probability of training a row without its label (CFG's null class)

@@ -31,8 +31,9 @@ class AutocastNetwork:
     def __call__(self, x: torch.Tensor, time: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        arguments = (x, time) if labels is None else (x, time, labels)  # a plain f(x, time) takes no labels
         if self.dtype is None:
-            return self.net(x, time, labels)
+            return self.net(*arguments)
         with torch.autocast(self.device_type, dtype=self.dtype):
-            out = self.net(x, time, labels)
+            out = self.net(*arguments)
         return out.float()

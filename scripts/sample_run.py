@@ -12,7 +12,7 @@ images are computed on one process, so rank 0 alone does that work.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, List
+from typing import Dict, Iterable, Iterator, List
 
 import numpy as np
 import torch
@@ -39,8 +39,11 @@ def run_request(request: SamplingRequest) -> None:
     device = distributed.init().device
     model = Model.from_run(request.workdir, request.checkpoint, device, config=request.config, delta=request.delta)
     check_steps(request.steps, model.process)  # K is known once the model is loaded
+    request = request.for_classes(model.num_classes)
+    spec = sampling_spec(request)
+    spec.check_classes(model.num_classes)
     if not request.images:  # the sampler, its grid and steps can be checked once the model is known
-        sampling_spec(request).levels(model.process.denoiser(model.net), model.process.name)
+        spec.levels(model.process.denoiser(model.net), model.process.name)
     seed = model.config.eval.seed if request.seed is None else request.seed
     if request.images:
         draw_from_images(model, request, seed)
@@ -74,13 +77,33 @@ def draw_from_the_prior(model: Model, request: SamplingRequest, seed: int) -> No
             pass
         return
     shapes = sample_array_shapes(request.count, model.shape)
-    data_range = np.array(model.process.data_range)
-    with NpzStream(os.path.join(folder, "samples.npz"), shapes, data_range=data_range) as arrays:
+    small = {"data_range": np.array(model.process.data_range), **sample_labels(model, request, seed)}
+    with NpzStream(os.path.join(folder, "samples.npz"), shapes, **small) as arrays:
         out = first_images(appended(chunks, arrays), pictured)
         npz = arrays.close()
-    written = write_sample_pictures(folder, out, request.mode, model.process.data_range, scatter_background(model))
-    what = f"{request.count} samples ({request.mode}) in {out['nfe']} network evaluations each"
+    background = scatter_background(model)
+    written = write_sample_pictures(folder, out, request.mode, model.process.data_range, background, request.per_class)
+    classes = classes_said(request, model)
+    what = f"{request.count} samples ({request.mode}{classes}) in {out['nfe']} network evaluations each"
     print_written(what, model, written + [npz])
+
+
+def sample_labels(model: Model, request: SamplingRequest, seed: int) -> Dict[str, np.ndarray]:
+    """{"labels": int64 [count]}, the class of each sample of a class-conditional model (for samples.npz); {} for
+    an unconditional one."""
+    labels = sampling_spec(request).labels(range(request.count), seed, model.num_classes)
+    return {} if labels is None else {"labels": labels.numpy()}
+
+
+def classes_said(request: SamplingRequest, model: Model) -> str:
+    """How the samples' classes were chosen, for the printed summary ('' for an unconditional model)."""
+    if model.num_classes == 0:
+        return ""
+    spec = sampling_spec(request)
+    said = f"; class labels {spec.classes.record(model.num_classes)['labels']}"
+    if request.per_class:
+        said += f", {request.per_class} each"
+    return said + (f", guidance {spec.guidance:g}" if spec.guidance else "")
 
 
 def appended(chunks: Iterable[Chunk], arrays: NpzStream) -> Iterator[Chunk]:

@@ -1,6 +1,8 @@
-"""The contract every registered network keeps (``net(x, time) -> tensor``, knowing nothing of the process):
-a name, the data's shape out, exactly zero at initialisation, each example on its own, gradients into every
-parameter once trained a few steps, and its weights saved and restored.
+"""The contract every registered network keeps (``net(x, time, labels=None) -> tensor``, knowing nothing of the
+process): a name, the data's shape out, exactly zero at initialisation, each example on its own, gradients into
+every parameter once trained a few steps, and its weights saved and restored; built with ``num_classes``, the
+same initial weights plus a label table, rows without a label equal to the unconditional call, labels refused
+by an unconditional network.
 
 A new network declares its small config (model.* keys over configs/default.py and the data shape it is
 tried on) in ``DECLARED``."""
@@ -25,10 +27,10 @@ def test_every_registered_network_declares_its_contract_config():
     check_declared(NETWORKS, DECLARED, __name__)
 
 
-def build_network(name, seed=0):
+def build_network(name, seed=0, num_classes=0):
     declared = DECLARED[name]
     config = get_default_configs()
-    config.model.update(dict(declared["model"], network=name, dropout=0.0))
+    config.model.update(dict(declared["model"], network=name, dropout=0.0, num_classes=num_classes))
     config.data.num_channels, config.data.image_size = declared["shape"][:2]  # square images
     torch.manual_seed(seed)
     return build.build_network(config)
@@ -39,11 +41,11 @@ def inputs(name, batch=3):
     return torch.randn(batch, *DECLARED[name]["shape"], generator=generator), torch.tensor([0.0, 3.5, 20.0])[:batch]
 
 
-def train_briefly(net, x, time, steps=3):
-    """A few SGD steps on |net(x, time) - 1|^2, so that no zero-initialised layer is zero any more."""
+def train_briefly(net, x, time, steps=3, labels=None):
+    """A few SGD steps on |net(x, time, labels) - 1|^2, so that no zero-initialised layer is zero any more."""
     for _ in range(steps):
         net.zero_grad()
-        (net(x, time) - 1).pow(2).mean().backward()
+        (net(x, time, labels) - 1).pow(2).mean().backward()
         with torch.no_grad():
             for parameter in net.parameters():
                 parameter -= 0.1 * parameter.grad
@@ -72,8 +74,54 @@ class TestNetworkContract:
         assert not missing, f"parameters without gradient: {missing}"
         torch.testing.assert_close(net(x[1:2], time[1:2]), out[1:2], atol=1e-5, rtol=1e-4)
 
+    def test_time_reaches_the_output(self, name):
+        """Beyond round-off: a GroupNorm of one channel per group erases an embedding added before it."""
+        net = build_network(name).eval()
+        x, _ = inputs(name)
+        train_briefly(net, x, torch.tensor([0.0, 3.5, 20.0]), steps=6)
+        early, late = net(x, torch.full((3,), 1.0)), net(x, torch.full((3,), 50.0))
+        assert (early - late).abs().max() > 1e-3 * early.abs().max()
+
     def test_weights_survive_a_checkpoint(self, name):
         net, fresh = build_network(name).eval(), build_network(name, seed=1).eval()
         x, time = inputs(name)
         train_briefly(net, x, time)
         torch.testing.assert_close(state_round_trip(net, fresh)(x, time), net(x, time), atol=0, rtol=0)
+
+
+class TestConditionalNetworkContract:
+    LABELS = torch.tensor([2, 0, 1])
+
+    def test_a_conditional_network_starts_as_the_unconditional_one_plus_a_zero_label_table(self, name):
+        unconditional, conditional = build_network(name), build_network(name, num_classes=3)
+        shared = unconditional.state_dict()
+        extra = {key: value for key, value in conditional.state_dict().items() if key not in shared}
+        assert list(extra) == ["label_embedding.weight"] and torch.equal(
+            extra["label_embedding.weight"], torch.zeros(3, extra["label_embedding.weight"].shape[1])
+        )
+        for key, value in shared.items():
+            assert torch.equal(conditional.state_dict()[key], value), key
+
+    def test_labels_reach_the_output_and_rows_without_a_label_are_the_unconditional_call(self, name):
+        from model_code.conditioning import NO_LABEL
+
+        net = build_network(name, num_classes=3).eval()
+        x, time = inputs(name)
+        train_briefly(net, x, time, steps=6, labels=self.LABELS)  # zero-initialised layers: grads reach the table late
+        net.zero_grad()
+        out = net(x, time, self.LABELS)
+        out.pow(2).sum().backward()
+        assert net.label_embedding.weight.grad[:3].abs().sum() > 0
+        assert not torch.equal(net(x, time, torch.tensor([1, 2, 0])), out)
+        without = net(x, time, torch.full((3,), NO_LABEL))
+        torch.testing.assert_close(without, net(x, time), atol=0, rtol=0)
+        mixed = net(x, time, torch.tensor([2, NO_LABEL, 1]))
+        torch.testing.assert_close(mixed[1], without[1], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(mixed[0::2], out[0::2], atol=1e-6, rtol=1e-5)
+
+    def test_labels_of_the_wrong_shape_and_labels_for_an_unconditional_network_are_refused(self, name):
+        x, time = inputs(name)
+        with pytest.raises(ValueError, match="labels must be int64 \\[3\\]"):
+            build_network(name, num_classes=3)(x, time, torch.tensor([0, 1]))
+        with pytest.raises(ValueError, match="unconditional \\(num_classes=0\\)"):
+            build_network(name)(x, time, self.LABELS)

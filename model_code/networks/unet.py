@@ -31,14 +31,23 @@ def zero_module(module: nn.Module) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """h = conv(SiLU(GN(x))) + W emb; out = skip(x) + zero_conv(dropout(SiLU(GN(h))))."""
+    """h = conv(SiLU(GN(x))); out = skip(x) + zero_conv(dropout(SiLU(N(h)))), the embedding entering N:
 
-    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int, dropout: float):
+    - added, N(h) = GN(h + W emb) (``scale_shift=False``, the first U-Net's way). A GroupNorm whose groups hold
+      one channel (any level of 32 channels or fewer, ``group_norm``) subtracts each channel's spatial mean and
+      with it the added constant, so such a block is blind to time and class;
+    - as a scale and shift, N(h) = GN(h) (1 + s) + b with (s, b) = W emb (``scale_shift=True``, improved
+      diffusion's adaptive GroupNorm): the embedding reaches the output at any width.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, embedding_dim: int, dropout: float, scale_shift: bool):
         super().__init__()
+        self.scale_shift = scale_shift
         self.in_layers = nn.Sequential(
             group_norm(in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, padding=1)
         )
-        self.embedding = nn.Sequential(nn.SiLU(), nn.Linear(embedding_dim, out_channels))
+        projected = 2 * out_channels if scale_shift else out_channels
+        self.embedding = nn.Sequential(nn.SiLU(), nn.Linear(embedding_dim, projected))
         self.out_layers = nn.Sequential(
             group_norm(out_channels),
             nn.SiLU(),
@@ -48,8 +57,14 @@ class ResBlock(nn.Module):
         self.skip = nn.Identity() if in_channels == out_channels else nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        h = self.in_layers(x) + self.embedding(embedding)[:, :, None, None].to(x.dtype)
-        return self.skip(x) + self.out_layers(h)
+        h = self.in_layers(x)
+        projected = self.embedding(embedding)[:, :, None, None].to(h.dtype)
+        if self.scale_shift:
+            scale, shift = projected.chunk(2, dim=1)
+            h = self.out_layers[1:](self.out_layers[0](h) * (1 + scale) + shift)
+        else:
+            h = self.out_layers(h + projected)
+        return self.skip(x) + h
 
 
 class AttentionBlock(nn.Module):
@@ -111,6 +126,8 @@ class UNet(Network):
         dropout: dropout rate inside residual blocks.
         num_classes: C > 0 for a class-conditional network: a learned vector per class is added to the
             sinusoidal time features before the time MLP; 0: unconditional.
+        scale_shift_norm: the time (and class) embedding scales and shifts each residual block's second
+            GroupNorm (``ResBlock``); False adds it before that norm, where levels of <= 32 channels erase it.
     Shapes: x [B, C, H, W], time [B], labels [B] or None -> [B, out_channels, H, W].
     """
 
@@ -125,6 +142,7 @@ class UNet(Network):
         attention_levels: Sequence[int] = (),
         dropout: float = 0.0,
         num_classes: int = 0,
+        scale_shift_norm: bool = False,
     ):
         super().__init__()
         bad_levels = [level for level in attention_levels if not 0 <= level < len(channel_mult)]
@@ -142,7 +160,7 @@ class UNet(Network):
         self.input_conv = nn.Conv2d(in_channels, model_channels, 3, padding=1)
 
         def stage(channels_in: int, channels_out: int, level: int) -> Stage:
-            layers: List[nn.Module] = [ResBlock(channels_in, channels_out, embedding_dim, dropout)]
+            layers: List[nn.Module] = [ResBlock(channels_in, channels_out, embedding_dim, dropout, scale_shift_norm)]
             if level in attention_levels:
                 layers.append(AttentionBlock(channels_out))
             return Stage(layers)
@@ -161,9 +179,9 @@ class UNet(Network):
 
         self.middle = Stage(
             [
-                ResBlock(channels, channels, embedding_dim, dropout),
+                ResBlock(channels, channels, embedding_dim, dropout, scale_shift_norm),
                 AttentionBlock(channels),
-                ResBlock(channels, channels, embedding_dim, dropout),
+                ResBlock(channels, channels, embedding_dim, dropout, scale_shift_norm),
             ]
         )
 

@@ -75,12 +75,16 @@ class SamplingSpec:
     def labels(self, rows: Sequence[int], seed: int, num_classes: int) -> Optional[torch.Tensor]:
         """The class labels int64 [len(rows)] of images ``rows`` of a request drawn with ``seed`` from a model of
         ``num_classes`` classes (None: unconditional); one line refusing classes or guidance the model has not."""
+        self.check_classes(num_classes)
+        return self.classes.labels(rows, seed, num_classes)
+
+    def check_classes(self, num_classes: int) -> None:
+        """One line refusing classes outside 0..num_classes-1, or classes or guidance for an unconditional model."""
         self.classes.check(num_classes)
         if num_classes == 0 and self.guidance:
             raise ValueError(
                 f"guidance={self.guidance} needs a class-conditional model; this one is unconditional (allowed: 0)"
             )
-        return self.classes.labels(rows, seed, num_classes)
 
     def levels(self, denoiser, process_name: str) -> List[float]:
         """The sampling path for ``denoiser``: the grid's levels, then 0; refuses (one line) a sampler the process

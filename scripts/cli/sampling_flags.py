@@ -1,4 +1,4 @@
-"""The sampling flags that sample.py and evaluate.py share: --sampler, --grid, --steps, --eta, --churn.
+"""The sampling flags that sample.py and evaluate.py share: --sampler, --grid, --steps, --eta, --churn, --guidance.
 
 ``define()`` declares them, ``options(FLAGS)`` reads them into the keyword options of a sampling
 specification (``model_code.samplers.spec.SamplingSpec.from_options``), and ``check(options)`` refuses a bad
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-SAMPLING_FLAGS = ("sampler", "grid", "steps", "eta", "churn")
+SAMPLING_FLAGS = ("sampler", "grid", "steps", "eta", "churn", "guidance")
 
 
 def define() -> None:
@@ -22,6 +22,9 @@ def define() -> None:
     flags.DEFINE_integer("steps", None, "Sampling steps (levels of the grid); default: all K levels.")
     flags.DEFINE_float("eta", None, "ddim: noise scale, 0 deterministic .. 1 ancestral; without --sampler: ddim.")
     flags.DEFINE_float("churn", None, "heun: EDM's S_churn >= 0 (0: deterministic, the default).")
+    flags.DEFINE_float(
+        "guidance", None, "Class-conditional models: classifier-free guidance weight w >= 0 (0: the conditional model)."
+    )
 
 
 def options(values) -> Dict[str, Any]:
@@ -41,4 +44,5 @@ def check(given: Dict[str, Any]) -> None:
     require("--steps", given.get("steps"), int_at_least(1), "an integer in 1..K (K: the model's levels)")
     require("--eta", given.get("eta"), lambda value: is_real(value) and 0 <= value <= 1, "a number in [0, 1]")
     require("--churn", given.get("churn"), real_at_least(0), "a finite number >= 0 (EDM's S_churn)")
+    require("--guidance", given.get("guidance"), real_at_least(0), "a finite number >= 0 (0: the conditional model)")
     SamplingSpec.from_options(**given).check()

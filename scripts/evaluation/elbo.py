@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from model_code.conditioning import conditioned, num_classes_of
 from model_code.priors import Prior
 from model_code.processes import Process
 from model_code.randomness import ExampleRandomness
@@ -42,7 +43,8 @@ def elbo_terms(
 def evaluate_elbo(
     process, net, prior, test_data: Data, *, batch_size: int, passes: int, num_test: int, seed: int, device
 ) -> Dict[str, object]:
-    """Average ELBO terms over ``num_test`` test images (0: all) and ``passes`` Monte-Carlo passes.
+    """Average ELBO terms over ``num_test`` test images (0: all) and ``passes`` Monte-Carlo passes; a
+    class-conditional ``net`` is given each image's own label (the bound on log p(x | c)).
 
     The draws of batch b of pass p are keyed by (seed, p * batches + b) (``ExampleRandomness``); under
     several processes whole batches are shared out (``distributed.my_blocks``) and the float64 sums
@@ -57,7 +59,8 @@ def evaluate_elbo(
             key = pass_index * batches + indices.start // batch_size
             randomness = ExampleRandomness(seed, key, len(indices), device=device)
             x0 = test_data.prepare(test_data.raw_batch(indices).to(device), randomness, augment=False)
-            for name, values in elbo_terms(process, net, prior, x0, randomness).items():
+            labelled = conditioned(net, test_data.labels_of(indices, num_classes_of(net)))
+            for name, values in elbo_terms(process, labelled, prior, x0, randomness).items():
                 summed = values.double().sum(0).cpu()
                 totals[name] = summed if name not in totals else totals[name] + summed
             bar.update(len(indices) * distributed.world_size())

@@ -14,10 +14,11 @@ import ml_collections
 import numpy as np
 import torch
 
+from model_code.conditioning import num_classes_of
 from scripts.cli.flags import require_writable_folder
 from scripts.config import build
 from scripts.evaluation.reference_stats import run_reference
-from scripts.evaluation.request import EvaluationRequest, check_request, sampling_spec
+from scripts.evaluation.request import SAMPLING_MODES, EvaluationRequest, check_request, sampling_spec
 from scripts.evaluation.results import record
 from scripts.runs.rundir import RunDir
 from scripts.runs.trained import TrainedModel, load_trained
@@ -135,8 +136,11 @@ def run_fid(
     result.update(fid.seed_record(values, kids, seed, request.num_gen))
     result["dataset"] = request.dataset_name or config.data.dataset
     result["steps"] = model.process.K if spec.steps is None else spec.steps
-    result.update({key: value for key, value in spec.record().items() if key != "steps"}, nfe=max(spent))
+    result.update({key: value for key, value in spec.record().items() if key not in ("steps", "classes")})
+    result.update(spec.classes.record(num_classes_of(model.net)), nfe=max(spent))
     sampled = f"{spec.sampler}, {result['steps']} steps on the {spec.grid} grid, {result['nfe']} NFE"
+    if spec.guidance:
+        sampled += f", guidance {spec.guidance:g}"
     how = f" ({sampled})" if request.sampling else ""
     what = f"{feature_net.name}, {request.num_gen} samples{how} vs {dataset} {request.dataset_split}"
     if result["kid_mean"] is not None:  # in the brackets: the last number printed is the FID
@@ -186,9 +190,11 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     device = distributed.init().device
     settings = {} if request.delta is None else {"delta": request.delta}
     model = load_trained(request.workdir, request.checkpoint, device, config=request.config, process_settings=settings)
-    if request.mode == "fid":  # the sampler and its steps can be checked once the model is known
+    if request.mode in SAMPLING_MODES:  # the sampler, its steps and classes can be checked once the model is known
         check_steps(request.sampling.get("steps"), model.process)
-        sampling_spec(request).levels(model.process.denoiser(model.net), model.process.name)
+        spec = sampling_spec(request)
+        spec.check_classes(num_classes_of(model.net))
+        spec.levels(model.process.denoiser(model.net), model.process.name)
     config = model.config
     with torch.no_grad():
         result = EVALUATIONS[request.mode](request, config, model, device)

@@ -11,10 +11,11 @@ for 2D data a picture of the estimated density next to the true one where it is 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 
+from model_code.conditioning import conditioned, num_classes_of
 from model_code.itd import gaussian_baseline_mse, log_density_grid, nll_estimate, summarise_nll
 from model_code.randomness import seed_from
 from scripts.runs.rundir import RunDir
@@ -23,16 +24,28 @@ from scripts.storage.files import write_atomic_with
 
 
 def sharded_nll_estimate(
-    eps_pred, test_data, count: int, num_logsnr: int, loc: float, scale: float, *, seed: int, batch_size: int, device
+    eps_pred_given: Callable[[Optional[torch.Tensor]], Callable],
+    test_data,
+    count: int,
+    num_logsnr: int,
+    loc: float,
+    scale: float,
+    *,
+    seed: int,
+    batch_size: int,
+    device,
+    num_classes: int = 0,
 ) -> Dict[str, Any]:
-    """``nll_estimate`` of the first ``count`` test items (dequantised), in batches of ``batch_size`` shared
-    out over the processes; batch b draws from a generator seeded by (seed, b), so the estimate is the
-    same for any number of processes. Every process gets the whole result."""
+    """``nll_estimate`` of the first ``count`` test items (dequantised) under ``eps_pred_given(labels)``, the
+    eps predictor given the items' labels [B] (those of a model of ``num_classes`` classes; None: unconditional),
+    in batches of ``batch_size`` shared out over the processes; batch b draws from a generator seeded by
+    (seed, b), so the estimate is the same for any number of processes. Every process gets the whole result."""
     per_example, per_draw = {"nll": []}, {"terms": [], "logsnr": [], "mse": [], "weight": []}
     d = int(test_data.raw_batch(range(1))[0].numel())
     for rows in distributed.my_blocks(count, batch_size):
         generator = torch.Generator(device).manual_seed(seed_from(seed, rows.start // batch_size))
         x = test_data.prepare(test_data.raw_batch(rows).to(device), generator, augment=False)
+        eps_pred = eps_pred_given(test_data.labels_of(rows, num_classes))
         estimate = nll_estimate(eps_pred, x, num_logsnr, loc, scale, generator)
         for name, parts in {**per_example, **per_draw}.items():
             parts.append((rows.start, estimate[name].detach().cpu()))
@@ -135,7 +148,16 @@ def run_nll_itd(request, config, model, device) -> Dict[str, Any]:
     seed = config.eval.seed if request.seed is None else request.seed
     batch_size = config.eval.batch_size if request.batch_size is None else request.batch_size
     estimate = sharded_nll_estimate(
-        eps_pred, test_data, count, request.num_logsnr, loc, scale, seed=seed, batch_size=batch_size, device=device
+        lambda labels: model.process.itd_eps_predictor(conditioned(model.net, labels)),
+        test_data,
+        count,
+        request.num_logsnr,
+        loc,
+        scale,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        num_classes=num_classes_of(model.net),
     )
     units = bits_per_dim(estimate["mean"], estimate["d"], model.process.data_range, discrete=test_data.kind == "image")
     result: Dict[str, Any] = {

@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional
 import torch
 from tqdm import tqdm
 
+from model_code.conditioning import conditioned, num_classes_of
 from model_code.ode_likelihood import probability_flow_log_likelihood, rademacher_probes
 from model_code.randomness import seed_from
 from scripts.runtime import distributed
@@ -34,9 +35,10 @@ def divergence_probes(requested: Optional[int], dims: int) -> Optional[int]:
     return None if dims <= EXACT_DIVERGENCE_MAX_DIMS else 1
 
 
-def flow_denoiser(model):
-    """The run's denoiser if its process has a probability-flow ODE in continuous time, else one line saying why."""
-    denoiser = model.process.denoiser(model.net)
+def flow_denoiser(model, labels: Optional[torch.Tensor] = None):
+    """The run's denoiser (its network given ``labels`` [B], a class-conditional model's) if its process has a
+    probability-flow ODE in continuous time, else one line saying why."""
+    denoiser = model.process.denoiser(conditioned(model.net, labels))
     if "marginal" not in denoiser.provides:
         raise ValueError(
             f"--mode=nll_ode: the {model.process.name!r} process has no probability-flow ODE (it needs the forward "
@@ -52,7 +54,6 @@ def flow_denoiser(model):
 
 def sharded_flow_nll(
     model,
-    denoiser,
     test_data,
     count: int,
     *,
@@ -63,14 +64,16 @@ def sharded_flow_nll(
     batch_size: int,
     device,
 ) -> Dict[str, torch.Tensor]:
-    """-log p(x) [count] (float64) of the first ``count`` test items under ``denoiser``'s flow and the run's
-    prior, and the NFE of each batch's solve [batches], on every process."""
+    """-log p(x) [count] (float64) of the first ``count`` test items under the flow of the run's denoiser (a
+    class-conditional model's given each item's label) and the run's prior, and the NFE of each batch's solve
+    [batches], on every process."""
     levels = (0.0, float(model.process.K))
     nll_parts, nfe_parts = [], []
     bar = tqdm(total=count, desc="PF-ODE NLL", dynamic_ncols=True, disable=not distributed.is_main())
     for rows in distributed.my_blocks(count, batch_size):
         generator = torch.Generator(device).manual_seed(seed_from(seed, rows.start // batch_size))
         x = test_data.prepare(test_data.raw_batch(rows).to(device), generator, augment=False)
+        denoiser = flow_denoiser(model, test_data.labels_of(rows, num_classes_of(model.net)))
         probe_draws = None if probes is None else rademacher_probes(probes, tuple(x.shape), generator)
         flow = probability_flow_log_likelihood(
             denoiser.flow_velocity, model.prior.log_density, x, levels, rtol=rtol, atol=atol, probes=probe_draws
@@ -89,7 +92,7 @@ def run_nll_ode(request, config, model, device) -> Dict[str, Any]:
     from scripts.config import build
     from scripts.evaluation.elbo import bits_per_dim
 
-    denoiser = flow_denoiser(model)
+    flow_denoiser(model)  # a process without a flow is refused before any work
     test_data = build.build_data(config, "test", model.process, uniform_dequantization=True)
     num_test = config.eval.num_test if request.num_test is None else request.num_test
     count = len(test_data) if num_test <= 0 else min(num_test, len(test_data))
@@ -98,7 +101,6 @@ def run_nll_ode(request, config, model, device) -> Dict[str, Any]:
     started = time.perf_counter()
     solved = sharded_flow_nll(
         model,
-        denoiser,
         test_data,
         count,
         rtol=request.ode_rtol,

@@ -14,6 +14,8 @@ from scripts.cli import sampling_flags
 from scripts.cli.values import int_at_least, is_real, one_of, real_above, require
 from scripts.config.validate import validate_config
 
+SAMPLING_MODES = ("fid", "class_accuracy")  # the modes that draw samples (and take the sampling flags)
+
 
 @dataclass
 class EvaluationRequest:
@@ -57,8 +59,9 @@ def check_request(request: EvaluationRequest) -> None:
     require("--delta", request.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
     sampling_flags.check(request.sampling)
     for flag, value in request.sampling.items():
-        if request.mode != "fid":
-            raise ValueError(f"--{flag}={value} with --mode={request.mode}; allowed: with --mode=fid (sampling)")
+        if request.mode not in SAMPLING_MODES:
+            allowed = " or ".join(f"--mode={mode}" for mode in SAMPLING_MODES)
+            raise ValueError(f"--{flag}={value} with --mode={request.mode}; allowed: with {allowed} (sampling)")
     require("--batch_size", request.batch_size, int_at_least(1), "an integer >= 1")
     require("--seed", request.seed, int_at_least(0), "an integer >= 0")
     require("--num_gen", request.num_gen, int_at_least(1), "an integer >= 1 (images generated for the FID)")

@@ -150,6 +150,7 @@ ADDED_KEYS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "model.prediction": lambda model: {"prediction": "eps"},  # the gaussian process predicted eps
     "model.blurring_sigma_max": blur_keys_of_an_older_run,
     "model.num_classes": lambda model: {"num_classes": 0},  # every run was unconditional
+    "model.scale_shift_norm": lambda model: {"scale_shift_norm": False},  # the embedding was added before the norm
     "model.label_dropout": lambda model: {"label_dropout": 0.1},  # unused by an unconditional run
 }
 

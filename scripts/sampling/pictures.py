@@ -42,12 +42,13 @@ def write_sample_pictures(
     mode: str,
     data_range: Tuple[float, float],
     reference: Optional[torch.Tensor],
+    row_length: Optional[int] = None,
 ) -> List[str]:
     """samples.png, initial.png and process.gif in ``folder`` of the sampler's ``out`` (samples and initial
     [N, C, H, W], trajectory a list of [N, C, H, W]); returns their paths.
 
     ``reference`` (points [M, 2], for 2D data) makes them scatter plots over it; None, image grids, one row per
-    interpolation.
+    interpolation, or of ``row_length`` images (a grid of classes: one row per class).
     """
     path = lambda name: os.path.join(folder, name)
     if reference is not None:
@@ -57,7 +58,7 @@ def write_sample_pictures(
             save_scatter(path("initial.png"), points(out["initial"]), reference, "initial states u_K"),
             save_scatter_gif(path("process.gif"), [points(u) for u in out["trajectory"]], reference),
         ]
-    nrow = len(out["samples"]) if mode.startswith("interpolate") else None
+    nrow = len(out["samples"]) if mode.startswith("interpolate") else row_length
     unit = lambda x: to_unit(x, data_range)
     return [
         save_png(path("samples.png"), unit(out["samples"]), nrow),

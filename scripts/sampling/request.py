@@ -33,6 +33,9 @@ OPTION_SUFFIXES = (
     ("steps", "_steps{}"),
     ("eta", "_eta{:g}"),
     ("churn", "_churn{:g}"),
+    ("guidance", "_guidance{:g}"),
+    ("class_label", "_class{}"),
+    ("per_class", "_per_class{}"),
 )
 
 
@@ -63,6 +66,10 @@ class SamplingRequest:
     eta: Optional[float] = None
     churn: Optional[float] = None
     deterministic: bool = False
+    guidance: Optional[float] = None
+    class_label: Optional[int] = None
+    class_labels: Optional[List[str]] = None
+    per_class: Optional[int] = None
 
     @classmethod
     def from_flags(cls, flags: Any) -> "SamplingRequest":
@@ -77,8 +84,37 @@ class SamplingRequest:
 
     @property
     def count(self) -> int:
-        """The number of samples: --num_points along an interpolation, else --batch_size."""
-        return self.num_points if self.mode.startswith("interpolate") else self.batch_size
+        """The number of samples: --num_points along an interpolation, --per_class for each class of a grid, else
+        --batch_size. (A --per_class grid of every class is counted once the model's classes are known:
+        ``for_classes``.)"""
+        if self.mode.startswith("interpolate"):
+            return self.num_points
+        return self.label_choice.count() or self.batch_size
+
+    @property
+    def label_choice(self):
+        """The classes of the samples (``LabelChoice``): --class_label, --class_labels, their --per_class grid."""
+        from model_code.conditioning import LabelChoice
+
+        if self.class_label is not None:
+            classes = (self.class_label,)
+        elif self.class_labels is not None:
+            classes = tuple(parse_class_labels(self.class_labels))
+        else:
+            classes = None
+        return LabelChoice(classes, self.per_class if classes is not None else None)
+
+    def for_classes(self, num_classes: int) -> "SamplingRequest":
+        """The request for a model of ``num_classes`` classes: --per_class without a class list is a grid of
+        every class 0..C-1 (refused, in one line, for an unconditional model)."""
+        if self.per_class is None or self.class_label is not None or self.class_labels is not None:
+            return self
+        if num_classes == 0:
+            raise ValueError(
+                f"--per_class={self.per_class} given, but this model is unconditional (model.num_classes=0); "
+                "allowed: no class option"
+            )
+        return dataclasses.replace(self, class_labels=[str(label) for label in range(num_classes)])
 
     @property
     def images(self) -> List[str]:
@@ -91,6 +127,21 @@ class SamplingRequest:
         if self.resample_below is not None:
             return {"below": self.resample_below}
         return {"above": self.resample_above}
+
+
+def parse_class_labels(values: Sequence[str]) -> List[int]:
+    """--class_labels=0,1,2 (absl's list of strings) as integers; one line for a value that is not one."""
+    labels = []
+    for value in values:
+        try:
+            labels.append(int(value))
+        except ValueError:
+            raise ValueError(
+                f"--class_labels={','.join(values)}: {value!r} is not an integer; allowed: e.g. 0,1,2"
+            ) from None
+    if not labels:
+        raise ValueError("--class_labels= given empty; allowed: a comma-separated list of class labels, e.g. 0,1,2")
+    return labels
 
 
 def prior_mode(request: SamplingRequest) -> str:
@@ -135,6 +186,11 @@ def check_image_flags_fit(request: SamplingRequest) -> None:
         raise ValueError("--image_a/--image_b given without --interpolate; allowed: with --interpolate")
     if request.deterministic and request.image_a is None:
         raise ValueError("--deterministic given without --interpolate --image_a/--image_b; allowed: with them")
+    if request.guidance is not None and (request.image is not None or request.image_a is not None):
+        raise ValueError(
+            f"--guidance={request.guidance} with image flags: the latents are those of the conditional model; "
+            "allowed: leave it out"
+        )
     for flag, value in sampling_options(request).items():
         if request.image is not None:
             raise ValueError(f"--{flag}={value} with --image: exact latents use every level; allowed: leave it out")
@@ -148,6 +204,11 @@ def check_image_flags_fit(request: SamplingRequest) -> None:
         others.append("interpolate")
     if (request.image_a is not None or request.image is not None) and others:
         raise ValueError(f"--{others[0]} cannot be combined with image flags; allowed: leave it out")
+    grid_flags = [name for name in ("class_labels", "per_class") if getattr(request, name) is not None]
+    if (request.image_a is not None or request.image is not None) and grid_flags:
+        raise ValueError(
+            f"--{grid_flags[0]} cannot be combined with image flags; allowed: --class_label=L (the images' class)"
+        )
 
 
 def run_dir(request: SamplingRequest):
@@ -179,6 +240,7 @@ def check_flag_values(request: SamplingRequest) -> None:
     require("--temperature", request.temperature, real_at_least(0), "a finite number >= 0 (the prior's spread)")
     require("--noise_temperature", request.noise_temperature, real_at_least(0), "a finite number >= 0")
     sampling_flags.check(sampling_options(request))
+    check_class_flags(request)
     for flag in ("resample_below", "resample_above"):
         levels = "an integer in 0..K (K: the model's levels)"
         require(f"--{flag}", getattr(request, flag), int_at_least(0), levels)
@@ -188,8 +250,22 @@ def check_flag_values(request: SamplingRequest) -> None:
         require("--batch_size", request.batch_size, int_at_least(1), "an integer >= 1 (the number of samples)")
 
 
+def check_class_flags(request: SamplingRequest) -> None:
+    """--class_label and --class_labels exclude each other; labels are integers >= 0 (the model's range is checked
+    once it is loaded); --per_class is an integer >= 1 and not along an interpolation."""
+    if request.class_label is not None and request.class_labels is not None:
+        raise ValueError("both --class_label and --class_labels given; allowed: one of them")
+    classes = "an integer >= 0 (a class of the model)"
+    require("--class_label", request.class_label, int_at_least(0), classes)
+    for label in parse_class_labels(request.class_labels) if request.class_labels is not None else ():
+        require("--class_labels", label, int_at_least(0), "integers >= 0 (classes of the model), e.g. 0,1,2")
+    require("--per_class", request.per_class, int_at_least(1), "an integer >= 1 (samples of each class)")
+    if request.per_class is not None and request.mode.startswith("interpolate"):
+        raise ValueError(f"--per_class={request.per_class} along an interpolation; allowed: --class_label=L")
+
+
 def sampling_options(request: SamplingRequest) -> Dict[str, Any]:
-    """The sampling flags given (--sampler, --grid, --steps, --eta, --churn), by name."""
+    """The sampling flags given (--sampler, --grid, --steps, --eta, --churn, --guidance), by name."""
     return sampling_flags.options(request)
 
 
@@ -202,7 +278,10 @@ def sampling_spec(request: SamplingRequest, default_sampler: Optional[str] = Non
     if default_sampler is not None:
         options.setdefault("sampler", default_sampler)
     return SamplingSpec.from_options(
-        temperature=request.temperature, noise_temperature=request.noise_temperature, **options
+        temperature=request.temperature,
+        noise_temperature=request.noise_temperature,
+        classes=request.label_choice,
+        **options,
     )
 
 
@@ -280,6 +359,8 @@ def name_suffixes(request: SamplingRequest) -> List[str]:
     for field, template in OPTION_SUFFIXES:
         if getattr(request, field) is not None:
             suffixes.append(template.format(getattr(request, field)))
+    if request.class_labels is not None:
+        suffixes.append("_classes" + "-".join(str(label) for label in parse_class_labels(request.class_labels)))
     if request.deterministic:
         suffixes.append("_deterministic")
     if request.temperature != 1.0:

@@ -66,4 +66,4 @@ class TimedNetwork:
 
     def __call__(self, x: torch.Tensor, time: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         with self.timer.phase(self.name):
-            return self.network(x, time, labels)
+            return self.network(x, time) if labels is None else self.network(x, time, labels)

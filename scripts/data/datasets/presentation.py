@@ -52,6 +52,12 @@ class Data:
             )
         return self.labels
 
+    def labels_of(self, indices, num_classes: int) -> Optional[torch.Tensor]:
+        """The labels int64 [n] of the items at ``indices`` for a model of ``num_classes`` classes (None when it
+        is unconditional; refused as ``class_labels`` says)."""
+        labels = self.class_labels(num_classes)
+        return None if labels is None else labels[torch.as_tensor(list(indices), dtype=torch.int64)]
+
     def raw_batch(self, indices) -> torch.Tensor:
         """The items at ``indices`` (a sequence or [n] tensor of ints) stacked as stored: [n, *item shape]."""
         return torch.stack([self.dataset[int(i)] for i in indices])
