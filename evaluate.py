@@ -1,5 +1,5 @@
-"""Evaluate a trained run: FID (clean-fid), the ELBO breakdown, the information-theoretic NLL (nll_itd) or the
-probability-flow ODE likelihood (nll_ode).
+"""Evaluate a trained run: FID (clean-fid), the ELBO breakdown, the information-theoretic NLL (nll_itd), the
+probability-flow ODE likelihood (nll_ode) or, for class-conditional digit models, the class accuracy.
 
     python evaluate.py --config CONFIG --workdir WORKDIR --checkpoint 0 --dataset_name=cifar10
         --experiment_name=experiment1 --param_name=default --mode=fid --delta=0.013
@@ -8,6 +8,8 @@ probability-flow ODE likelihood (nll_ode).
     python evaluate.py --workdir WORKDIR --mode=fid --num_gen=1000 --steps=50 --eta=0   # gaussian: 50 DDIM steps
     python evaluate.py --workdir WORKDIR --mode=fid --num_gen=1000 --sampler=dpmpp_2m --steps=20 --grid=logsnr
     python evaluate.py --workdir WORKDIR --mode=nll_ode --num_test=500 --hutchinson_probes=1   # gaussian process
+    python evaluate.py --workdir WORKDIR --mode=fid --num_gen=1000 --guidance=1          # class-conditional: CFG
+    python evaluate.py --workdir WORKDIR --mode=class_accuracy --num_gen=1000 --guidance=1   # conditional digits
 
 --config may be left out (the checkpoint carries the run's config). Results are appended to
 WORKDIR/evaluation_results/EXPERIMENT_NAME/log.txt and stored in results.json there, keyed by
@@ -23,7 +25,9 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Configuration file; default: the checkpoint's own.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory of a training run.")
 flags.DEFINE_integer("checkpoint", 0, "0: the latest checkpoint (checkpoints-meta); N: checkpoints/checkpoint_N.pth.")
-flags.DEFINE_string("mode", "fid", "fid | fid_ref (reference statistics only) | elbo | nll_itd | nll_ode")
+flags.DEFINE_string(
+    "mode", "fid", "fid | fid_ref (reference statistics only) | elbo | nll_itd | nll_ode | class_accuracy (digits)"
+)
 flags.DEFINE_string("experiment_name", "default", "Folder under WORKDIR/evaluation_results/.")
 flags.DEFINE_string("param_name", "default", "Key of this result within the experiment (e.g. delta0.013).")
 flags.DEFINE_float("delta", None, "Sampling / reverse-step noise std (ihdm); default: the config's.")
@@ -32,7 +36,7 @@ flags.DEFINE_integer("batch_size", None, "Batch size; default: config.eval.batch
 flags.DEFINE_integer("seed", None, "Base seed; default: config.eval.seed.")
 flags.DEFINE_string("dataset_name", None, "Name of the dataset in the results (default: config.data.dataset).")
 # fid
-flags.DEFINE_integer("num_gen", 50000, "fid: number of generated images (image i uses seed i).")
+flags.DEFINE_integer("num_gen", 50000, "fid, class_accuracy: number of generated images (image i uses seed i).")
 flags.DEFINE_integer(
     "num_seeds", 1, "fid: disjoint seed sets (set s: images s*num_gen..(s+1)*num_gen-1); each FID, mean, std."
 )
@@ -42,6 +46,7 @@ flags.DEFINE_string(
     "feature_net", "inception", "fid: inception (standard) | fast_random_conv (quick checks, not comparable)."
 )
 flags.DEFINE_string("stats_dir", "data/fid_stats", "fid: cache of reference statistics.")
+flags.DEFINE_string("classifier_dir", "data/classifiers", "class_accuracy: cache of the digit classifier.")
 # elbo
 flags.DEFINE_integer(
     "elbo_passes", None, "elbo: Monte-Carlo passes over the test set (default: config.eval.elbo_passes)."
@@ -93,6 +98,7 @@ def run() -> None:
         dataset_split=FLAGS.dataset_split,
         feature_net=FLAGS.feature_net,
         stats_dir=FLAGS.stats_dir,
+        classifier_dir=FLAGS.classifier_dir,
         elbo_passes=FLAGS.elbo_passes,
         num_test=FLAGS.num_test,
         num_logsnr=FLAGS.num_logsnr,

@@ -263,6 +263,22 @@ def test_sample_and_evaluate_a_conditional_run_by_the_commands(tmp_path):
     assert record["guidance"] == 2.0 and record["labels"] == "drawn per image, uniform over the 10 classes"
     elbo = run_command("evaluate.py", f"--workdir={workdir}", "--mode=elbo", "--num_test=4", "--batch_size=4")
     assert elbo.returncode == 0, elbo.stderr[-2000:]
+    scored = run_command(
+        "evaluate.py",
+        f"--workdir={workdir}",
+        "--mode=class_accuracy",
+        "--num_gen=30",
+        "--batch_size=16",
+        "--guidance=1",
+        f"--classifier_dir={tmp_path / 'classifiers'}",
+        timeout=300,
+    )
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    record = json.load(open(results))["default"]["class_accuracy"]
+    assert sum(record["samples_per_class"]) == 30 and record["classifier_held_out_accuracy"] >= 0.97
+    hits = sum(a * n for a, n in zip(record["per_class_accuracy"], record["samples_per_class"]) if n)
+    assert abs(hits / 30 - record["class_accuracy"]) < 1e-9 and record["guidance"] == 1.0
+    assert os.path.isfile(tmp_path / "classifiers" / "mnist5k_digit_classifier.pt")
 
 
 def test_class_options_for_an_unconditional_model_are_refused_in_one_line():
@@ -273,3 +289,6 @@ def test_class_options_for_an_unconditional_model_are_refused_in_one_line():
     ]:
         result = run_command("sample.py", "--workdir=pretrained/quickstart", flag, "--batch_size=1")
         assert result.returncode != 0 and message in result.stderr.strip().splitlines()[-1], result.stderr
+    result = run_command("evaluate.py", "--workdir=pretrained/quickstart", "--mode=class_accuracy", "--num_gen=2")
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and "--mode=class_accuracy needs a class-conditional model" in last, result.stderr

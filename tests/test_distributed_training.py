@@ -44,13 +44,15 @@ def assert_close(a, b, relative, name=""):
         assert (a[key].float() - b[key].float()).abs().max() <= relative * scale, (name, key)
 
 
+CONDITIONAL = ("--config.model.num_classes=10", "--config.model.label_dropout=0.5")  # labels and their dropout too
+
+
 def test_two_processes_and_accumulation_train_the_one_process_model(tmp_path):
+    steps = "--config.training.n_iters=4"
     runs = {
-        "one": train("python", tmp_path / "one", "--config.training.n_iters=4"),
-        "two": train("torchrun", tmp_path / "two", "--config.training.n_iters=4"),
-        "rounds": train(
-            "python", tmp_path / "rounds", "--config.training.n_iters=4", "--config.training.batch_per_device=4"
-        ),
+        "one": train("python", tmp_path / "one", steps, *CONDITIONAL),
+        "two": train("torchrun", tmp_path / "two", steps, *CONDITIONAL),
+        "rounds": train("python", tmp_path / "rounds", steps, *CONDITIONAL, "--config.training.batch_per_device=4"),
     }
     for name, result in runs.items():
         assert result.returncode == 0, (name, result.stderr[-3000:])

@@ -170,12 +170,24 @@ def run_nll_ode(
     return run(request, config, model, device)
 
 
+def run_class_accuracy(
+    request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device
+) -> Dict[str, Any]:
+    """The share of --num_gen samples (image i with its label drawn from seed i) that the digit classifier
+    classifies as their label."""
+    from scripts.evaluation.class_accuracy import run_class_accuracy as run
+
+    seed, batch_size = _or(request.seed, config.eval.seed), _or(request.batch_size, config.eval.batch_size)
+    return run(request, config, model, sampling_spec(request), seed, batch_size, device)
+
+
 EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {
     "fid": run_fid,
     "fid_ref": run_fid_ref,
     "elbo": run_elbo,
     "nll_itd": run_nll_itd,
     "nll_ode": run_nll_ode,
+    "class_accuracy": run_class_accuracy,
 }
 
 

@@ -36,6 +36,7 @@ class EvaluationRequest:
     dataset_split: str = "train"
     feature_net: str = "inception"
     stats_dir: str = "data/fid_stats"
+    classifier_dir: str = "data/classifiers"
     elbo_passes: Optional[int] = None
     num_test: Optional[int] = None
     num_logsnr: int = 100
