@@ -27,17 +27,6 @@ from model_code.randomness import LABEL_STREAM, Randomness, seed_from
 NO_LABEL = -1  # the label of a row that the network sees unconditionally
 
 
-def check_labels(labels: torch.Tensor, num_classes: int, batch: int) -> None:
-    """Refuse (one line) labels that are not int64 [batch] in 0..num_classes-1 or NO_LABEL."""
-    if num_classes < 1:
-        raise ValueError("this network is unconditional (num_classes=0): it takes no class labels")
-    if labels.dtype != torch.int64 or labels.shape != (batch,):
-        raise ValueError(f"labels must be int64 [{batch}], got {labels.dtype} {tuple(labels.shape)}")
-    outside = labels[(labels < NO_LABEL) | (labels >= num_classes)]
-    if outside.numel():
-        raise ValueError(f"class label {int(outside[0])} is outside 0..{num_classes - 1} (and {NO_LABEL}: no label)")
-
-
 def check_guidance(guidance: float) -> None:
     """Refuse a guidance weight that is not a finite number >= 0."""
     if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance):

@@ -3,10 +3,10 @@
 ``DigitClassifier`` is a three-layer CNN (conv-ReLU-maxpool x 3, then one linear layer) for 1-channel 28x28
 digits in [0, 1]. ``train_digit_classifier`` trains it with Adam on the 4,500 mnist5k training digits
 (``scripts.data.datasets.mnist``; random shifts of up to 2 pixels), deterministically for a given seed, and
-measures it on the 500 held-out digits: ACCURACY_NOTE. ``load_digit_classifier`` reads the cached network
-``<cache_dir>/mnist5k_digit_classifier.pt`` (default ``data/classifiers/``), or trains one and writes it
-atomically when that file is missing, unreadable, of another format version or does not fit the network;
-concurrent callers wait on one lock, so only one of them trains.
+measures it on the 500 held-out digits: 97.6% (8 epochs, seed 0; 16-60 s on 2 CPU cores, with the load).
+``load_digit_classifier`` reads the cached network ``<cache_dir>/mnist5k_digit_classifier.pt`` (default
+``data/classifiers/``), or trains one and writes it atomically when that file is missing, unreadable, of another
+format version or does not fit the network; concurrent callers wait on one lock, so only one of them trains.
 
 ``classify`` resizes images [N, 1, H, W] to 28x28 (antialiased bilinear) and returns their labels;
 ``class_accuracy`` is the share of images whose label is the one given.
