@@ -20,6 +20,7 @@ def get_config():
     config.model.num_res_blocks = 1
     config.model.attention_levels = (2,)
     config.model.dropout = 0.0
+    config.model.scale_shift_norm = False  # the block pretrained/quickstart was trained with (see the README)
     config.model.ema_rate = 0.995
     config.training.batch_size = 64
     config.training.n_iters = 600
