@@ -169,8 +169,8 @@ def test_label_dropout_one_trains_exactly_the_unconditional_model(tmp_path):
     conditional = Trainer(tiny_config(num_classes=10, label_dropout=1.0), str(tmp_path / "c"), cpu).run()
     state = conditional.net.state_dict()
     assert torch.equal(state.pop("label_embedding.weight"), torch.zeros(10, 8))
-    for key, value in unconditional.items():
-        assert torch.equal(state[key], value), key
+    for key, value in unconditional.items():  # equal up to the float summation order of two threads
+        torch.testing.assert_close(state[key], value, atol=1e-7, rtol=1e-5, msg=key)
     trained = Trainer(tiny_config(num_classes=10, label_dropout=0.5), str(tmp_path / "d"), cpu).run()
     assert trained.net.state_dict()["label_embedding.weight"].abs().sum() > 0
 

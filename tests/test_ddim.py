@@ -175,7 +175,7 @@ def test_deterministic_interpolation_command(gaussian_run, tmp_path):
     expected, errors = model.interpolate_deterministic(images[0], images[1], num_points=4, steps=5)
     torch.testing.assert_close(torch.from_numpy(np.load(npz)["samples"]), expected, atol=1e-5, rtol=0)
     ends = expected[[0, -1]]
-    torch.testing.assert_close((ends - images).flatten(1).pow(2).mean(1).sqrt(), errors, atol=1e-5, rtol=0)
+    torch.testing.assert_close((ends - images).flatten(1).pow(2).mean(1).sqrt(), errors, atol=1e-5, rtol=1e-4)
 
 
 def test_fid_with_few_steps_records_them(gaussian_run, tmp_path):
