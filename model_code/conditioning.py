@@ -29,9 +29,8 @@ NO_LABEL = -1  # the label of a row that the network sees unconditionally
 
 def check_guidance(guidance: float) -> None:
     """Refuse a guidance weight that is not a finite number >= 0."""
-    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance):
-        raise ValueError(f"guidance={guidance!r}: a finite number >= 0 (0: the conditional model)")
-    if guidance < 0:
+    real = not isinstance(guidance, bool) and isinstance(guidance, (int, float)) and math.isfinite(guidance)
+    if not real or guidance < 0:
         raise ValueError(f"guidance={guidance!r}: a finite number >= 0 (0: the conditional model)")
 
 
