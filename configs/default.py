@@ -52,7 +52,7 @@ def get_default_configs():
 
     # --- forward process (model_code/operators/, model_code/processes/)
     config.model = model = ml_collections.ConfigDict()
-    model.process = "ihdm"  # ihdm | gaussian
+    model.process = "ihdm"  # ihdm | gaussian | cold
     # operator: heat | blur | identity | random_matrix | random_matrix_product | constant_velocity |
     # constant_deceleration
     model.forward = "heat"
@@ -66,6 +66,8 @@ def get_default_configs():
     model.blurring_sigma_max = 20.0  # blur: sigma_B(t) = blurring_sigma_max sin^2(pi t / 2); 0: no blur (DDPM)
     model.min_scale = 0.001  # blur: d_min, the floor of every frequency's scale
     model.operator_seed = 0  # random_matrix*: seed of the matrices (stored in checkpoints too)
+    model.loss_norm = "l1"  # cold: l1 (Cold Diffusion's) | l2, of the restored image's error
+    model.prior_noise = 0.002  # cold: std of the prior components around A_K x0 (Cold's --noise; data in [-1, 1])
     model.prior = "kde"  # kde (training images at level K + noise) | fitted_gaussian | standard_normal
     # gaussian process
     model.continuous_time = True  # t ~ U(0, 1) during training; False: t = k / K, k ~ U{1..K}

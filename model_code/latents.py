@@ -31,10 +31,22 @@ def forward_trajectory(process, x0: torch.Tensor, generators: List[torch.Generat
     return process.encoding_trajectory(x0, process.sampling_levels(), draw_noise)
 
 
+def ancestral_denoiser(process, net: torch.nn.Module):
+    """The process's denoiser, which must have an ancestral step (exact latents hold that step's noise); else
+    one line naming the deterministic latents instead."""
+    denoiser = process.denoiser(net)
+    if "ancestral" not in denoiser.provides:
+        raise ValueError(
+            f"the {process.name!r} process has no stochastic reverse step, so it has no exact latents; allowed: "
+            "the deterministic latents (encode_deterministic) with one of its samplers"
+        )
+    return denoiser
+
+
 @torch.no_grad()
 def encode(process, net: torch.nn.Module, x0: torch.Tensor, generators: List[torch.Generator]) -> Latent:
     """x0 [B, C, H, W] -> (u_K [B, C, H, W], noise [B, S, C, H, W]); see the module docstring."""
-    denoiser = process.denoiser(net)
+    denoiser = ancestral_denoiser(process, net)
     states = forward_trajectory(process, x0, generators)
     levels = process.sampling_levels()
     noise = []
@@ -48,7 +60,7 @@ def encode(process, net: torch.nn.Module, x0: torch.Tensor, generators: List[tor
 def decode(process, net: torch.nn.Module, latent: Latent) -> torch.Tensor:
     """(u_K [B, C, H, W], noise [B, S, C, H, W]) -> u_0 [B, C, H, W]: every ancestral step with the latent's
     noise, then the residual: u_0 = ancestral_step(u_1, 1 -> 0) + noise[:, S-1]."""
-    denoiser, (u, noise) = process.denoiser(net), latent
+    denoiser, (u, noise) = ancestral_denoiser(process, net), latent
     levels = process.sampling_levels()
     for step, (k, k_next) in enumerate(zip(levels[:-1], levels[1:])):
         u = denoiser.ancestral_step(u, k, k_next, noise[:, step])

@@ -21,9 +21,11 @@ STEPS = 3
 
 DECLARED = {
     "ancestral": {},
+    "cold_default": {},
     "ddim": dict(eta=0.5),
     "dpmpp_2m": {},
     "heun": dict(churn=1.0),
+    "x0_step_down": {},
 }
 
 

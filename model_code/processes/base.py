@@ -35,6 +35,7 @@ class Process(Registered, nn.Module, abc.ABC):
     """
 
     data_range: Tuple[float, float] = (0.0, 1.0)  # the interval the process expects its data in
+    default_sampler = "ancestral"  # the sampler a spec without one runs (``SamplingSpec.for_process``)
 
     def __init__(self, *, operator: Operator):
         super().__init__()
@@ -108,16 +109,17 @@ class Process(Registered, nn.Module, abc.ABC):
         )
 
 
-class Denoiser(abc.ABC):
+class Denoiser:
     """A process's network as the samplers (``model_code.samplers``) see it.
 
-    ``provides`` names what it gives samplers: every denoiser gives "ancestral", the process's own reverse
-    step (``ancestral_step``) and its inverse in the noise (``ancestral_step_noise``, for exact latents); the
-    gaussian process's also gives "marginal" (the forward marginal per basis coefficient and x0_hat). ``nfe``
-    counts the network evaluations made through it.
+    ``provides`` names what it gives samplers, each a capability some samplers need (``SAMPLERS`` metadata
+    ``needs``): "ancestral" (``AncestralDenoiser``: the process's own reverse step and its inverse in the
+    noise), "marginal" (the gaussian process: the forward marginal per basis coefficient and x0_hat),
+    "restoration" (the cold process: x0_hat and the operator). ``nfe`` counts the network evaluations made
+    through it.
     """
 
-    provides: Tuple[str, ...] = ("ancestral",)
+    provides: Tuple[str, ...] = ()
 
     def __init__(self, process: Process, net: Net):
         self.process, self.net, self.nfe = process, net, 0
@@ -127,6 +129,13 @@ class Denoiser(abc.ABC):
         """The network's output at u [B, C, H, W] and network time [B], in u's dtype; counts one evaluation."""
         self.nfe += 1
         return self.net(u, time).to(u.dtype)
+
+
+class AncestralDenoiser(Denoiser, abc.ABC):
+    """A denoiser with a stochastic reverse step of its own (ihdm, gaussian): the ``ancestral`` sampler and the
+    exact latents (``model_code.latents``) run it."""
+
+    provides: Tuple[str, ...] = ("ancestral",)
 
     @abc.abstractmethod
     def ancestral_step(self, u: torch.Tensor, k: float, k_next: float, noise: torch.Tensor) -> torch.Tensor:

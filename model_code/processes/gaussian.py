@@ -9,7 +9,7 @@ import torch
 
 from model_code.itd import gaussian_channel, sample_truncated_logistic, truncation_interval
 from model_code.operators import DiagonalOperator, Operator
-from model_code.processes.base import PROCESSES, Denoiser, Net, Process, per_example_sum, randn_like
+from model_code.processes.base import PROCESSES, AncestralDenoiser, Net, Process, per_example_sum, randn_like
 from model_code.randomness import RandomSource, as_randomness
 
 
@@ -302,7 +302,7 @@ class GaussianProcess(Process):
         }
 
 
-class GaussianDenoiser(Denoiser):
+class GaussianDenoiser(AncestralDenoiser):
     """The gaussian-process network as the samplers see it, per coefficient of the operator's basis.
 
     Gives the forward marginal ``marginal(k) -> (alpha [1, 1, H, W], sigma [1, 1, 1, 1])`` at any level the

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from model_code.operators import Operator
-from model_code.processes.base import PROCESSES, Denoiser, Net, Process, per_example_sum, randn_like
+from model_code.processes.base import PROCESSES, AncestralDenoiser, Net, Process, per_example_sum, randn_like
 from model_code.randomness import RandomSource, as_randomness
 
 
@@ -106,7 +106,7 @@ class IHDMProcess(Process):
         }
 
 
-class IHDMDenoiser(Denoiser):
+class IHDMDenoiser(AncestralDenoiser):
     """The ihdm network as the samplers see it: mu(u_k, k) = u_k + f(u_k, k), the estimate of A_{k-1} u_0, and
     the reverse step u_{k-1} = mu(u_k, k) + delta z (k > 1), mu(u_1, 1) at k = 1. It steps one level at a time
     (the network predicts u_{k-1} from u_k), so only the ancestral sampler runs it."""

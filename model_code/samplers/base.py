@@ -38,6 +38,11 @@ SAMPLERS = Registry("sampler", package="model_code.samplers")
 NoiseSource = Callable[[], torch.Tensor]
 Callback = Callable[[int, torch.Tensor], None]
 SAMPLER_ARGUMENTS = ("denoiser", "levels", "initial", "noise", "callback")
+NEEDS = {  # what each capability a denoiser ``provides`` is, for the refusals
+    "ancestral": "a stochastic reverse step of the process's own",
+    "marginal": "the forward marginal per coefficient and an estimate of x0",
+    "restoration": "an estimate of x0 and a deterministic degradation to apply to it",
+}
 
 
 def settings(name: str) -> List[str]:
@@ -54,10 +59,11 @@ def samplers_for(denoiser) -> List[str]:
 def check_sampler(name: str, denoiser, process_name: str) -> None:
     """A known sampler that ``denoiser`` can run, else one line naming what the process supports."""
     SAMPLERS.get(name)
-    if SAMPLERS.metadata(name)["needs"] not in denoiser.provides:
+    needs = SAMPLERS.metadata(name)["needs"]
+    if needs not in denoiser.provides:
         raise ValueError(
-            f"sampler={name!r}: the {process_name!r} process cannot run it (it needs the forward marginal per "
-            f"coefficient and an estimate of x0); allowed for this process: {', '.join(samplers_for(denoiser))}"
+            f"sampler={name!r}: the {process_name!r} process cannot run it (it needs {NEEDS[needs]}); "
+            f"allowed for this process: {', '.join(samplers_for(denoiser))}"
         )
 
 

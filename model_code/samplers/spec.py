@@ -4,7 +4,7 @@ command line (or an API call) is read and handed to the sampler, never to a proc
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -14,8 +14,6 @@ from model_code.samplers.base import SAMPLERS, check_sampler, samplers_for
 from model_code.samplers.base import settings as sampler_settings
 from model_code.samplers.grids import GRIDS
 
-DEFAULT_SAMPLER = "ancestral"
-
 
 def _finite_at_least(value: Any, low: float) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= low
@@ -23,13 +21,13 @@ def _finite_at_least(value: Any, low: float) -> bool:
 
 @dataclass(frozen=True)
 class SamplingSpec:
-    """``sampler`` (a SAMPLERS name), ``steps`` (None: every level), ``grid`` (a GRIDS name), the sampler's own
+    """``sampler`` (a SAMPLERS name; None: the process's ``default_sampler``, resolved by ``for_process``), ``steps`` (None: every level), ``grid`` (a GRIDS name), the sampler's own
     settings ``eta`` (ddim: 0 deterministic .. 1 ancestral) and ``churn`` (heun: EDM's S_churn >= 0), the prior's
     ``temperature`` and the step noise's ``noise_temperature`` (1: as trained); for a class-conditional model the
     ``classes`` of the images (``LabelChoice``) and the classifier-free ``guidance`` weight w (0: the conditional
     model)."""
 
-    sampler: str = DEFAULT_SAMPLER
+    sampler: Optional[str] = None
     steps: Optional[int] = None
     grid: str = "uniform"
     eta: Optional[float] = None
@@ -42,27 +40,32 @@ class SamplingSpec:
     @classmethod
     def from_options(cls, sampler: Optional[str] = None, **options: Any) -> "SamplingSpec":
         """The spec of the given options (None: the default); without a sampler, an ``eta`` means ddim (the
-        meaning of an eta before samplers had names), otherwise the ancestral sampler."""
+        meaning of an eta before samplers had names), otherwise the process's default sampler."""
         given = {key: value for key, value in options.items() if value is not None}
-        if sampler is None:
-            sampler = "ddim" if given.get("eta") is not None else DEFAULT_SAMPLER
+        if sampler is None and given.get("eta") is not None:
+            sampler = "ddim"
         return cls(sampler=sampler, **given)
 
+    def for_process(self, process) -> "SamplingSpec":
+        """This spec with its sampler named: the process's ``default_sampler`` where none was chosen."""
+        return self if self.sampler is not None else replace(self, sampler=process.default_sampler)
+
     def settings(self) -> Dict[str, Any]:
-        """The keyword settings the sampler takes, from this spec (those left None keep the sampler's default)."""
+        """The keyword settings the sampler takes, from this spec (those left None keep the sampler's default);
+        the sampler must be named (``for_process``)."""
         return {key: getattr(self, key) for key in sampler_settings(self.sampler) if getattr(self, key) is not None}
 
     def check(self) -> None:
         """One-line errors for what is wrong whatever the model: an unknown sampler or grid, a setting the
         sampler does not take, settings out of range."""
-        SAMPLERS.get(self.sampler)
+        if self.sampler is not None:
+            SAMPLERS.get(self.sampler)
         GRIDS.get(self.grid)
         for key in ("eta", "churn"):
-            if getattr(self, key) is not None and key not in sampler_settings(self.sampler):
+            if getattr(self, key) is not None and (self.sampler is None or key not in sampler_settings(self.sampler)):
                 takes = ", ".join(f"sampler={name}" for name in SAMPLERS.names() if key in sampler_settings(name))
-                raise ValueError(
-                    f"{key}={getattr(self, key)} does not apply to sampler={self.sampler}; allowed with {takes}"
-                )
+                chosen = self.sampler or "the process's default"
+                raise ValueError(f"{key}={getattr(self, key)} does not apply to sampler={chosen}; allowed with {takes}")
         if self.eta is not None and not (_finite_at_least(self.eta, 0) and self.eta <= 1):
             raise ValueError(f"eta={self.eta}: a number in [0, 1] (0 deterministic, 1 ancestral)")
         if self.churn is not None and not _finite_at_least(self.churn, 0):
@@ -90,7 +93,7 @@ class SamplingSpec:
         """The sampling path for ``denoiser``: the grid's levels, then 0; refuses (one line) a sampler the process
         cannot run, steps outside 1..K, a grid the model was not trained for and churn without continuous time."""
         self.check()
-        check_sampler(self.sampler, denoiser, process_name)
+        check_sampler(self.for_process(denoiser.process).sampler, denoiser, process_name)
         steps = denoiser.K if self.steps is None else self.steps
         if not (isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= denoiser.K):
             raise ValueError(f"steps={steps!r}: an integer in 1..{denoiser.K} (K of this model)")
@@ -108,6 +111,7 @@ class SamplingSpec:
     def deterministic_run(self, denoiser, process_name: str) -> Tuple[Callable, Dict[str, Any], List[float]]:
         """(sampler function, its settings, the grid's levels K first) of a deterministic sampler, for the
         deterministic latents (``latents.encode_deterministic``); a sampler that draws noise is refused."""
+        self = self.for_process(denoiser.process)
         path = self.levels(denoiser, process_name)
         if not self.is_deterministic():
             choices = [name for name in samplers_for(denoiser) if SAMPLERS.metadata(name)["deterministic"]({})]

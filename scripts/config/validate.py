@@ -129,6 +129,8 @@ KEYS: Dict[str, Rule] = {
     "model.blurring_sigma_max": Rule(real_at_least(0), "a finite number >= 0 (blur's sigma_B at t = 1)", MODEL),
     "model.min_scale": Rule(unit_interval(closed_above=False), "a number in [0, 1)", MODEL),
     "model.operator_seed": Rule(int_at_least(0), "an integer >= 0", MODEL),
+    "model.loss_norm": choice(MODEL, "l1", "l2"),
+    "model.prior_noise": Rule(real_above(0), "a finite number > 0 (the cold prior's std around A_K x0)", SAMPLES),
     "model.prior": Rule(is_str, "a prior name (a string)", MODEL),
     "model.continuous_time": flag(MODEL),
     "model.logsnr_min": Rule(is_real, "a finite number", MODEL),

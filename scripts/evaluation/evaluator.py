@@ -101,7 +101,7 @@ def run_fid(
     reference = reference_for(request, config, model, feature_net)
     seed = _or(request.seed, config.eval.seed)
     batch_size = _or(request.batch_size, config.eval.batch_size)
-    spec, spent = sampling_spec(request), set()  # the network evaluations each image took
+    spec, spent = sampling_spec(request).for_process(model.process), set()  # the network evaluations each image took
 
     def seed_set(offset: int):
         """generate(start, count) for image indices offset+start.. (each index is its own seed with ``seed``)."""
@@ -178,7 +178,7 @@ def run_class_accuracy(
     from scripts.evaluation.class_accuracy import run_class_accuracy as run
 
     seed, batch_size = _or(request.seed, config.eval.seed), _or(request.batch_size, config.eval.batch_size)
-    return run(request, config, model, sampling_spec(request), seed, batch_size, device)
+    return run(request, config, model, sampling_spec(request).for_process(model.process), seed, batch_size, device)
 
 
 EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {

@@ -89,6 +89,7 @@ def reverse_process(
     to u_0 (always both ends), copied to the CPU (their first ``recorded_rows`` images; None: all), otherwise
     an empty list; nfe the network evaluations spent.
     """
+    spec = spec.for_process(process)
     denoiser = process.denoiser(conditioned(net, labels, spec.guidance))
     levels = spec.levels(denoiser, process.name)
     kept = set(evenly_spaced_frames(len(levels), max_frames)) if record else set()
