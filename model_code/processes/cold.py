@@ -48,7 +48,9 @@ class ColdProcess(Process):
         return ColdDenoiser(self, net)
 
     def loss(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """mean_pixels |R(A_k x0, k) - x0|^p, p = 1 (l1) or 2 (l2), k ~ U{1..K}. x0 [B, C, H, W] -> (loss [B], k / K)."""
+        """mean_pixels |R(A_k x0, k) - x0|^p, p = 1 (l1) or 2 (l2), k ~ U{1..K}.
+
+        x0 [B, C, H, W] -> (loss [B], t = k / K [B])."""
         k = as_randomness(randomness, x0.device).randint(1, self.K + 1, (x0.shape[0],))
         error = self.denoiser(net).x0(self.operator(x0, k), k) - x0
         error = error.abs() if self.loss_norm == "l1" else error.square()
