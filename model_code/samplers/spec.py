@@ -22,10 +22,10 @@ def _finite_at_least(value: Any, low: float) -> bool:
 @dataclass(frozen=True)
 class SamplingSpec:
     """``sampler`` (a SAMPLERS name; None: the process's ``default_sampler``, resolved by ``for_process``),
-    ``steps`` (None: every level), ``grid`` (a GRIDS name), the sampler's own settings ``eta`` (ddim: 0 deterministic .. 1 ancestral) and ``churn`` (heun: EDM's S_churn >= 0), the prior's
-    ``temperature`` and the step noise's ``noise_temperature`` (1: as trained); for a class-conditional model the
-    ``classes`` of the images (``LabelChoice``) and the classifier-free ``guidance`` weight w (0: the conditional
-    model)."""
+    ``steps`` (None: every level), ``grid`` (a GRIDS name), the sampler's own settings ``eta`` (ddim: 0
+    deterministic .. 1 ancestral) and ``churn`` (heun: EDM's S_churn >= 0), the prior's ``temperature`` and the
+    step noise's ``noise_temperature`` (1: as trained); for a class-conditional model the ``classes`` of the
+    images (``LabelChoice``) and the classifier-free ``guidance`` weight w (0: the conditional model)."""
 
     sampler: Optional[str] = None
     steps: Optional[int] = None
