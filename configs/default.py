@@ -68,7 +68,8 @@ def get_default_configs():
     model.operator_seed = 0  # random_matrix*: seed of the matrices (stored in checkpoints too)
     model.loss_norm = "l1"  # cold: l1 (Cold Diffusion's) | l2, of the restored image's error
     model.prior_noise = 0.002  # cold: std of the prior components around A_K x0 (Cold's --noise; data in [-1, 1])
-    model.prior = "kde"  # kde (training images at level K + noise) | fitted_gaussian | standard_normal
+    model.prior = "kde"  # kde (training images at level K + noise) | fitted_gaussian | standard_normal | gmm
+    model.gmm_components = 1  # gmm: Gaussian components over the channel means at level K (Cold's --gmm_cluster)
     # gaussian process
     model.continuous_time = True  # t ~ U(0, 1) during training; False: t = k / K, k ~ U{1..K}
     model.logsnr_min = -10.0  # cosine log-SNR schedule clipped to [logsnr_min, logsnr_max]

@@ -22,6 +22,7 @@ TRAINING_IMAGES = 12
 
 # exact_kl: kl_bound is the KL itself (else an upper bound of it)
 DECLARED = {
+    "gmm": dict(process="ihdm", operator="heat", exact_kl=True),  # one component (the default): exact
     "fitted_gaussian": dict(process="ihdm", operator="heat", exact_kl=True),
     "kde": dict(process="ihdm", operator="heat", exact_kl=False),
     "standard_normal": dict(process="gaussian", operator="identity", exact_kl=True),

@@ -110,3 +110,19 @@ def test_forward_picture_command(tmp_path):
 
     picture = Image.open(out)
     assert picture.height > 4 * 28 and str(out) in result.stdout
+
+
+def test_the_mixture_fit_recovers_two_separated_clusters():
+    """EM on 3,000 channel-mean points from 0.3 N(-0.5, 0.05^2) + 0.7 N(0.4, 0.1^2) (C = 1): weights, means and
+    stds within sampling error of the truth."""
+    from model_code.priors.gmm import fit_mixture
+
+    generator = torch.Generator().manual_seed(0)
+    first = -0.5 + 0.05 * torch.randn(900, 1, generator=generator, dtype=torch.float64)
+    second = 0.4 + 0.1 * torch.randn(2100, 1, generator=generator, dtype=torch.float64)
+    weights, means, covariances = fit_mixture(torch.cat([first, second]), 2)
+    order = torch.argsort(means[:, 0])
+    torch.testing.assert_close(weights[order], torch.tensor([0.3, 0.7], dtype=torch.float64), atol=0.01, rtol=0)
+    torch.testing.assert_close(means[order, 0], torch.tensor([-0.5, 0.4], dtype=torch.float64), atol=0.01, rtol=0)
+    stds = covariances[order, 0, 0].sqrt()
+    torch.testing.assert_close(stds, torch.tensor([0.05, 0.1], dtype=torch.float64), atol=0.005, rtol=0)

@@ -132,6 +132,7 @@ KEYS: Dict[str, Rule] = {
     "model.loss_norm": choice(MODEL, "l1", "l2"),
     "model.prior_noise": Rule(real_above(0), "a finite number > 0 (the cold prior's std around A_K x0)", SAMPLES),
     "model.prior": Rule(is_str, "a prior name (a string)", MODEL),
+    "model.gmm_components": positive_int(MODEL),
     "model.continuous_time": flag(MODEL),
     "model.logsnr_min": Rule(is_real, "a finite number", MODEL),
     "model.logsnr_max": Rule(is_real, "a finite number", MODEL),
