@@ -10,6 +10,7 @@ probability-flow ODE likelihood (nll_ode) or, for class-conditional digit models
     python evaluate.py --workdir WORKDIR --mode=nll_ode --num_test=500 --hutchinson_probes=1   # gaussian process
     python evaluate.py --workdir WORKDIR --mode=fid --num_gen=1000 --guidance=1          # class-conditional: CFG
     python evaluate.py --workdir WORKDIR --mode=class_accuracy --num_gen=1000 --guidance=1   # conditional digits
+    python evaluate.py --workdir WORKDIR --mode=restore --from_level=20 --num_test=1000   # cold: restoration table
 
 --config may be left out (the checkpoint carries the run's config). Results are appended to
 WORKDIR/evaluation_results/EXPERIMENT_NAME/log.txt and stored in results.json there, keyed by
@@ -26,7 +27,9 @@ config_flags.DEFINE_config_file("config", None, "Configuration file; default: th
 flags.DEFINE_string("workdir", None, "Run directory of a training run.")
 flags.DEFINE_integer("checkpoint", 0, "0: the latest checkpoint (checkpoints-meta); N: checkpoints/checkpoint_N.pth.")
 flags.DEFINE_string(
-    "mode", "fid", "fid | fid_ref (reference statistics only) | elbo | nll_itd | nll_ode | class_accuracy (digits)"
+    "mode",
+    "fid",
+    "fid | fid_ref (reference statistics only) | elbo | nll_itd | nll_ode | class_accuracy (digits) | restore",
 )
 flags.DEFINE_string("experiment_name", "default", "Folder under WORKDIR/evaluation_results/.")
 flags.DEFINE_string("param_name", "default", "Key of this result within the experiment (e.g. delta0.013).")
@@ -52,7 +55,7 @@ flags.DEFINE_integer(
     "elbo_passes", None, "elbo: Monte-Carlo passes over the test set (default: config.eval.elbo_passes)."
 )
 flags.DEFINE_integer(
-    "num_test", None, "elbo / nll_itd / nll_ode: test images to use, 0 = all (default: config.eval.num_test)."
+    "num_test", None, "elbo / nll_itd / nll_ode / restore: test images to use, 0 = all (default: config.eval.num_test)."
 )
 # nll_itd
 flags.DEFINE_integer("num_logsnr", 100, "nll_itd: log-SNR draws per test image.")
@@ -73,6 +76,8 @@ flags.DEFINE_integer(
     "nll_ode: Rademacher probes per image for Hutchinson's divergence estimate; default: the exact divergence "
     "for inputs of at most 256 dimensions, 1 probe above.",
 )
+# restore
+flags.DEFINE_integer("from_level", None, "restore: the level 1..K the test images are degraded to (default: K).")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -108,6 +113,7 @@ def run() -> None:
         ode_rtol=FLAGS.ode_rtol,
         ode_atol=FLAGS.ode_atol,
         hutchinson_probes=FLAGS.hutchinson_probes,
+        from_level=FLAGS.from_level,
     )
     check_request(request)
     from scripts.evaluation.evaluator import evaluate

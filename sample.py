@@ -9,6 +9,7 @@
     python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --deterministic --steps 100
     python sample.py --workdir WORKDIR --per_class 8 --guidance 1     # class-conditional: a row of 8 per class
     python sample.py --workdir WORKDIR --class_label 3 --batch_size 16 # class-conditional: 16 samples of class 3
+    python sample.py --workdir WORKDIR --restore A.png,B.png --from_level 20 [--degraded]   # cold: restoration
 
 --config may be left out: the checkpoint carries the run's config. Writes the raw arrays (samples.npz), and a
 grid of the first samples, a grid of their initial states u_K and a GIF of their reverse process, under
@@ -50,6 +51,13 @@ flags.DEFINE_string("image_b", None, "... and this one (both given or neither)."
 flags.DEFINE_string("image", None, "Variations of this image by level of detail (with a --resample_* flag).")
 flags.DEFINE_integer("resample_below", None, "Keep the image's latent above LEVEL, redraw the noise at steps <= LEVEL.")
 flags.DEFINE_integer("resample_above", None, "Keep the image's latent at steps <= LEVEL, redraw u_K and the rest.")
+flags.DEFINE_list(
+    "restore", None, "Cold process: restore these images (degraded to --from_level by the run's operator)."
+)
+flags.DEFINE_integer("from_level", None, "With --restore: the level 1..K to degrade to and restore from (default: K).")
+flags.DEFINE_bool(
+    "degraded", False, "With --restore: the images are already degraded (taken as the states at --from_level)."
+)
 sampling_flags.define()  # --sampler, --grid, --steps, --eta, --churn, --guidance
 flags.DEFINE_integer("class_label", None, "Class-conditional models: every sample of class L (and image flags' class).")
 flags.DEFINE_list("class_labels", None, "Class-conditional models: sample i of class labels[i mod n], e.g. 0,1,2.")

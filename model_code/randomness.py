@@ -20,7 +20,8 @@ Every seed mixed from several integer keys goes through ``seed_from`` (numpy's S
   -------------------------------------------------  --------------------------------------------------
   image i's initial state u_K (sampling, resample)   seed_from(seed, INIT_STREAM = 0, i)
   image i's reverse-step noise (sampling, resample)  seed_from(seed, NOISE_STREAM = 1, i)
-  image i's forward trajectory (``Model.encode``)    seed_from(seed, ENCODE_STREAM = 2, i)
+  image i's forward trajectory (``Model.encode``,    seed_from(seed, ENCODE_STREAM = 2, i)
+  and its degradation in ``Model.restore``)
   image i's class label, drawn (conditional models)  seed_from(seed, LABEL_STREAM = 4, i)
   label dropout, draw d of training step n           seed_from(seed_from(seed, LABEL_DROPOUT_STREAM = 5), n, d)
   draw d of training step n (``ExampleRandomness``)  seed_from(seed, n, d)

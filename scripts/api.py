@@ -11,6 +11,7 @@
     model.interpolate(x[0], x[1], num_points=9)              # [9, C, H, W], ends equal the two images
     model.elbo(x)                                            # per-image ELBO in nats [B]
     model.sample(10, class_label=range(10), guidance=1.0)    # class-conditional: image i of class i, guided
+    out = model.restore(x, from_level=10)                    # cold process: {'degraded', 'direct', 'restored'}
 
 A class-conditional model (``model.num_classes`` C > 0) takes ``class_label`` in every method: an int (every
 image), or one per image (a sequence; sampling cycles through it). Without it, sampling draws each image's class
@@ -35,7 +36,7 @@ from model_code.samplers.spec import SamplingSpec
 from scripts.data.datasets.image_folders import center_crop_resize
 from scripts.evaluation.elbo import elbo_terms
 from scripts.runs.trained import TrainedModel, load_trained
-from scripts.sampling import sampler
+from scripts.sampling import restoration, sampler
 from scripts.sampling.image_files import read_image
 from scripts.sampling.sampler import spherical
 
@@ -214,6 +215,27 @@ class Model:
         if above is not None and level < self.process.K:
             prior_state = self.prior.sample(seeded_generators(seed, INIT_STREAM, range(n)), self.shape, self.device)
         return self.decode((prior_state, noise), class_label)
+
+    def restore(
+        self,
+        images: torch.Tensor,
+        from_level: int,
+        *,
+        seed: int = 0,
+        degraded: bool = False,
+        steps: Optional[int] = None,
+        **sampling,
+    ) -> dict:
+        """Restoration of images [B, C, H, W] in the data range (cold process): taken to level ``from_level`` by the
+        run's operator (or, ``degraded``, taken as that level's states), then the reverse process from there on
+        the sampler's grid below it (``sampling`` as for ``sample``). Returns {'degraded', 'direct' (the one-step
+        x0_hat), 'restored'} [B, C, H, W] and 'nfe'; image i uses seeds (seed, i)."""
+        spec = SamplingSpec.from_options(steps=steps, **sampling)
+        spec.check()
+        images = images.to(self.device)
+        return restoration.restore(
+            self.process, self.net, images, from_level, rows=range(len(images)), seed=seed, spec=spec, degraded=degraded
+        )
 
     def interpolate(
         self,

@@ -11,6 +11,7 @@ images are computed on one process, so rank 0 alone does that work.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Dict, Iterable, Iterator, List
 
@@ -19,7 +20,9 @@ import torch
 
 from scripts.api import Model
 from scripts.config import build
+from scripts.evaluation.image_metrics import check_ssim_size, rmse, ssim
 from scripts.runtime import distributed
+from scripts.sampling.image_files import check_image_shape
 from scripts.sampling.imaging import save_gif, save_png, to_unit
 from scripts.sampling.npz_stream import NpzStream
 from scripts.sampling.pictures import pictured_count, save_arrays, scatter_reference, write_sample_pictures
@@ -29,9 +32,12 @@ from scripts.sampling.request import (
     check_resample_level,
     output_folder,
     sample_array_shapes,
+    sampling_options,
     sampling_spec,
 )
+from scripts.sampling.restoration import check_from_level, check_restorable
 from scripts.sampling.sampler import Chunk, check_steps, first_images, sample_chunks
+from scripts.storage.files import write_atomic
 
 
 def run_request(request: SamplingRequest) -> None:
@@ -122,13 +128,19 @@ def scatter_background(model: Model):
 
 
 def draw_from_images(model: Model, request: SamplingRequest, seed: int) -> None:
-    """Interpolation between, or variations of, the input images through their exact latents (rank 0 alone)."""
+    """Interpolation between, or variations of, the input images through their exact latents, or their
+    restoration (rank 0 alone)."""
     if request.mode == "resample":
         check_resample_level(request, model.process.K)
+    if request.mode == "restore":
+        check_restore_request(request, model)
     if not distributed.is_main():
         return
     folder = output_folder(request, seed=seed, step=model.step)
     loaded = model.load_images(request.images)
+    if request.mode == "restore":
+        write_restoration(model, request, loaded, seed, folder)
+        return
     if request.mode == "interpolate_images":
         samples, written = write_interpolation(model, request, loaded, seed, folder)
     else:
@@ -172,6 +184,57 @@ def write_variations(model: Model, request: SamplingRequest, loaded: torch.Tenso
     original = model.decode(model.encode(loaded[:1], seed))
     tiles = to_unit(torch.cat([original, samples]), model.process.data_range)
     return samples, [save_png(os.path.join(folder, "samples.png"), tiles)]
+
+
+def restore_level(request: SamplingRequest, model: Model) -> int:
+    """The level of a restoration: --from_level, default K."""
+    return model.process.K if request.from_level is None else request.from_level
+
+
+def check_restore_request(request: SamplingRequest, model: Model) -> None:
+    """One line unless the model restores, --from_level lies in 1..K and each image has the model's channels
+    (and, with --degraded, its size)."""
+    check_restorable(model.process, build.data_kind(model.config))
+    check_from_level(restore_level(request, model), model.process.K, "--from_level")
+    for path in request.images:
+        check_image_shape(path, model.shape, exact_size=request.degraded)
+    if not request.degraded:  # the metrics against the originals
+        check_ssim_size(model.shape[1:])
+
+
+def write_restoration(model: Model, request: SamplingRequest, loaded: torch.Tensor, seed: int, folder: str) -> None:
+    """restoration.png, one row per image: the degraded input, the one-step estimate, the restoration and (unless
+    --degraded) the original; samples.npz (those arrays); and, against the originals, metrics.json (RMSE and SSIM
+    per image in [0, 1]), printed too."""
+    level, data_range = restore_level(request, model), model.process.data_range
+    out = model.restore(loaded, level, seed=seed, degraded=request.degraded, **sampling_options(request))
+    columns = [out["degraded"], out["direct"], out["restored"]] + ([] if request.degraded else [loaded])
+    tiles = to_unit(torch.stack(columns, dim=1).flatten(0, 1), data_range).clamp(0, 1)
+    written = [save_png(os.path.join(folder, "restoration.png"), tiles, nrow=len(columns))]
+    arrays = {name: out[name] for name in ("degraded", "direct", "restored")}
+    written.append(save_arrays(folder, data_range, images=loaded, **arrays))
+    said = f"{len(loaded)} restorations from level {level} ({out['nfe']} network evaluations each)"
+    if not request.degraded:
+        metrics = restoration_metrics(out, loaded, data_range, request.images)
+        path = os.path.join(folder, "metrics.json")
+        write_atomic(path, json.dumps({"from_level": level, "images": metrics}, indent=1).encode())
+        written.append(path)
+        for row in metrics:
+            print(f"{row['image']}: " + ", ".join(f"{key} {value:.4f}" for key, value in row.items() if key != "image"))
+    print_written(said, model, written)
+
+
+def restoration_metrics(out: Dict[str, torch.Tensor], originals: torch.Tensor, data_range, paths: List[str]):
+    """Per image: {'image': path, 'rmse_degraded', 'ssim_degraded', 'rmse_direct', ..., 'ssim_restored'}, each
+    against the original, in [0, 1]."""
+    truth = to_unit(originals, data_range)
+    rows = [{"image": path} for path in paths]
+    for name in ("degraded", "direct", "restored"):
+        restored = to_unit(out[name], data_range).clamp(0, 1)
+        for metric, values in (("rmse", rmse(restored, truth)), ("ssim", ssim(restored, truth))):
+            for row, value in zip(rows, values.tolist()):
+                row[f"{metric}_{name}"] = value
+    return rows
 
 
 def print_written(what: str, model: Model, written: List[str]) -> None:

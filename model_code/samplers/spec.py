@@ -89,9 +89,10 @@ class SamplingSpec:
                 f"guidance={self.guidance} needs a class-conditional model; this one is unconditional (allowed: 0)"
             )
 
-    def levels(self, denoiser, process_name: str) -> List[float]:
-        """The sampling path for ``denoiser``: the grid's levels, then 0; refuses (one line) a sampler the process
-        cannot run, steps outside 1..K, a grid the model was not trained for and churn without continuous time."""
+    def levels(self, denoiser, process_name: str, start: Optional[int] = None) -> List[float]:
+        """The sampling path for ``denoiser``: the grid's levels, then 0 (with ``start``, a restoration's level k:
+        k, then the path's levels below k); refuses (one line) a sampler the process cannot run, steps outside
+        1..K, a grid the model was not trained for and churn without continuous time."""
         self.check()
         check_sampler(self.for_process(denoiser.process).sampler, denoiser, process_name)
         steps = denoiser.K if self.steps is None else self.steps
@@ -102,7 +103,8 @@ class SamplingSpec:
                 f"churn={self.churn} raises the noise between the levels this model was trained at; allowed: "
                 "churn=0 (or a model trained with model.continuous_time=True)"
             )
-        return [*GRIDS.get(self.grid)(denoiser, steps), 0]
+        path = [*GRIDS.get(self.grid)(denoiser, steps), 0]
+        return path if start is None else [start, *(level for level in path if level < start)]
 
     def is_deterministic(self) -> bool:
         """Whether the sampler draws no noise with these settings (so that run backwards it encodes)."""

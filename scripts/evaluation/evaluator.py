@@ -181,6 +181,23 @@ def run_class_accuracy(
     return run(request, config, model, sampling_spec(request).for_process(model.process), seed, batch_size, device)
 
 
+def run_restore(
+    request: EvaluationRequest, config: ml_collections.ConfigDict, model: TrainedModel, device
+) -> Dict[str, Any]:
+    """Cold Diffusion's table over the test split: RMSE, SSIM and FID of the degraded images, the one-step
+    restoration and the reverse process from level --from_level (``scripts.evaluation.restoration``)."""
+    from scripts.evaluation import features
+    from scripts.evaluation.restoration import check_restore_request
+    from scripts.evaluation.restoration import run_restore as run
+
+    check_restore_request(request, model, build.data_kind(config))  # before the reference statistics are computed
+    feature_net = features.build_feature_net(request.feature_net, device)
+    reference = reference_for(request, config, model, feature_net)
+    seed, batch_size = _or(request.seed, config.eval.seed), _or(request.batch_size, config.eval.batch_size)
+    spec = sampling_spec(request).for_process(model.process)
+    return run(request, config, model, spec, feature_net, reference, seed=seed, batch_size=batch_size, device=device)
+
+
 EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {
     "fid": run_fid,
     "fid_ref": run_fid_ref,
@@ -188,6 +205,7 @@ EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {
     "nll_itd": run_nll_itd,
     "nll_ode": run_nll_ode,
     "class_accuracy": run_class_accuracy,
+    "restore": run_restore,
 }
 
 
@@ -213,5 +231,7 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
     if distributed.is_main():  # every process computed the combined result; rank 0 records it
         path = record(request, result, model)
         print(f"results: {path}")
+        for line in result.get("table", ()):  # a mode's table of numbers, when it has one
+            print(line)
         print(result["headline"])
     return result

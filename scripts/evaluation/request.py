@@ -14,7 +14,7 @@ from scripts.cli import sampling_flags
 from scripts.cli.values import int_at_least, is_real, one_of, real_above, require
 from scripts.config.validate import validate_config
 
-SAMPLING_MODES = ("fid", "class_accuracy")  # the modes that draw samples (and take the sampling flags)
+SAMPLING_MODES = ("fid", "class_accuracy", "restore")  # the modes that draw samples (and take the sampling flags)
 
 
 @dataclass
@@ -46,6 +46,7 @@ class EvaluationRequest:
     ode_rtol: float = 1e-5
     ode_atol: float = 1e-5
     hutchinson_probes: Optional[int] = None
+    from_level: Optional[int] = None
 
 
 def check_request(request: EvaluationRequest) -> None:
@@ -64,6 +65,9 @@ def check_request(request: EvaluationRequest) -> None:
             allowed = " or ".join(f"--mode={mode}" for mode in SAMPLING_MODES)
             raise ValueError(f"--{flag}={value} with --mode={request.mode}; allowed: with {allowed} (sampling)")
     require("--batch_size", request.batch_size, int_at_least(1), "an integer >= 1")
+    if request.from_level is not None and request.mode != "restore":
+        raise ValueError(f"--from_level={request.from_level} with --mode={request.mode}; allowed: with --mode=restore")
+    require("--from_level", request.from_level, int_at_least(1), "an integer in 1..K (K: the model's levels)")
     require("--seed", request.seed, int_at_least(0), "an integer >= 0")
     require("--num_gen", request.num_gen, int_at_least(1), "an integer >= 1 (images generated for the FID)")
     require("--num_seeds", request.num_seeds, int_at_least(1), "an integer >= 1 (disjoint seed sets for the FID)")

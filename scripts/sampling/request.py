@@ -70,6 +70,9 @@ class SamplingRequest:
     class_label: Optional[int] = None
     class_labels: Optional[List[str]] = None
     per_class: Optional[int] = None
+    restore: Optional[List[str]] = None
+    from_level: Optional[int] = None
+    degraded: bool = False
 
     @classmethod
     def from_flags(cls, flags: Any) -> "SamplingRequest":
@@ -78,8 +81,8 @@ class SamplingRequest:
 
     @property
     def mode(self) -> str:
-        """random, same_init, share_noise, interpolate, interpolate_shared_noise, interpolate_images or resample;
-        conflicting or incomplete flags are a one-line ValueError."""
+        """random, same_init, share_noise, interpolate, interpolate_shared_noise, interpolate_images, resample or
+        restore; conflicting or incomplete flags are a one-line ValueError."""
         return image_mode(self) or prior_mode(self)
 
     @property
@@ -89,6 +92,8 @@ class SamplingRequest:
         ``for_classes``.)"""
         if self.mode.startswith("interpolate"):
             return self.num_points
+        if self.mode == "restore":
+            return len(self.restore)
         return self.label_choice.count() or self.batch_size
 
     @property
@@ -119,7 +124,12 @@ class SamplingRequest:
     @property
     def images(self) -> List[str]:
         """The input image files of an image mode, [] for the others."""
-        return {"interpolate_images": [self.image_a, self.image_b], "resample": [self.image]}.get(self.mode, [])
+        by_mode = {
+            "interpolate_images": [self.image_a, self.image_b],
+            "resample": [self.image],
+            "restore": self.restore,
+        }
+        return list(by_mode.get(self.mode, []))
 
     @property
     def resample_level(self) -> Dict[str, int]:
@@ -155,12 +165,32 @@ def prior_mode(request: SamplingRequest) -> str:
 
 
 def image_mode(request: SamplingRequest) -> Optional[str]:
-    """interpolate_images, resample or None (no image flag), once the image flags are complete and fit the rest."""
+    """interpolate_images, resample, restore or None (no image flag), once the image flags are complete and fit the
+    rest."""
+    check_restore_flags(request)
+    if request.restore is not None:
+        return "restore"
     check_image_flags_complete(request)
     check_image_flags_fit(request)
     if request.image_a is not None:
         return "interpolate_images"
     return "resample" if request.image is not None else None
+
+
+def check_restore_flags(request: SamplingRequest) -> None:
+    """--from_level and --degraded only with --restore, and --restore with no other image or mode flag (the
+    sampling flags choose its sampler and steps)."""
+    if request.restore is None:
+        for flag in ("from_level", "degraded"):
+            if getattr(request, flag) not in (None, False):
+                raise ValueError(f"--{flag} given without --restore; allowed: with --restore=IMAGE[,IMAGE...]")
+        return
+    if not request.restore:
+        raise ValueError("--restore= given empty; allowed: a comma-separated list of image files")
+    others = [name for name in ("image", "image_a", "image_b", *PRIOR_FLAGS, "deterministic") if getattr(request, name)]
+    others += [name for name in ("class_labels", "per_class") if getattr(request, name) is not None]
+    if others:
+        raise ValueError(f"--{others[0]} cannot be combined with --restore; allowed: leave it out")
 
 
 def check_image_flags_complete(request: SamplingRequest) -> None:
@@ -244,6 +274,7 @@ def check_flag_values(request: SamplingRequest) -> None:
     for flag in ("resample_below", "resample_above"):
         levels = "an integer in 0..K (K: the model's levels)"
         require(f"--{flag}", getattr(request, flag), int_at_least(0), levels)
+    require("--from_level", request.from_level, int_at_least(1), "an integer in 1..K (K: the model's levels)")
     if mode.startswith("interpolate"):
         require("--num_points", request.num_points, int_at_least(2), "an integer >= 2 (the two ends and between)")
     else:
@@ -353,6 +384,10 @@ def name_suffixes(request: SamplingRequest) -> List[str]:
     suffixes = []
     if request.mode == "resample":
         suffixes.append("_{}{}".format(*resample_side_and_level(request)))
+    if request.from_level is not None:
+        suffixes.append(f"_from{request.from_level}")
+    if request.degraded:
+        suffixes.append("_degraded")
     if request.images:
         stems = "-".join(os.path.splitext(os.path.basename(path))[0] for path in request.images)
         suffixes.append(f"_images-{stems}-{file_digest(request.images)}")

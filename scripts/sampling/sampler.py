@@ -79,11 +79,13 @@ def reverse_process(
     noise_weights: Optional[torch.Tensor] = None,
     recorded_rows: Optional[int] = None,
     labels: Optional[torch.Tensor] = None,
+    start_level: Optional[int] = None,
 ) -> Tuple[torch.Tensor, List[torch.Tensor], int]:
-    """Run ``spec``'s sampler over the process's denoiser along ``spec.levels`` from u_K = ``initial``
-    [B, ...]; each noise draw is ``step_noise`` of ``noise_generators`` and ``noise_weights`` scaled by
-    ``spec.noise_temperature``, so the ancestral sampler's step i draws the i-th noise of each stream. A
-    class-conditional ``net`` gets the images' ``labels`` [B] (``spec.labels``) and ``spec.guidance``.
+    """Run ``spec``'s sampler over the process's denoiser along ``spec.levels`` from u_K = ``initial`` [B, ...]
+    (or from u_k at ``start_level`` k: a restoration); each noise draw is ``step_noise`` of ``noise_generators``
+    and ``noise_weights`` scaled by ``spec.noise_temperature``, so the ancestral sampler's step i draws the i-th
+    noise of each stream. A class-conditional ``net`` gets the images' ``labels`` [B] (``spec.labels``) and
+    ``spec.guidance``.
 
     Returns (u_0, trajectory, nfe): with ``record``, at most ``max_frames`` states evenly spaced from u_K
     to u_0 (always both ends), copied to the CPU (their first ``recorded_rows`` images; None: all), otherwise
@@ -91,7 +93,7 @@ def reverse_process(
     """
     spec = spec.for_process(process)
     denoiser = process.denoiser(conditioned(net, labels, spec.guidance))
-    levels = spec.levels(denoiser, process.name)
+    levels = spec.levels(denoiser, process.name, start_level)
     kept = set(evenly_spaced_frames(len(levels), max_frames)) if record else set()
     trajectory = [initial[:recorded_rows].to("cpu", copy=True)] if 0 in kept else []
     bar = tqdm(total=len(levels) - 1, desc="sampling", leave=False, disable=not progress)
