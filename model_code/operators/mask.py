@@ -50,8 +50,8 @@ class MaskOperator(DiagonalOperator):
     The centre is a persistent buffer ``centre`` [2] (a checkpoint holds it); the masks
     prod_{i<k} m_i, a buffer [K+1, H, W], are rebuilt from it whenever a state dict is loaded.
 
-    Diagonal in the pixel basis: spectrum(k) is the mask [B, 1, H, W]. At a seeded centre the mask
-    is 0 from level 1 on (the gaussian process refuses it); integer levels.
+    Diagonal in the pixel basis: spectrum(k) is the mask [B, 1, H, W]. Where c is a pixel (seeded, or
+    both sides odd) the mask is 0 there from level 1 on, which the gaussian process refuses; integer levels.
     """
 
     def __init__(
