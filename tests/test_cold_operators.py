@@ -2,7 +2,9 @@
 repeated convolutions, products of closed-form Gaussian masks, pooling and upsampling, Cold's per-step
 decolor kernels; and each bad parameter refused in one line naming it."""
 
+import json
 import math
+import os
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch.nn.functional as F
 
 from tests.helpers import make_operator
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = (7, 10)  # rectangular, odd and even sides
 
 
@@ -234,3 +237,17 @@ def test_a_bad_parameter_is_refused_in_one_line_naming_it(name, overrides, named
 def test_pixelate_refuses_a_schedule_finer_than_the_image_divides(size, K, named):
     with pytest.raises(ValueError, match=named):
         make_operator("pixelate", K, size, pixelate_every=1)
+
+
+def test_a_run_stored_before_these_operators_loads_with_their_defaults():
+    from configs.default import get_default_configs
+    from scripts.config.validate import validate_config
+    from scripts.runs.rundir import COLD_OPERATOR_KEYS, config_from_dict
+
+    with open(os.path.join(ROOT, "pretrained", "quickstart", "config.json")) as file:
+        stored = json.load(file)
+    assert not set(COLD_OPERATOR_KEYS) & set(stored["model"])  # the shipped run predates the keys
+    loaded = config_from_dict(stored)
+    validate_config(loaded)
+    defaults = get_default_configs().model
+    assert {key: loaded.model[key] for key in COLD_OPERATOR_KEYS} == {key: defaults[key] for key in COLD_OPERATOR_KEYS}
