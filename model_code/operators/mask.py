@@ -21,7 +21,7 @@ def mask_stds(K: int, routine: str, mask_std: float, mask_initial: float) -> tor
 def cumulative_masks(stds: torch.Tensor, centre: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """prod_{i<k} m_i for k = 0..K, float32 [K+1, H, W]; m_i(p) = 1 - exp(-|p - c|^2 / (2 s_i^2)).
 
-    A std of 0 (mask_initial = 0) masks the pixel at the centre alone.
+    A std of 0 (mask_initial = 0) masks the pixel at the centre alone (none if c lies between pixels).
     """
     rows = torch.arange(height, dtype=torch.float64)[:, None]
     cols = torch.arange(width, dtype=torch.float64)[None, :]
