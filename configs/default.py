@@ -54,7 +54,7 @@ def get_default_configs():
     config.model = model = ml_collections.ConfigDict()
     model.process = "ihdm"  # ihdm | gaussian | cold
     # operator: heat | blur | identity | random_matrix | random_matrix_product | constant_velocity |
-    # constant_deceleration
+    # constant_deceleration | cold_blur | mask | pixelate | desaturate (the last four: Cold Diffusion's)
     model.forward = "heat"
     model.K = 100  # number of levels
     model.sigma = 0.01  # ihdm: training noise std (data in [0, 1])
@@ -65,7 +65,20 @@ def get_default_configs():
     model.blur_sigma_max = 20.0  # heat: sigma_B at level K
     model.blurring_sigma_max = 20.0  # blur: sigma_B(t) = blurring_sigma_max sin^2(pi t / 2); 0: no blur (DDPM)
     model.min_scale = 0.001  # blur: d_min, the floor of every frequency's scale
-    model.operator_seed = 0  # random_matrix*: seed of the matrices (stored in checkpoints too)
+    model.operator_seed = 0  # random_matrix*: seed of the matrices; mask: of its seeded centre (stored in checkpoints)
+    model.kernel_size = 11  # cold_blur: odd side of the Gaussian kernel, at most the image's shorter side
+    model.kernel_std = 0.35  # cold_blur: s_i = kernel_std (constant), kernel_std (i+1) (incremental),
+    # exp(kernel_std i) (exponential), kernel_std + kernel_std_step i (linear), step i = 0..K-1
+    model.kernel_std_step = 0.01  # cold_blur: the linear routine's step (0.35, 0.01: Cold's CIFAR-10)
+    model.blur_routine = "linear"  # cold_blur: constant | incremental | exponential | linear
+    model.blur_padding = "reflect"  # cold_blur: reflect (torch's) | circular (Cold's default)
+    model.mask_std = 0.1  # mask: s_i = mask_std (i + mask_initial) (incremental) or mask_std (constant), pixels
+    model.mask_initial = 1.0  # mask: the incremental routine's offset (>= 0)
+    model.mask_routine = "incremental"  # mask: incremental | constant
+    model.mask_centre = "centre"  # mask: centre (the image's) | seeded (a pixel drawn from operator_seed)
+    model.pixelate_every = 1  # pixelate: levels per halving of the resolution (2^ceil(K/every) must divide H, W)
+    model.desaturate_routine = "constant"  # desaturate: constant (s_k = desaturate_factor^k) | linear (1 - k/K)
+    model.desaturate_factor = 0.9  # desaturate: the constant routine's factor per level, in (0, 1]
     model.loss_norm = "l1"  # cold: l1 (Cold Diffusion's) | l2, of the restored image's error
     model.prior_noise = 0.002  # cold: std of the prior components around A_K x0 (Cold's --noise; data in [-1, 1])
     model.prior = "kde"  # kde (training images at level K + noise) | fitted_gaussian | standard_normal | gmm

@@ -1,7 +1,8 @@
 """A picture of forward processes: u_0 ... u_K for a few dataset images, one row per operator.
 
     python -m scripts.visualize_forward --config configs/mnist/quickstart.py \
-        --operators=heat,blur,identity,random_matrix,random_matrix_product,constant_velocity,constant_deceleration \
+        --operators=heat,blur,identity,random_matrix,random_matrix_product,constant_velocity,constant_deceleration,\
+cold_blur,mask,pixelate,desaturate --config.model.mask_std=0.2 --config.model.pixelate_every=10 \
         --num_images=2 --num_levels=10 --out runs/forward.png
 
 Each row is one (operator, image) pair; columns are levels 0 = k_0 < ... < k_{n-1} = K evenly

@@ -9,6 +9,7 @@ from model_code.samplers import SAMPLERS
 from model_code.samplers.spec import SamplingSpec
 from tests.helpers import make_process
 from tests.test_contract_operators import DECLARED as OPERATOR_CONFIGS
+from tests.test_contract_operators import SIZES
 
 K = 5
 SIZE = (6, 5)
@@ -27,11 +28,13 @@ class FixedPrediction(torch.nn.Module):
 
 
 def cold(operator_name: str, **overrides):
-    return make_process("cold", operator_name, K, SIZE, **{**OPERATOR_CONFIGS[operator_name], **overrides})
+    size = SIZES.get(operator_name, SIZE)
+    return make_process("cold", operator_name, K, size, **{**OPERATOR_CONFIGS[operator_name], **overrides})
 
 
-def images(seed: int) -> torch.Tensor:
-    return torch.rand(2, CHANNELS, *SIZE, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+def images(seed: int, process=None) -> torch.Tensor:
+    size = SIZE if process is None else (process.operator.height, process.operator.width)
+    return torch.rand(2, CHANNELS, *size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
 def degraded(process, x0: torch.Tensor, level: int) -> torch.Tensor:
@@ -49,7 +52,8 @@ def restore(process, net, x0: torch.Tensor, sampler: str, start: int, states=Non
 @pytest.mark.parametrize("sampler", ["cold_default", "x0_step_down"])
 @pytest.mark.parametrize("operator_name", sorted(OPERATORS.names()))
 def test_the_exact_x0_predictor_restores_x0_from_every_level(operator_name, sampler):
-    process, x0 = cold(operator_name), images(0)
+    process = cold(operator_name)
+    x0 = images(0, process)
     oracle = FixedPrediction(x0, torch.zeros_like(x0))
     for start in range(1, K + 1):
         states = []

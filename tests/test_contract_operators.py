@@ -12,14 +12,19 @@ from tests.helpers import make_operator
 
 K = 5
 SIZE = (6, 5)  # rectangular, so height and width cannot be swapped unnoticed
+SIZES = {"pixelate": (8, 4)}  # pixelate halves the resolution, so its sides must divide by 2^ceil(K/pixelate_every)
 CHANNELS = 2
 
 DECLARED = {
     "blur": dict(blurring_sigma_max=4.0),
+    "cold_blur": dict(kernel_size=3, kernel_std=0.5, blur_routine="incremental", blur_padding="reflect"),
     "constant_deceleration": {},
     "constant_velocity": {},
+    "desaturate": dict(desaturate_routine="linear"),
     "heat": dict(blur_sigma_max=4.0),
     "identity": {},
+    "mask": dict(mask_std=0.5, mask_centre="seeded", operator_seed=1),
+    "pixelate": dict(pixelate_every=3),
     "random_matrix": dict(operator_seed=1),
     "random_matrix_product": dict(operator_seed=1),
 }
@@ -30,11 +35,11 @@ def test_every_registered_operator_declares_its_contract_config():
 
 
 def build(name, **overrides):
-    return make_operator(name, K, SIZE, **{**DECLARED[name], **overrides})
+    return make_operator(name, K, SIZES.get(name, SIZE), **{**DECLARED[name], **overrides})
 
 
-def images(batch, seed):
-    return torch.randn(batch, CHANNELS, *SIZE, generator=torch.Generator().manual_seed(seed))
+def images(op, batch, seed):
+    return torch.randn(batch, CHANNELS, op.height, op.width, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.fixture(params=sorted(DECLARED))
@@ -46,14 +51,18 @@ class TestOperatorContract:
     def test_name_and_build_spec(self, name):
         op = build(name)
         assert op.name == name and op.build_spec["name"] == name
-        assert op.build_spec["kwargs"]["K"] == K and tuple(op.build_spec["kwargs"]["image_size"]) == SIZE
+        assert op.build_spec["kwargs"]["K"] == K and tuple(op.build_spec["kwargs"]["image_size"]) == SIZES.get(
+            name, SIZE
+        )
 
     def test_level_zero_is_the_identity(self, name):
-        x = images(3, 0)
-        torch.testing.assert_close(build(name)(x, torch.zeros(3, dtype=torch.long)), x, atol=2e-6, rtol=0)
+        op = build(name)
+        x = images(op, 3, 0)
+        torch.testing.assert_close(op(x, torch.zeros(3, dtype=torch.long)), x, atol=2e-6, rtol=0)
 
     def test_linear_pure_and_float32(self, name):
-        op, x, y = build(name), images(K + 1, 1), images(K + 1, 2)
+        op = build(name)
+        x, y = images(op, K + 1, 1), images(op, K + 1, 2)
         levels, x_copy = torch.arange(K + 1), x.clone()
         out = op(x, levels)
         assert out.shape == x.shape and out.dtype == torch.float32 and torch.isfinite(out).all()
@@ -63,14 +72,16 @@ class TestOperatorContract:
         assert torch.equal(x, x_copy), "an operator's output must not share memory with its input"
 
     def test_each_example_takes_its_own_level(self, name):
-        op, x = build(name), images(K + 1, 3)
+        op = build(name)
+        x = images(op, K + 1, 3)
         levels = torch.arange(K, -1, -1)
         together = op(x, levels)
         for i in range(K + 1):
             torch.testing.assert_close(together[i : i + 1], op(x[i : i + 1], levels[i : i + 1]), atol=1e-6, rtol=0)
 
     def test_levels_outside_0_to_K_are_refused(self, name):
-        op, x = build(name), images(1, 4)
+        op = build(name)
+        x = images(op, 1, 4)
         for bad in (-1, K + 1):
             with pytest.raises(ValueError, match=rf"\[0, {K}\]"):
                 op(x, torch.tensor([bad]))
@@ -82,7 +93,8 @@ class TestOperatorContract:
                 op(x, torch.tensor([1.5]))
 
     def test_same_config_same_map_and_state_survives_a_checkpoint(self, name):
-        op, x, levels = build(name), images(K + 1, 5), torch.arange(K + 1)
+        op = build(name)
+        x, levels = images(op, K + 1, 5), torch.arange(K + 1)
         torch.testing.assert_close(build(name)(x, levels), op(x, levels), atol=0, rtol=0)
         other_seed = build(name, operator_seed=2)
         if op.state_dict():  # state that a checkpoint must carry: another seed gives another map until loaded
@@ -91,7 +103,8 @@ class TestOperatorContract:
 
     def test_gradients_are_the_adjoint(self, name):
         """<grad_x <w, A x>, v> = <w, A v>: the backward pass applies A^T."""
-        op, x, w, v = build(name), images(K + 1, 6).requires_grad_(), images(K + 1, 7), images(K + 1, 8)
+        op = build(name)
+        x, w, v = images(op, K + 1, 6).requires_grad_(), images(op, K + 1, 7), images(op, K + 1, 8)
         levels = torch.arange(K + 1)
         (op(x, levels) * w).sum().backward()
         torch.testing.assert_close((x.grad * v).sum(), (w * op(v, levels)).sum(), atol=1e-3, rtol=1e-4)
@@ -100,10 +113,12 @@ class TestOperatorContract:
         op = build(name)
         if not op.diagonal:
             pytest.skip(f"{name} is not diagonal in a basis")
-        x, levels = images(K + 1, 9), torch.arange(K + 1)
+        x, levels = images(op, K + 1, 9), torch.arange(K + 1)
         coefficients = op.to_basis(x)
         torch.testing.assert_close(coefficients.norm(), x.norm(), atol=1e-4, rtol=1e-5)
         torch.testing.assert_close(op.from_basis(coefficients), x, atol=1e-5, rtol=0)
         spectrum = op.spectrum(levels)
-        torch.testing.assert_close(spectrum[0].expand(CHANNELS, *SIZE), torch.ones(CHANNELS, *SIZE))
+        torch.testing.assert_close(
+            spectrum[0].expand(CHANNELS, op.height, op.width), torch.ones(CHANNELS, op.height, op.width)
+        )
         torch.testing.assert_close(op(x, levels), op.from_basis(spectrum * coefficients), atol=1e-5, rtol=0)

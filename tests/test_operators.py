@@ -126,7 +126,7 @@ def test_level_errors():
 
 
 def test_unknown_operator_lists_known_names():
-    with pytest.raises(ValueError, match="unknown operator 'sharpen'; known: blur, constant_deceleration"):
+    with pytest.raises(ValueError, match="unknown operator 'sharpen'; known: blur, cold_blur, constant_deceleration"):
         build_operator("sharpen", image_size=8, K=3)
 
 

@@ -50,6 +50,14 @@ def optional_positive(value: Any) -> bool:
     return value is None or real_above(0)(value)
 
 
+def odd_positive_int(value: Any) -> bool:
+    return is_int(value) and value >= 1 and value % 2 == 1
+
+
+def unit_interval_open_below(value: Any) -> bool:
+    return is_real(value) and 0 < value <= 1
+
+
 class Role(Enum):
     """What a key's value changes, which decides where it may differ from a trained run's config."""
 
@@ -129,6 +137,20 @@ KEYS: Dict[str, Rule] = {
     "model.blurring_sigma_max": Rule(real_at_least(0), "a finite number >= 0 (blur's sigma_B at t = 1)", MODEL),
     "model.min_scale": Rule(unit_interval(closed_above=False), "a number in [0, 1)", MODEL),
     "model.operator_seed": Rule(int_at_least(0), "an integer >= 0", MODEL),
+    "model.kernel_size": Rule(odd_positive_int, "an odd integer >= 1 (cold_blur's kernel side)", MODEL),
+    "model.kernel_std": Rule(real_above(0), "a finite number > 0 (cold_blur's kernel std in pixels)", MODEL),
+    "model.kernel_std_step": Rule(real_at_least(0), "a finite number >= 0 (cold_blur's linear step)", MODEL),
+    "model.blur_routine": choice(MODEL, "constant", "incremental", "exponential", "linear"),
+    "model.blur_padding": choice(MODEL, "reflect", "circular"),
+    "model.mask_std": Rule(real_above(0), "a finite number > 0 (the Gaussian mask's std in pixels)", MODEL),
+    "model.mask_initial": Rule(real_at_least(0), "a finite number >= 0 (mask's incremental offset)", MODEL),
+    "model.mask_routine": choice(MODEL, "incremental", "constant"),
+    "model.mask_centre": choice(MODEL, "centre", "seeded"),
+    "model.pixelate_every": Rule(int_at_least(1), "an integer >= 1 (pixelate's levels per halving)", MODEL),
+    "model.desaturate_routine": choice(MODEL, "constant", "linear"),
+    "model.desaturate_factor": Rule(
+        unit_interval_open_below, "a number in (0, 1] (desaturate's factor per level)", MODEL
+    ),
     "model.loss_norm": choice(MODEL, "l1", "l2"),
     "model.prior_noise": Rule(real_above(0), "a finite number > 0 (the cold prior's std around A_K x0)", SAMPLES),
     "model.prior": Rule(is_str, "a prior name (a string)", MODEL),

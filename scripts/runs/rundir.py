@@ -144,6 +144,36 @@ def blur_keys_of_an_older_run(model: Dict[str, Any]) -> Dict[str, Any]:
     return {"blurring_sigma_max": model["blur_sigma_max"], "blur_sigma_max": defaults.blur_sigma_max}
 
 
+def the_default_for_a_newer_component(leaf: str) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+    """A key of an operator, process or prior added after the run was stored (the run does not read it): its
+    default."""
+
+    def stored_run_values(model: Dict[str, Any]) -> Dict[str, Any]:
+        from configs.default import get_default_configs
+
+        return {leaf: get_default_configs().model[leaf]}
+
+    return stored_run_values
+
+
+COLD_KEYS = (  # the operators cold_blur, mask, pixelate, desaturate; the cold process; the gmm prior
+    "kernel_size",
+    "kernel_std",
+    "kernel_std_step",
+    "blur_routine",
+    "blur_padding",
+    "mask_std",
+    "mask_initial",
+    "mask_routine",
+    "mask_centre",
+    "pixelate_every",
+    "desaturate_routine",
+    "desaturate_factor",
+    "loss_norm",
+    "prior_noise",
+    "gmm_components",
+)
+
 # Config keys added after runs were first stored: for a group that lacks the key, the values (of that group's keys)
 # that rebuild the run exactly as it was trained.
 ADDED_KEYS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
@@ -152,6 +182,7 @@ ADDED_KEYS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "model.num_classes": lambda model: {"num_classes": 0},  # every run was unconditional
     "model.scale_shift_norm": lambda model: {"scale_shift_norm": False},  # the embedding was added before the norm
     "model.label_dropout": lambda model: {"label_dropout": 0.1},  # unused by an unconditional run
+    **{f"model.{leaf}": the_default_for_a_newer_component(leaf) for leaf in COLD_KEYS},
 }
 
 
