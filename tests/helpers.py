@@ -26,7 +26,7 @@ CONFIG_FILES = sorted(  # every shipped config file
     if os.path.basename(p) not in ("__init__.py", "default.py")
 )
 # small valid model.* values, whatever the operator
-TEST_MODEL = dict(blur_sigma_max=4.0, blurring_sigma_max=4.0, operator_seed=1)
+TEST_MODEL = dict(blur_sigma_max=4.0, blurring_sigma_max=4.0, operator_seed=1, kernel_size=3, pixelate_every=2)
 
 
 def load_config_file(path: str):

@@ -113,16 +113,16 @@ class SamplingSpec:
     def deterministic_run(self, denoiser, process_name: str) -> Tuple[Callable, Dict[str, Any], List[float]]:
         """(sampler function, its settings, the grid's levels K first) of a deterministic sampler, for the
         deterministic latents (``latents.encode_deterministic``); a sampler that draws noise is refused."""
-        self = self.for_process(denoiser.process)
-        path = self.levels(denoiser, process_name)
-        if not self.is_deterministic():
+        spec = self.for_process(denoiser.process)
+        path = spec.levels(denoiser, process_name)
+        if not spec.is_deterministic():
             choices = [name for name in samplers_for(denoiser) if SAMPLERS.metadata(name)["deterministic"]({})]
             raise ValueError(
-                f"sampler={self.sampler} with {self.settings() or 'its defaults'} draws noise, so run backwards it "
+                f"sampler={spec.sampler} with {spec.settings() or 'its defaults'} draws noise, so run backwards it "
                 f"does not encode; allowed: a deterministic sampler of the {process_name!r} process "
-                f"({', '.join(choices) or 'none'}: ddim at eta=0, heun at churn=0)"
+                f"({', '.join(choices) or 'none'}, at their defaults: eta=0, churn=0)"
             )
-        return SAMPLERS.get(self.sampler), self.settings(), path[:-1]
+        return SAMPLERS.get(spec.sampler), spec.settings(), path[:-1]
 
     def record(self) -> Dict[str, Any]:
         """The spec as recorded with results: every field, the unset ones as None."""
