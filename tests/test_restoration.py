@@ -16,9 +16,9 @@ from PIL import Image
 from scripts.evaluation.image_metrics import rmse, ssim
 from scripts.training.trainer import Trainer
 from tests.configs import tiny
-from tests.test_bad_inputs import assert_refused, run, trained_run  # noqa: F401 (trained_run: an ihdm run)
+from tests.test_bad_inputs import ROOT, assert_refused, run, trained_run  # noqa: F401 (trained_run: an ihdm run)
 
-SIZE, K, LEVEL = 16, 4, 3
+SIZE, K, LEVEL = 28, 4, 3
 SIGMA_MIN, SIGMA_MAX = 0.5, 4.0  # the heat operator's schedule in tests/configs/tiny.py
 
 
@@ -55,7 +55,7 @@ def heat_blur(image: np.ndarray, level: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def cold_run(tmp_path_factory):
-    """A tiny cold run on 16 x 16 digits with the heat operator, trained for 2 steps."""
+    """A tiny cold run on the 28 x 28 embedded digits with the heat operator, trained for 2 steps."""
     folder = str(tmp_path_factory.mktemp("cold"))
     config = tiny.get_config()
     config.data.image_size = SIZE
@@ -66,15 +66,10 @@ def cold_run(tmp_path_factory):
 
 
 @pytest.fixture()
-def digit(tmp_path):
-    """A 16 x 16 grey test image (a ring) as a PNG, and its values in [0, 1]."""
-    rows, cols = np.mgrid[:SIZE, :SIZE]
-    radius = np.hypot(rows - 7.5, cols - 7.5)
-    values = np.clip(1.5 - np.abs(radius - 4.5), 0, 1)
-    pixels = np.round(255 * values).astype(np.uint8)
-    path = str(tmp_path / "digit.png")
-    Image.fromarray(pixels, mode="L").save(path)
-    return path, pixels / 255.0
+def digit():
+    """A held-out digit of the embedded MNIST (docs/mnist5k_test_0.png, 28 x 28 grey) and its values in [0, 1]."""
+    path = os.path.join(ROOT, "docs", "mnist5k_test_0.png")
+    return path, np.asarray(Image.open(path).convert("L"), dtype=np.float64) / 255.0
 
 
 def test_restore_writes_the_degraded_input_the_restorations_the_original_and_their_metrics(cold_run, digit):
@@ -101,7 +96,7 @@ def test_restore_writes_the_degraded_input_the_restorations_the_original_and_the
     assert f"rmse_degraded {row['rmse_degraded']:.4f}" in result.stdout
 
 
-def test_restore_of_degraded_images_writes_no_metrics(cold_run, digit, tmp_path):
+def test_restore_of_degraded_images_writes_no_metrics(cold_run, digit):
     path, _ = digit
     result = run("sample.py", "--workdir", cold_run, f"--restore={path}", "--degraded", "--seed=3")
     assert result.returncode == 0, result.stderr
