@@ -172,3 +172,18 @@ def test_restoring_with_a_process_that_cannot_restore_is_refused(trained_run, tm
     evaluated = run("evaluate.py", "--workdir", trained_run, "--mode=restore", "--feature_net=fast_random_conv")
     assert_refused(evaluated, "the 'ihdm' process cannot restore")
     assert_refused(run("evaluate.py", "--workdir", trained_run, "--from_level=2"), "--from_level=2 with --mode=fid")
+
+
+def test_a_restoration_table_of_one_image_is_refused(cold_run, tmp_path):
+    result = run(
+        "evaluate.py",
+        "--workdir",
+        cold_run,
+        "--mode=restore",
+        "--num_test=1",
+        "--feature_net=fast_random_conv",
+        f"--stats_dir={tmp_path}",
+        "--experiment_name=one",
+    )
+    assert_refused(result, "--num_test=1: the FIDs need at least 2 test images")
+    assert not os.path.exists(os.path.join(cold_run, "evaluation_results", "one", "results.json"))

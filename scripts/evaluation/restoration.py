@@ -44,6 +44,8 @@ def run_restore(
     test_data = build.build_data(config, "test", model.process)
     num_test = config.eval.num_test if request.num_test is None else request.num_test
     count = len(test_data) if not num_test else min(num_test, len(test_data))
+    if count < 2:
+        raise ValueError(f"--num_test={num_test}: the FIDs need at least 2 test images; allowed: 2 or more, 0 for all")
     sums = {f"{metric}_{row}": torch.zeros((), dtype=torch.float64) for metric in ("rmse", "ssim") for row in ROWS}
     outputs: Dict[int, Dict[str, torch.Tensor]] = {}
     spent = set()
