@@ -191,12 +191,13 @@ class Model:
         above: Optional[int] = None,
         seed: int = 0,
         class_label: Optional[int] = None,
+        start: int = 0,
     ) -> torch.Tensor:
         """n variations [n, C, H, W] of one image [C, H, W] by level of detail. With ``below`` = L, the image's
         latent is kept at levels above L and the noise of every step k <= L is drawn afresh (at k = 1 the
         residual becomes 0: the model's own last step); with ``above`` = L, u_K and the noise of every step
-        k > L are drawn afresh and the rest kept. Image i draws from seeds (seed, i), so L = 0 below (or L = K
-        above) returns the decoded image itself."""
+        k > L are drawn afresh and the rest kept. Variation i (i = start..start+n-1) draws from seeds (seed, i),
+        so a request can be drawn in chunks, and L = 0 below (or L = K above) returns the decoded image itself."""
         if (below is None) == (above is None):
             raise ValueError("give exactly one of below=LEVEL and above=LEVEL")
         level = below if below is not None else above
@@ -204,7 +205,8 @@ class Model:
             raise ValueError(f"level {level} is outside 0..{self.process.K} (K of this model)")
         prior_state, noise = self.encode(image[None], seed, class_label)
         prior_state, noise = prior_state.expand(n, *self.shape).clone(), noise.expand(n, *noise.shape[1:]).clone()
-        generators = seeded_generators(seed, NOISE_STREAM, range(n))  # one stream per image, a draw per step
+        rows = range(start, start + n)
+        generators = seeded_generators(seed, NOISE_STREAM, rows)  # one stream per image, a draw per step
         fresh_noise = torch.stack(
             [randn_per_generator(generators, self.shape, self.device) for _ in self.process.sampling_levels()], dim=1
         )
@@ -213,7 +215,7 @@ class Model:
         redraw = levels <= level if below is not None else levels > level
         noise[:, redraw] = fresh_noise[:, redraw]
         if above is not None and level < self.process.K:
-            prior_state = self.prior.sample(seeded_generators(seed, INIT_STREAM, range(n)), self.shape, self.device)
+            prior_state = self.prior.sample(seeded_generators(seed, INIT_STREAM, rows), self.shape, self.device)
         return self.decode((prior_state, noise), class_label)
 
     def restore(

@@ -141,10 +141,10 @@ def draw_from_images(model: Model, request: SamplingRequest, seed: int) -> None:
     if request.mode == "restore":
         write_restoration(model, request, loaded, seed, folder)
         return
-    if request.mode == "interpolate_images":
-        samples, written = write_interpolation(model, request, loaded, seed, folder)
-    else:
-        samples, written = write_variations(model, request, loaded, seed, folder)
+    if request.mode == "resample":
+        write_variations(model, request, loaded, seed, folder)
+        return
+    samples, written = write_interpolation(model, request, loaded, seed, folder)
     written.append(save_arrays(folder, model.process.data_range, samples=samples, images=loaded))
     print_written(f"{len(samples)} samples ({request.mode} of {', '.join(request.images)})", model, written)
 
@@ -177,13 +177,28 @@ def interpolate_images(model: Model, request: SamplingRequest, loaded: torch.Ten
     return samples
 
 
-def write_variations(model: Model, request: SamplingRequest, loaded: torch.Tensor, seed: int, folder: str):
-    """samples.png of --batch_size variations of the loaded image [1, C, H, W], after the image decoded from its
-    own latent; returns (the variations [N, C, H, W], the paths written)."""
-    samples = model.resample(loaded[0], request.count, seed=seed, **request.resample_level)
-    original = model.decode(model.encode(loaded[:1], seed))
-    tiles = to_unit(torch.cat([original, samples]), model.process.data_range)
-    return samples, [save_png(os.path.join(folder, "samples.png"), tiles)]
+def write_variations(model: Model, request: SamplingRequest, loaded: torch.Tensor, seed: int, folder: str) -> None:
+    """--batch_size variations of the loaded image [1, C, H, W], drawn in chunks of eval.batch_size and streamed to
+    samples.npz (``samples``, and the ``images`` loaded), so the memory is bounded by the chunk; samples.png shows
+    the image decoded from its own latent, then the first variations. Refused first, in one line, if samples.npz
+    cannot fit the free disk space."""
+    check_disk_space(request, folder, model.shape)
+    chunk, data_range = model.config.eval.batch_size, model.process.data_range
+    shown = pictured_count(request.count, points=False)
+    first = []
+    small = {"images": loaded.cpu().numpy(), "data_range": np.array(data_range)}
+    shapes = sample_array_shapes(request.count, model.shape, request.mode)
+    with NpzStream(os.path.join(folder, "samples.npz"), shapes, **small) as arrays:
+        for start in range(0, request.count, chunk):
+            count = min(chunk, request.count - start)
+            samples = model.resample(loaded[0], count, seed=seed, start=start, **request.resample_level)
+            arrays.append(samples=samples.cpu().numpy())
+            first.append(samples[: max(0, shown - start)].cpu())
+        npz = arrays.close()
+    original = model.decode(model.encode(loaded[:1], seed)).cpu()
+    tiles = to_unit(torch.cat([original, *first]), data_range)
+    written = [save_png(os.path.join(folder, "samples.png"), tiles), npz]
+    print_written(f"{request.count} samples (resample of {request.images[0]})", model, written)
 
 
 def restore_level(request: SamplingRequest, model: Model) -> int:

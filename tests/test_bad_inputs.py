@@ -199,6 +199,10 @@ IMAGE_FLAGS = [
     (["--interpolate", "--image_a={png}", "--image_b={missing}"], "image '{missing}' cannot be read"),
     (["--image={png}", "--resample_above=6"], "--resample_above=6: an integer in 0..5"),  # K = 5: after loading
     (["--image={png}", "--resample_below=1", "--steps=2"], "--steps=2 with --image"),
+    (
+        ["--image={png}", "--resample_below=1", "--batch_size=10000000000000"],
+        "--batch_size=10000000000000: the samples",
+    ),
     (["--interpolate", "--image_a={png}", "--image_b={png}", "--steps=2"], "allowed: with --deterministic"),
 ]
 

@@ -82,6 +82,21 @@ def test_every_mode_from_the_prior_is_chunked_alike(trained, flags):
     assert_same_arrays(draw(trained, 150, CHUNK, **flags), draw(trained, 150, 150, **flags), flags)
 
 
+def test_the_variations_of_an_image_are_drawn_in_chunks_alike(trained, tmp_path):
+    """sample.py --image --resample_below in chunks of 3 streams the same variations as the API draws at once
+    (variation i from seeds (seed, i)), with the image loaded beside them; the picture shows the first ones."""
+    from PIL import Image
+
+    path = str(tmp_path / "digit.png")
+    Image.fromarray((np.arange(64, dtype=np.uint8) * 4).reshape(8, 8), mode="L").save(path)
+    chunked = draw(trained, 7, 3, image=path, resample_below=2)
+    assert sorted(chunked) == ["data_range", "images", "samples"] and chunked["samples"].shape == (7, 1, 8, 8)
+    model = Model.from_run(trained, 0, torch.device("cpu"))
+    whole = model.resample(model.load_images([path])[0], 7, below=2, seed=model.config.eval.seed)
+    np.testing.assert_allclose(chunked["samples"], whole.numpy(), atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(chunked["images"], model.load_images([path]).numpy())
+
+
 def live_tensor_bytes() -> int:
     """The bytes of every tensor storage that the Python objects alive hold (each storage once)."""
     gc.collect()

@@ -327,35 +327,40 @@ def check_resample_level(request: SamplingRequest, K: int) -> None:
     require(f"--resample_{side}", level, lambda value: int_at_least(0)(value) and value <= K, f"an integer in 0..{K}")
 
 
-def sample_array_shapes(count: int, shape: Sequence[int]) -> Dict[str, Tuple[int, ...]]:
-    """The shapes of the arrays that a draw of ``count`` samples from the prior writes to samples.npz."""
-    return {name: (count, *shape) for name in ("samples", "initial")}
+def sample_array_shapes(count: int, shape: Sequence[int], mode: str = "random") -> Dict[str, Tuple[int, ...]]:
+    """The shapes of the arrays that ``count`` samples of ``mode`` stream to samples.npz: the samples and their
+    initial states u_K for a draw from the prior, the samples alone for the variations of an image."""
+    names = ("samples",) if mode == "resample" else ("samples", "initial")
+    return {name: (count, *shape) for name in names}
 
 
 def check_disk_space(request: SamplingRequest, folder: str, shape: Sequence[int]) -> None:
-    """Refuse, in one line, a draw from the prior whose samples.npz cannot be written in the free space of the
-    file system that holds ``folder`` (or its nearest existing parent); ``shape`` the model's image shape."""
+    """Refuse, in one line, a draw from the prior (or variations of an image) whose samples.npz cannot be written
+    in the free space of the file system that holds ``folder`` (or its nearest existing parent); ``shape`` the
+    model's image shape."""
     existing = folder
     while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
         existing = os.path.dirname(existing)
-    need, free = bytes_needed(sample_array_shapes(request.count, shape)), shutil.disk_usage(existing).free
+    arrays = sample_array_shapes(request.count, shape, request.mode)
+    need, free = bytes_needed(arrays), shutil.disk_usage(existing).free
     if need > free:
         flag = "--num_points" if request.mode.startswith("interpolate") else "--batch_size"
         raise ValueError(
             f"{flag}={request.count}: the samples need about {gigabytes(need)} GB on {existing}, which has "
-            f"{gigabytes(free)} GB free; allowed: at most {samples_that_fit(free, shape)} samples there, "
+            f"{gigabytes(free)} GB free; allowed: at most {samples_that_fit(free, shape, request.mode)} samples there, "
             "or more free space"
         )
 
 
-def samples_that_fit(free: int, shape: Sequence[int]) -> int:
-    """The largest number of samples whose samples.npz needs at most ``free`` bytes (by bisection)."""
+def samples_that_fit(free: int, shape: Sequence[int], mode: str) -> int:
+    """The largest number of samples of ``mode`` whose samples.npz needs at most ``free`` bytes (by bisection)."""
+    fits = lambda count: bytes_needed(sample_array_shapes(count, shape, mode)) <= free
     low, high = 0, 1
-    while bytes_needed(sample_array_shapes(high, shape)) <= free:
+    while fits(high):
         low, high = high, 2 * high
     while high - low > 1:  # fits(low), not fits(high)
         middle = (low + high) // 2
-        low, high = (middle, high) if bytes_needed(sample_array_shapes(middle, shape)) <= free else (low, middle)
+        low, high = (middle, high) if fits(middle) else (low, middle)
     return low
 
 
