@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 
 from model_code.itd import gaussian_channel, sample_truncated_logistic, truncation_interval
-from model_code.operators import DiagonalOperator, Operator
+from model_code.operators import OPERATORS, DiagonalOperator, Operator
 from model_code.processes.base import PROCESSES, AncestralDenoiser, Net, Process, per_example_sum, randn_like
 from model_code.randomness import RandomSource, as_randomness
 
@@ -35,6 +35,11 @@ def _expand(values: torch.Tensor) -> torch.Tensor:
 
 
 PREDICTIONS = ("eps", "v")  # what the gaussian process's network predicts
+
+
+def diagonal_operators() -> List[str]:
+    """The registered operators that are diagonal in an orthonormal basis (``DiagonalOperator``)."""
+    return [name for name in OPERATORS.names() if issubclass(OPERATORS.get(name), DiagonalOperator)]
 
 
 @PROCESSES.register("gaussian")
@@ -87,7 +92,7 @@ class GaussianProcess(Process):
         if not isinstance(operator, DiagonalOperator):
             raise ValueError(
                 f"the gaussian process needs an operator that is diagonal in an orthonormal basis "
-                f"(heat, blur, identity, constant_velocity, constant_deceleration); {operator.name!r} is not, "
+                f"({', '.join(diagonal_operators())}); {operator.name!r} is not, "
                 "so its posterior is not per-coefficient: use the ihdm process with it"
             )
         if continuous_time and not operator.continuous:
