@@ -73,6 +73,21 @@ class Operator(Registered, nn.Module):
         return f"image_size=({self.height}, {self.width}), K={self.K}"
 
 
+class SeparableOperator(Operator):
+    """A_k x = L(k) x R(k)^T per channel: per-level matrices L [K+1, H, H] and R [K+1, W, W] in the buffers
+    ``left`` and ``right`` (``register_levels``), two matrix products at any level."""
+
+    def register_levels(self, left: torch.Tensor, right: torch.Tensor, persistent: bool) -> None:
+        """Store L and R (float32); ``persistent`` ones are saved in checkpoints (maps that cannot be rebuilt
+        from the config alone), the others rebuilt at construction."""
+        self.register_buffer("left", left.float(), persistent=persistent)
+        self.register_buffer("right", right.float(), persistent=persistent)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        k = self.check_levels(k)
+        return apply_separable(x, self.left[k], self.right[k])
+
+
 class DiagonalOperator(Operator):
     """A_k = B^T diag(d_k) B for an orthonormal basis B.
 

@@ -6,8 +6,7 @@ import math
 
 import torch
 
-from model_code.dct import apply_separable
-from model_code.operators.base import OPERATORS, ImageSize, Operator
+from model_code.operators.base import OPERATORS, ImageSize, SeparableOperator
 
 BLUR_ROUTINES = ("constant", "incremental", "exponential", "linear")
 BLUR_PADDINGS = ("circular", "reflect")
@@ -65,7 +64,7 @@ def level_matrices(stds: torch.Tensor, kernel_size: int, n: int, padding: str) -
 
 
 @OPERATORS.register("cold_blur")
-class ColdBlurOperator(Operator):
+class ColdBlurOperator(SeparableOperator):
     """Cold Diffusion's blur: A_k = G_{k-1} ... G_1 G_0, G_i a depthwise convolution of every channel.
 
     G_i's kernel is the outer product of the 1D taps exp(-x^2 / (2 s_i^2)), x = -(n//2)..n//2,
@@ -75,7 +74,7 @@ class ColdBlurOperator(Operator):
     Special_6_routine = linear, kernel_std 0.35, kernel_std_step 0.01). Level k applies Cold's
     per-step transforms 0..k-1 in order.
 
-    The kernel and both paddings are separable, so ``forward`` applies A_k x = M_H(k) x M_W(k)^T
+    The kernel and both paddings are separable, so A_k x = M_H(k) x M_W(k)^T (``SeparableOperator``)
     per channel with per-level products M(k) of 1D convolution matrices (built in float64, stored
     float32 [K+1, n, n]): two matrix products at any level. Not marked diagonal: the bases here (pixels,
     the DCT-II, whose half-sample reflection repeats the border sample) diagonalise neither padding.
@@ -106,9 +105,5 @@ class ColdBlurOperator(Operator):
         if blur_padding not in BLUR_PADDINGS:
             raise ValueError(f"blur_padding={blur_padding!r}: one of {', '.join(BLUR_PADDINGS)}")
         stds = cold_blur_stds(K, blur_routine, kernel_std, kernel_std_step)
-        self.register_buffer("blur_h", level_matrices(stds, kernel_size, self.height, blur_padding), persistent=False)
-        self.register_buffer("blur_w", level_matrices(stds, kernel_size, self.width, blur_padding), persistent=False)
-
-    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        k = self.check_levels(k)
-        return apply_separable(x, self.blur_h[k], self.blur_w[k])
+        left = level_matrices(stds, kernel_size, self.height, blur_padding)
+        self.register_levels(left, level_matrices(stds, kernel_size, self.width, blur_padding), persistent=False)

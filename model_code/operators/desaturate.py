@@ -32,7 +32,7 @@ class DesaturateOperator(Operator):
     ``spectrum(k)`` takes levels only and must be the same for every channel (the gaussian process's
     marginal is per pixel coefficient, [B, 1, H, W]), while this spectrum differs between channels
     and its length is the channel count, which an operator is not given. Integer levels; use it with
-    the ihdm process.
+    the ihdm or cold process.
     """
 
     def __init__(self, *, image_size: ImageSize, K: int, desaturate_routine: str, desaturate_factor: float):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from model_code.dct import apply_separable
-from model_code.operators.base import OPERATORS, ImageSize, Operator
+from model_code.operators.base import OPERATORS, ImageSize, SeparableOperator
 
 
 def pixelate_factors(K: int, pixelate_every: int) -> torch.Tensor:
@@ -37,7 +36,7 @@ def check_divisible(factors: torch.Tensor, height: int, width: int, pixelate_eve
 
 
 @OPERATORS.register("pixelate")
-class PixelateOperator(Operator):
+class PixelateOperator(SeparableOperator):
     """Cold Diffusion's resolution degradation: A_k average-pools to (H / f_k, W / f_k), then upsamples by
     nearest-neighbour repetition back to (H, W); f_k = 2^ceil(k / pixelate_every) (``pixelate_factors``).
 
@@ -45,7 +44,7 @@ class PixelateOperator(Operator):
     K = 3 gives 16, 8, 4). Blocks are exact: a schedule whose f_K does not divide H and W (28 -> 14 ->
     7 -> 3.5), or whose coarsest grid would be under one pixel, is refused at construction.
 
-    A_k x = P_H(k) x P_W(k)^T per channel with per-level block-average matrices P(k) ([K+1, n, n],
+    A_k x = P_H(k) x P_W(k)^T per channel (``SeparableOperator``) with block-average matrices P(k) ([K+1, n, n],
     ``block_average_matrix``), so every A_k is an orthogonal projection, A_k A_k = A_k and
     A_j A_k = A_max(j,k). The projections commute and are diagonal in a Haar basis, but no such basis
     is implemented: not marked diagonal. Integer levels.
@@ -57,12 +56,9 @@ class PixelateOperator(Operator):
             raise ValueError(f"pixelate_every={pixelate_every!r}: an integer >= 1 (levels per halving)")
         factors = pixelate_factors(K, pixelate_every)
         check_divisible(factors, self.height, self.width, pixelate_every)
-        self.register_buffer("pool_h", _level_matrices(self.height, factors), persistent=False)
-        self.register_buffer("pool_w", _level_matrices(self.width, factors), persistent=False)
-
-    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        k = self.check_levels(k)
-        return apply_separable(x, self.pool_h[k], self.pool_w[k])
+        self.register_levels(
+            _level_matrices(self.height, factors), _level_matrices(self.width, factors), persistent=False
+        )
 
 
 def _level_matrices(n: int, factors: torch.Tensor) -> torch.Tensor:

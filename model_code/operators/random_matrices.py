@@ -6,12 +6,11 @@ import math
 
 import torch
 
-from model_code.dct import apply_separable
-from model_code.operators.base import OPERATORS, ImageSize, Operator
+from model_code.operators.base import OPERATORS, ImageSize, SeparableOperator
 
 
-class SeparableMatrixOperator(Operator):
-    """A_k = R_W(k) (x) R_H(k): x -> R_H(k) x R_W(k)^T per channel, matrices stored per level.
+class SeparableMatrixOperator(SeparableOperator):
+    """A_k = R_W(k) (x) R_H(k): x -> R_H(k) x R_W(k)^T per channel, seeded random matrices per level.
 
     The per-level factors are persistent buffers, so a checkpoint holds the exact map.
     Index 0 holds the identity.
@@ -22,15 +21,10 @@ class SeparableMatrixOperator(Operator):
         generator = torch.Generator().manual_seed(int(seed))
         left = self.make_factors(self.height, generator)
         right = self.make_factors(self.width, generator)
-        self.register_buffer("left", left.float())
-        self.register_buffer("right", right.float())
+        self.register_levels(left, right, persistent=True)
 
     def make_factors(self, n: int, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
-
-    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        k = self.check_levels(k)
-        return apply_separable(x, self.left[k], self.right[k])
 
 
 def _gaussian_factors(count: int, n: int, generator: torch.Generator) -> torch.Tensor:
