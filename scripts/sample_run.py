@@ -35,7 +35,7 @@ from scripts.sampling.request import (
     sampling_options,
     sampling_spec,
 )
-from scripts.sampling.restoration import check_from_level, check_restorable
+from scripts.sampling.restoration import check_restoration
 from scripts.sampling.sampler import Chunk, check_steps, first_images, sample_chunks
 from scripts.storage.files import write_atomic
 
@@ -132,14 +132,13 @@ def draw_from_images(model: Model, request: SamplingRequest, seed: int) -> None:
     restoration (rank 0 alone)."""
     if request.mode == "resample":
         check_resample_level(request, model.process.K)
-    if request.mode == "restore":
-        check_restore_request(request, model)
+    level = check_restore_request(request, model) if request.mode == "restore" else None
     if not distributed.is_main():
         return
     folder = output_folder(request, seed=seed, step=model.step)
     loaded = model.load_images(request.images)
     if request.mode == "restore":
-        write_restoration(model, request, loaded, seed, folder)
+        write_restoration(model, request, loaded, level, seed, folder)
         return
     if request.mode == "resample":
         write_variations(model, request, loaded, seed, folder)
@@ -201,27 +200,24 @@ def write_variations(model: Model, request: SamplingRequest, loaded: torch.Tenso
     print_written(f"{request.count} samples (resample of {request.images[0]})", model, written)
 
 
-def restore_level(request: SamplingRequest, model: Model) -> int:
-    """The level of a restoration: --from_level, default K."""
-    return model.process.K if request.from_level is None else request.from_level
-
-
-def check_restore_request(request: SamplingRequest, model: Model) -> None:
-    """One line unless the model restores, --from_level lies in 1..K and each image has the model's channels
-    (and, with --degraded, its size)."""
-    check_restorable(model.process, build.data_kind(model.config))
-    check_from_level(restore_level(request, model), model.process.K, "--from_level")
+def check_restore_request(request: SamplingRequest, model: Model) -> int:
+    """The level of a restoration (--from_level, default K), refused in one line unless the model restores, the
+    level lies in 1..K and each image has the model's channels (and, with --degraded, its size)."""
+    level = check_restoration(model.process, build.data_kind(model.config), request.from_level)
     for path in request.images:
         check_image_shape(path, model.shape, exact_size=request.degraded)
     if not request.degraded:  # the metrics against the originals
         check_ssim_size(model.shape[1:])
+    return level
 
 
-def write_restoration(model: Model, request: SamplingRequest, loaded: torch.Tensor, seed: int, folder: str) -> None:
+def write_restoration(
+    model: Model, request: SamplingRequest, loaded: torch.Tensor, level: int, seed: int, folder: str
+) -> None:
     """restoration.png, one row per image: the degraded input, the one-step estimate, the restoration and (unless
     --degraded) the original; samples.npz (those arrays); and, against the originals, metrics.json (RMSE and SSIM
     per image in [0, 1]), printed too."""
-    level, data_range = restore_level(request, model), model.process.data_range
+    data_range = model.process.data_range
     out = model.restore(loaded, level, seed=seed, degraded=request.degraded, **sampling_options(request))
     columns = [out["degraded"], out["direct"], out["restored"]] + ([] if request.degraded else [loaded])
     tiles = to_unit(torch.stack(columns, dim=1).flatten(0, 1), data_range).clamp(0, 1)

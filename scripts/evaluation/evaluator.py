@@ -190,12 +190,23 @@ def run_restore(
     from scripts.evaluation.restoration import check_restore_request
     from scripts.evaluation.restoration import run_restore as run
 
-    check_restore_request(request, model, build.data_kind(config))  # before the reference statistics are computed
+    level = check_restore_request(request, model, build.data_kind(config))  # before the reference statistics
     feature_net = features.build_feature_net(request.feature_net, device)
     reference = reference_for(request, config, model, feature_net)
     seed, batch_size = _or(request.seed, config.eval.seed), _or(request.batch_size, config.eval.batch_size)
     spec = sampling_spec(request).for_process(model.process)
-    return run(request, config, model, spec, feature_net, reference, seed=seed, batch_size=batch_size, device=device)
+    return run(
+        request,
+        config,
+        model,
+        spec,
+        feature_net,
+        reference,
+        level=level,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+    )
 
 
 EVALUATIONS: Dict[str, Callable[..., Dict[str, Any]]] = {

@@ -19,7 +19,7 @@ from scripts.evaluation import fid
 from scripts.evaluation.image_metrics import check_ssim_size, rmse, ssim
 from scripts.runtime import distributed
 from scripts.sampling.imaging import to_unit
-from scripts.sampling.restoration import check_from_level, check_restorable, restore
+from scripts.sampling.restoration import check_restoration, restore
 
 ROWS = ("degraded", "direct", "restored")  # the table's rows, as ``restore`` names them
 ROW_NAMES = {"degraded": "Degraded", "direct": "Direct", "restored": "Sampled"}
@@ -27,20 +27,18 @@ ROW_NAMES = {"degraded": "Degraded", "direct": "Direct", "restored": "Sampled"}
 
 def check_restore_request(request, model, data_kind: str) -> int:
     """The level k of a restore request (--from_level, default K), refused in one line unless the model can
-    restore and k lies in 1..K."""
-    check_restorable(model.process, data_kind)
+    restore, k lies in 1..K (``check_restoration``) and its images hold SSIM's window."""
+    level = check_restoration(model.process, data_kind, request.from_level)
     check_ssim_size(model.shape[1:])
-    level = model.process.K if request.from_level is None else request.from_level
-    check_from_level(level, model.process.K, "--from_level")
     return level
 
 
 def run_restore(
-    request, config, model, spec, feature_net, reference, *, seed: int, batch_size: int, device
+    request, config, model, spec, feature_net, reference, *, level: int, seed: int, batch_size: int, device
 ) -> Dict[str, Any]:
     """{'from_level', 'num_test', 'rmse_degraded', 'ssim_direct', 'fid_restored', ..., 'nfe', 'headline'}: the table
-    of the module docstring; ``reference`` the FID reference statistics of ``feature_net``."""
-    level = check_restore_request(request, model, build.data_kind(config))
+    of the module docstring from ``level`` (``check_restore_request``); ``reference`` the FID reference statistics
+    of ``feature_net``."""
     test_data = build.build_data(config, "test", model.process)
     num_test = config.eval.num_test if request.num_test is None else request.num_test
     count = len(test_data) if not num_test else min(num_test, len(test_data))

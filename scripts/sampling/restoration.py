@@ -8,7 +8,7 @@ the reverse process its "sampled" one.
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 
@@ -33,6 +33,15 @@ def check_from_level(level, K: int, flag: str = "from_level") -> None:
     """``from_level=<value>: an integer in 1..K`` unless it is one."""
     if not (isinstance(level, int) and not isinstance(level, bool) and 1 <= level <= K):
         raise ValueError(f"{flag}={level!r}: an integer in 1..{K} (the level the images are degraded to; K = {K})")
+
+
+def check_restoration(process, data_kind: str, from_level: Optional[int]) -> int:
+    """The level k of a restoration request, ``from_level`` (None: K), refused in one line unless the model
+    restores images (``check_restorable``) and k lies in 1..K."""
+    check_restorable(process, data_kind)
+    level = process.K if from_level is None else from_level
+    check_from_level(level, process.K, "--from_level")
+    return level
 
 
 @torch.no_grad()
