@@ -20,7 +20,8 @@ import torch
 
 from scripts.api import Model
 from scripts.config import build
-from scripts.evaluation.image_metrics import check_ssim_size, rmse, ssim
+from scripts.evaluation.image_metrics import check_ssim_size
+from scripts.evaluation.restoration import fidelity, in_unit_range
 from scripts.runtime import distributed
 from scripts.sampling.image_files import check_image_shape
 from scripts.sampling.imaging import save_gif, save_png, to_unit
@@ -237,15 +238,11 @@ def write_restoration(
 
 def restoration_metrics(out: Dict[str, torch.Tensor], originals: torch.Tensor, data_range, paths: List[str]):
     """Per image: {'image': path, 'rmse_degraded', 'ssim_degraded', 'rmse_direct', ..., 'ssim_restored'}, each
-    against the original, in [0, 1]."""
-    truth = to_unit(originals, data_range)
-    rows = [{"image": path} for path in paths]
-    for name in ("degraded", "direct", "restored"):
-        restored = to_unit(out[name], data_range).clamp(0, 1)
-        for metric, values in (("rmse", rmse(restored, truth)), ("ssim", ssim(restored, truth))):
-            for row, value in zip(rows, values.tolist()):
-                row[f"{metric}_{name}"] = value
-    return rows
+    against the original, in [0, 1] (``fidelity``)."""
+    scores = fidelity(in_unit_range(out, data_range), to_unit(originals, data_range))
+    return [
+        {"image": path, **{key: float(values[i]) for key, values in scores.items()}} for i, path in enumerate(paths)
+    ]
 
 
 def print_written(what: str, model: Model, written: List[str]) -> None:

@@ -25,6 +25,21 @@ ROWS = ("degraded", "direct", "restored")  # the table's rows, as ``restore`` na
 ROW_NAMES = {"degraded": "Degraded", "direct": "Direct", "restored": "Sampled"}
 
 
+def in_unit_range(out: Dict[str, torch.Tensor], data_range) -> Dict[str, torch.Tensor]:
+    """The degraded images, one-step and sampled restorations of ``restore``'s output, each [B, C, H, W] in the
+    data range, as images in [0, 1] (clamped)."""
+    return {row: to_unit(out[row], data_range).clamp(0, 1) for row in ROWS}
+
+
+def fidelity(units: Dict[str, torch.Tensor], truth: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """{'rmse_<row>', 'ssim_<row>'}: per image [B], each row of ``units`` against the originals ``truth``
+    [B, C, H, W], all in [0, 1]."""
+    scores = {}
+    for row in ROWS:
+        scores[f"rmse_{row}"], scores[f"ssim_{row}"] = rmse(units[row], truth), ssim(units[row], truth)
+    return scores
+
+
 def check_restore_request(request, model, data_kind: str) -> int:
     """The level k of a restore request (--from_level, default K), refused in one line unless the model can
     restore, k lies in 1..K (``check_restoration``) and its images hold SSIM's window."""
@@ -52,11 +67,9 @@ def run_restore(
         originals = test_data.prepare(test_data.raw_batch(rows).to(device), augment=False)
         out = restore(model.process, model.net, originals, level, rows=rows, seed=seed, spec=spec)
         spent.add(out["nfe"])
-        truth = to_unit(originals, model.process.data_range)
-        units = {row: to_unit(out[row], model.process.data_range).clamp(0, 1) for row in ROWS}
-        for row in ROWS:
-            sums[f"rmse_{row}"] += rmse(units[row], truth).sum().cpu()
-            sums[f"ssim_{row}"] += ssim(units[row], truth).sum().cpu()
+        units = in_unit_range(out, model.process.data_range)
+        for key, values in fidelity(units, to_unit(originals, model.process.data_range)).items():
+            sums[key] += values.sum().cpu()
         outputs[rows.start] = {row: units[row].cpu() for row in ROWS}
         bar.update(len(rows) * distributed.world_size())
     bar.close()
