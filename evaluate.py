@@ -34,7 +34,7 @@ flags.DEFINE_string(
 flags.DEFINE_string("experiment_name", "default", "Folder under WORKDIR/evaluation_results/.")
 flags.DEFINE_string("param_name", "default", "Key of this result within the experiment (e.g. delta0.013).")
 flags.DEFINE_float("delta", None, "Sampling / reverse-step noise std (ihdm); default: the config's.")
-sampling_flags.define()  # fid: --sampler, --grid, --steps, --eta, --churn
+sampling_flags.define()  # fid, restore: --sampler, --grid, --steps, --eta, --churn, --mixed_precision
 flags.DEFINE_integer("batch_size", None, "Batch size; default: config.eval.batch_size.")
 flags.DEFINE_integer("seed", None, "Base seed; default: config.eval.seed.")
 flags.DEFINE_string("dataset_name", None, "Name of the dataset in the results (default: config.data.dataset).")

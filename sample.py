@@ -58,7 +58,7 @@ flags.DEFINE_integer("from_level", None, "With --restore: the level 1..K to degr
 flags.DEFINE_bool(
     "degraded", False, "With --restore: the images are already degraded (taken as the states at --from_level)."
 )
-sampling_flags.define()  # --sampler, --grid, --steps, --eta, --churn, --guidance
+sampling_flags.define()  # --sampler, --grid, --steps, --eta, --churn, --guidance, --mixed_precision
 flags.DEFINE_integer("class_label", None, "Class-conditional models: every sample of class L (and image flags' class).")
 flags.DEFINE_list("class_labels", None, "Class-conditional models: sample i of class labels[i mod n], e.g. 0,1,2.")
 flags.DEFINE_integer(

@@ -30,7 +30,9 @@ def get_default_configs():
     training.fid_num_gen = 1000  # generated images per FID during training (image i from seed i: the same each time)
     training.fid_feature_net = "inception"  # 'inception', or 'fast_random_conv' (quick, not comparable; labelled)
     training.fid_stats_dir = "data/fid_stats"  # cache of reference statistics (shared with evaluate.py)
-    training.mixed_precision = "bf16"  # on CUDA: 'bf16' | 'fp16' (with loss scaling) | 'no'; CPU always float32
+    # the network's precision: 'auto' (bf16 where the GPU or CPU computes it natively, float32 elsewhere) | 'bf16' |
+    # 'fp16' (CUDA only, with loss scaling) | 'no' (float32); operators, losses and ELBO terms are float32 always
+    training.mixed_precision = "auto"
     training.num_workers = 0  # DataLoader workers for image folders (in-memory datasets stay on the device)
     # speed options (python -m scripts.benchmark_train measures each against its absence)
     training.channels_last = False  # network weights and input in channels-last memory order

@@ -49,6 +49,7 @@ def run_request(request: SamplingRequest) -> None:
     request = request.for_classes(model.num_classes)
     spec = sampling_spec(request)
     spec.check_classes(model.num_classes)
+    spec.network_dtype(device)  # a precision the device cannot run is refused before anything is written
     if not request.images:  # the sampler, its grid and steps can be checked once the model is known
         spec.levels(model.process.denoiser(model.net), model.process.name)
     seed = model.config.eval.seed if request.seed is None else request.seed

@@ -84,7 +84,8 @@ TRAIN_CONFIG_VALUES = [
     ("--config.training.log_freq=-5", "training.log_freq=-5: an integer >= 1 (steps between two of them), or 0"),
     ("--config.training.sampling_freq=-1", "training.sampling_freq=-1: an integer >= 1"),
     ("--config.training.num_samples=0", "training.num_samples=0: an integer >= 1"),
-    ("--config.training.mixed_precision=fp8", "training.mixed_precision='fp8': one of 'bf16', 'fp16', 'no'"),
+    ("--config.training.mixed_precision=fp8", "training.mixed_precision='fp8': one of 'auto', 'bf16', 'fp16', 'no'"),
+    ("--config.training.mixed_precision=fp16", "mixed precision 'fp16' runs on CUDA only; on cpu allowed: 'auto'"),
     ("--config.optim.lr=inf", "optim.lr=inf: a finite number > 0"),
     ("--config.optim.warmup=-1", "optim.warmup=-1: an integer >= 0"),
     ("--config.eval.batch_size=0", "eval.batch_size=0: an integer >= 1"),
@@ -175,6 +176,8 @@ SAMPLE_FLAGS = [
     (["--eta=1.5"], "--eta=1.5: a number in [0, 1]"),
     (["--eta=0.5"], "sampler='ddim': the 'ihdm' process cannot run it"),
     (["--deterministic"], "--deterministic given without --interpolate --image_a/--image_b"),
+    (["--mixed_precision=fp8"], "--mixed_precision=fp8: one of auto, bf16, fp16, no"),
+    (["--mixed_precision=fp16"], "mixed precision 'fp16' runs on CUDA only; on cpu allowed: 'auto', 'bf16' or 'no'"),
     (["--batch_size=10000000000000"], "--batch_size=10000000000000: the samples need about 10,245,120 GB on "),
 ]
 
@@ -204,6 +207,10 @@ IMAGE_FLAGS = [
         "--batch_size=10000000000000: the samples",
     ),
     (["--interpolate", "--image_a={png}", "--image_b={png}", "--steps=2"], "allowed: with --deterministic"),
+    (
+        ["--interpolate", "--image_a={png}", "--image_b={png}", "--deterministic", "--mixed_precision=bf16"],
+        "--mixed_precision=bf16 with --image_a/--image_b: latents are encoded and decoded in float32",
+    ),
 ]
 
 
@@ -291,6 +298,8 @@ EVALUATE_FLAGS = [
     (["--mode=fid", "--steps=9"], "--steps=9: an integer in 1..5"),
     (["--mode=fid", "--steps=2"], "steps=2: the ihdm process cannot skip levels"),
     (["--mode=fid", "--eta=2"], "--eta=2.0: a number in [0, 1]"),
+    (["--mode=elbo", "--mixed_precision=bf16"], "--mixed_precision=bf16 with --mode=elbo; allowed: with --mode=fid"),
+    (["--mode=fid", "--mixed_precision=fp16"], "mixed precision 'fp16' runs on CUDA only"),
     (["--mode=elbo", "--param_name="], "--param_name=: a name (not empty, no '/')"),
     (["--mode=nll_ode", "--ode_rtol=0"], "--ode_rtol=0.0: a finite number > 0 (the solver's relative tolerance)"),
     (["--mode=nll_ode", "--ode_atol=-1e-5"], "--ode_atol=-1e-05: a finite number > 0"),

@@ -68,9 +68,12 @@ def test_roles_of_some_keys(key, role):
 
 def test_the_trainer_means_something_by_every_allowed_choice():
     """The trainer maps a checked value to its meaning; a choice the table allows must have one."""
-    from scripts.training.trainer import AUTOCAST_DTYPES, adam_kernel_flags
+    from model_code.precision import MODES, network_dtype
+    from scripts.training.trainer import adam_kernel_flags
 
-    assert set(AUTOCAST_DTYPES) == set(KEYS["training.mixed_precision"].check.choices)
+    assert set(MODES) == set(KEYS["training.mixed_precision"].check.choices)
+    for mode in set(MODES) - {"fp16"}:  # fp16 is refused off CUDA (tests/test_precision.py)
+        network_dtype(mode, torch.device("cpu"))
     kernels = {
         choice: adam_kernel_flags(choice, torch.device("cpu")) for choice in KEYS["optim.implementation"].check.choices
     }

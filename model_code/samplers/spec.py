@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from model_code.conditioning import LabelChoice, check_guidance
+from model_code.precision import MODES, network_dtype
 from model_code.samplers.base import SAMPLERS, check_sampler, samplers_for
 from model_code.samplers.base import settings as sampler_settings
 from model_code.samplers.grids import GRIDS
@@ -25,7 +26,8 @@ class SamplingSpec:
     ``steps`` (None: every level), ``grid`` (a GRIDS name), the sampler's own settings ``eta`` (ddim: 0
     deterministic .. 1 ancestral) and ``churn`` (heun: EDM's S_churn >= 0), the prior's ``temperature`` and the
     step noise's ``noise_temperature`` (1: as trained); for a class-conditional model the ``classes`` of the
-    images (``LabelChoice``) and the classifier-free ``guidance`` weight w (0: the conditional model)."""
+    images (``LabelChoice``) and the classifier-free ``guidance`` weight w (0: the conditional model); the
+    network's ``mixed_precision`` while it samples (``model_code.precision.MODES``; 'no': float32)."""
 
     sampler: Optional[str] = None
     steps: Optional[int] = None
@@ -36,6 +38,7 @@ class SamplingSpec:
     noise_temperature: float = 1.0
     guidance: float = 0.0
     classes: LabelChoice = LabelChoice()
+    mixed_precision: str = "no"
 
     @classmethod
     def from_options(cls, sampler: Optional[str] = None, **options: Any) -> "SamplingSpec":
@@ -74,6 +77,12 @@ class SamplingSpec:
             if not _finite_at_least(getattr(self, key), 0):
                 raise ValueError(f"{key}={getattr(self, key)}: a finite number >= 0")
         check_guidance(self.guidance)
+        if self.mixed_precision not in MODES:
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}; allowed: one of {', '.join(MODES)}")
+
+    def network_dtype(self, device: torch.device) -> Optional[torch.dtype]:
+        """The network's autocast dtype while sampling on ``device`` (None: float32); fp16 off CUDA is refused."""
+        return network_dtype(self.mixed_precision, device)
 
     def labels(self, rows: Sequence[int], seed: int, num_classes: int) -> Optional[torch.Tensor]:
         """The class labels int64 [len(rows)] of images ``rows`` of a request drawn with ``seed`` from a model of

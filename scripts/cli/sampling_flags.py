@@ -1,4 +1,5 @@
-"""The sampling flags that sample.py and evaluate.py share: --sampler, --grid, --steps, --eta, --churn, --guidance.
+"""The sampling flags that sample.py and evaluate.py share: --sampler, --grid, --steps, --eta, --churn, --guidance,
+--mixed_precision.
 
 ``define()`` declares them, ``options(FLAGS)`` reads them into the keyword options of a sampling
 specification (``model_code.samplers.spec.SamplingSpec.from_options``), and ``check(options)`` refuses a bad
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-SAMPLING_FLAGS = ("sampler", "grid", "steps", "eta", "churn", "guidance")
+SAMPLING_FLAGS = ("sampler", "grid", "steps", "eta", "churn", "guidance", "mixed_precision")
 
 
 def define() -> None:
@@ -25,6 +26,12 @@ def define() -> None:
     flags.DEFINE_float(
         "guidance", None, "Class-conditional models: classifier-free guidance weight w >= 0 (0: the conditional model)."
     )
+    flags.DEFINE_string(
+        "mixed_precision",
+        None,
+        "The network's precision while sampling: no (float32, the default) | auto (bf16 where the device computes it "
+        "natively) | bf16 | fp16 (CUDA).",
+    )
 
 
 def options(values) -> Dict[str, Any]:
@@ -35,6 +42,7 @@ def options(values) -> Dict[str, Any]:
 def check(given: Dict[str, Any]) -> None:
     """One-line errors ``--flag=<value>: <allowed>`` for the sampling flags' values; then the combination's
     (a setting the sampler does not take) from the spec itself."""
+    from model_code.precision import MODES
     from model_code.samplers import GRIDS, SAMPLERS
     from model_code.samplers.spec import SamplingSpec
     from scripts.cli.values import int_at_least, is_real, real_at_least, require
@@ -45,4 +53,5 @@ def check(given: Dict[str, Any]) -> None:
     require("--eta", given.get("eta"), lambda value: is_real(value) and 0 <= value <= 1, "a number in [0, 1]")
     require("--churn", given.get("churn"), real_at_least(0), "a finite number >= 0 (EDM's S_churn)")
     require("--guidance", given.get("guidance"), real_at_least(0), "a finite number >= 0 (0: the conditional model)")
+    require("--mixed_precision", given.get("mixed_precision"), lambda v: v in MODES, "one of " + ", ".join(MODES))
     SamplingSpec.from_options(**given).check()

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 
 import ml_collections
 
+from model_code import precision
 from scripts.cli.values import (
     Check,
     OneOf,
@@ -116,7 +117,7 @@ KEYS: Dict[str, Rule] = {
         one_of("inception", "fast_random_conv"), "'inception' or 'fast_random_conv' (quick, not comparable)", FREE
     ),
     "training.fid_stats_dir": Rule(is_str, "a folder path (the cache of reference statistics)", FREE),
-    "training.mixed_precision": choice(FREE, "bf16", "fp16", "no"),
+    "training.mixed_precision": choice(FREE, *precision.MODES),
     "training.num_workers": Rule(int_at_least(0), "an integer >= 0 (0: load in the main process)", FREE),
     "training.channels_last": flag(FREE),
     "training.compile": flag(FREE),

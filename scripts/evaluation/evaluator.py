@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from model_code.conditioning import num_classes_of
+from model_code.precision import NAMES
 from scripts.cli.flags import require_writable_folder
 from scripts.config import build
 from scripts.evaluation.reference_stats import run_reference
@@ -138,7 +139,10 @@ def run_fid(
     result["steps"] = model.process.K if spec.steps is None else spec.steps
     result.update({key: value for key, value in spec.record().items() if key not in ("steps", "classes")})
     result.update(spec.classes.record(num_classes_of(model.net)), nfe=max(spent))
+    result["network_precision"] = NAMES[spec.network_dtype(device)]  # what the samples ran in
     sampled = f"{spec.sampler}, {result['steps']} steps on the {spec.grid} grid, {result['nfe']} NFE"
+    if result["network_precision"] != "float32":
+        sampled += f", network in {result['network_precision']}"
     if spec.guidance:
         sampled += f", guidance {spec.guidance:g}"
     how = f" ({sampled})" if request.sampling else ""
@@ -226,9 +230,10 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
         raise ValueError(f"unknown --mode {request.mode!r}; allowed: {', '.join(EVALUATIONS)}")
     check_request(request)
     RunDir(request.workdir).checkpoint_path(request.checkpoint)  # a missing checkpoint is refused before any work
+    device = distributed.init().device
+    sampling_spec(request).network_dtype(device)  # a precision the device cannot run: refused before any write
     results = RunDir(request.workdir).path("evaluation_results", request.experiment_name)
     require_writable_folder("--workdir", request.workdir, results)
-    device = distributed.init().device
     settings = {} if request.delta is None else {"delta": request.delta}
     model = load_trained(request.workdir, request.checkpoint, device, config=request.config, process_settings=settings)
     if request.mode in SAMPLING_MODES:  # the sampler, its steps and classes can be checked once the model is known

@@ -34,6 +34,7 @@ OPTION_SUFFIXES = (
     ("eta", "_eta{:g}"),
     ("churn", "_churn{:g}"),
     ("guidance", "_guidance{:g}"),
+    ("mixed_precision", "_precision-{}"),
     ("class_label", "_class{}"),
     ("per_class", "_per_class{}"),
 )
@@ -67,6 +68,7 @@ class SamplingRequest:
     churn: Optional[float] = None
     deterministic: bool = False
     guidance: Optional[float] = None
+    mixed_precision: Optional[str] = None
     class_label: Optional[int] = None
     class_labels: Optional[List[str]] = None
     per_class: Optional[int] = None
@@ -221,6 +223,11 @@ def check_image_flags_fit(request: SamplingRequest) -> None:
             f"--guidance={request.guidance} with image flags: the latents are those of the conditional model; "
             "allowed: leave it out"
         )
+    if request.mixed_precision is not None and request.image_a is not None:
+        raise ValueError(
+            f"--mixed_precision={request.mixed_precision} with --image_a/--image_b: latents are encoded and decoded "
+            "in float32; allowed: leave it out"
+        )
     for flag, value in sampling_options(request).items():
         if request.image is not None:
             raise ValueError(f"--{flag}={value} with --image: exact latents use every level; allowed: leave it out")
@@ -296,7 +303,8 @@ def check_class_flags(request: SamplingRequest) -> None:
 
 
 def sampling_options(request: SamplingRequest) -> Dict[str, Any]:
-    """The sampling flags given (--sampler, --grid, --steps, --eta, --churn, --guidance), by name."""
+    """The sampling flags given (--sampler, --grid, --steps, --eta, --churn, --guidance, --mixed_precision), by
+    name."""
     return sampling_flags.options(request)
 
 
@@ -375,10 +383,9 @@ def output_folder(request: SamplingRequest, *, seed: int, step: int) -> str:
 
     The mode, number of samples, checkpoint, its step and the seed always appear; then, when given, resampling's
     level, the input images' file stems and a short hash of their bytes, --delta, --sampler, --grid, --steps,
-    --eta, --churn,
-    --deterministic, temperatures other than 1, and a short hash of the --config's sample-changing keys where
-    they differ from the run's saved config.json (its model-changing keys agree with the run's, or the model
-    would not have loaded).
+    --eta, --churn, --guidance, --mixed_precision, the classes, --deterministic, temperatures other than 1, and a
+    short hash of the --config's sample-changing keys where they differ from the run's saved config.json (its
+    model-changing keys agree with the run's, or the model would not have loaded).
     """
     name = f"{request.mode}_n{request.count}_checkpoint{request.checkpoint}_step{step}_seed{seed}"
     return run_dir(request).path("sample_outputs", name + "".join(name_suffixes(request)))

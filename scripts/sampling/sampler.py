@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from model_code.conditioning import conditioned, num_classes_of
+from model_code.precision import AutocastNetwork
 from model_code.priors import randn_per_generator
 from model_code.randomness import INIT_STREAM, NOISE_STREAM, seeded_generators
 from model_code.samplers import SAMPLERS
@@ -66,6 +67,13 @@ def step_noise(
     return drawn if weights is None else spherical(drawn[0], drawn[1], weights)
 
 
+def sampling_network(net: torch.nn.Module, spec: SamplingSpec, device: torch.device):
+    """``net`` in the spec's ``mixed_precision`` on ``device`` (``AutocastNetwork``: float32 in and out), or ``net``
+    itself in float32."""
+    dtype = spec.network_dtype(device)
+    return net if dtype is None else AutocastNetwork(net, torch.device(device).type, dtype)
+
+
 @torch.no_grad()
 def reverse_process(
     process,
@@ -92,7 +100,7 @@ def reverse_process(
     an empty list; nfe the network evaluations spent.
     """
     spec = spec.for_process(process)
-    denoiser = process.denoiser(conditioned(net, labels, spec.guidance))
+    denoiser = process.denoiser(conditioned(sampling_network(net, spec, initial.device), labels, spec.guidance))
     levels = spec.levels(denoiser, process.name, start_level)
     kept = set(evenly_spaced_frames(len(levels), max_frames)) if record else set()
     trajectory = [initial[:recorded_rows].to("cpu", copy=True)] if 0 in kept else []

@@ -24,7 +24,7 @@ import ml_collections
 import torch
 import torch.distributed as dist
 
-from model_code.precision import AutocastNetwork
+from model_code.precision import DTYPES, AutocastNetwork
 from model_code.randomness import ExampleRandomness
 from scripts.config import build
 from scripts.data.batches import EpochBatches, batch_loader, training_batches
@@ -39,7 +39,7 @@ from scripts.training.throughput import (
     training_flops_per_image,
     variant,
 )
-from scripts.training.trainer import AUTOCAST_DTYPES, adam_kernel_flags, set_tf32_convolutions
+from scripts.training.trainer import adam_kernel_flags, set_tf32_convolutions
 
 CUDA_ABSENT = "CUDA is absent"
 CHECK_BATCH = 4  # images the checks other than training run on
@@ -151,10 +151,10 @@ def recorded_operator_outputs(operator: torch.nn.Module):
 
 def traced_loss(subject: Subject, mode: str) -> Dict[str, object]:
     """The process's per-example losses with the network wrapped as the trainer wraps it, under autocast in
-    ``AUTOCAST_DTYPES[mode]`` on the subject's device: {'losses', 'operator_outputs', 'network_dtype'}."""
+    ``DTYPES[mode]`` on the subject's device: {'losses', 'operator_outputs', 'network_dtype'}."""
     network_dtypes = []
     hook = subject.net.register_forward_hook(lambda module, args, out: network_dtypes.append(out.dtype))
-    network = AutocastNetwork(subject.net, subject.device.type, AUTOCAST_DTYPES[mode])
+    network = AutocastNetwork(subject.net, subject.device.type, DTYPES[mode])
     randomness = ExampleRandomness(subject.config.seed, 0, CHECK_BATCH, device=subject.device)
     try:
         with torch.no_grad(), recorded_operator_outputs(subject.process.operator) as outputs:
@@ -177,7 +177,7 @@ def autocast_check(subject: Subject, mode: str) -> dict:
     losses = reduced["losses"]
     difference = abs(losses.mean().item() / reference["losses"].mean().item() - 1)
     ok = (
-        reduced["network_dtype"] == AUTOCAST_DTYPES[mode]
+        reduced["network_dtype"] == DTYPES[mode]
         and operator_dtypes == ["torch.float32"]
         and same_outputs
         and losses.dtype == torch.float32

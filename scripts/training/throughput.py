@@ -17,11 +17,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from model_code.precision import AutocastNetwork
+from model_code.precision import AutocastNetwork, network_dtype
 from scripts.config import build
 from scripts.data.datasets import TensorImages, wrap_dataset
 from scripts.training.phases import PhaseTimer, TimedNetwork
-from scripts.training.trainer import LogAccumulator, Trainer, adam_kernel_flags, autocast_dtype
+from scripts.training.trainer import LogAccumulator, Trainer, adam_kernel_flags
 
 SYNTHETIC_IMAGES = 2048
 
@@ -80,7 +80,7 @@ class BareLoop:
         self.network = AutocastNetwork(
             torch.compile(self.net) if config.training.compile else self.net,
             device.type,
-            autocast_dtype(config.training.mixed_precision, device),
+            trainer.network_dtype,
             channels_last=config.training.channels_last,
         )
         shape = (config.training.batch_size, *build.data_shape(config))
@@ -154,9 +154,12 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int, repeats: in
     return 2 * size**3 / best
 
 
-def matmul_peaks(device: torch.device) -> Dict[str, float]:
+def matmul_peaks(device: torch.device, bf16: bool) -> Dict[str, float]:
+    """The peaks MFU is measured against: float32 (and with ``bf16`` bfloat16) on CPU; bfloat16, TF32 and
+    float32 on CUDA."""
     if device.type == "cpu":
-        return {"float32": max(matmul_peak(device, torch.float32, n) for n in (1024, 2048))}
+        dtypes = {"float32": torch.float32, **({"bfloat16": torch.bfloat16} if bf16 else {})}
+        return {name: max(matmul_peak(device, dtype, n) for n in (1024, 2048)) for name, dtype in dtypes.items()}
     return {
         "bfloat16": matmul_peak(device, torch.bfloat16, 8192),
         "tf32": matmul_peak(device, torch.float32, 8192, tf32=True),
@@ -166,7 +169,7 @@ def matmul_peaks(device: torch.device) -> Dict[str, float]:
 
 def network_precision(config: ml_collections.ConfigDict, device: torch.device) -> str:
     """Which matmul peak the network's arithmetic is measured against."""
-    dtype = autocast_dtype(config.training.mixed_precision, device)
+    dtype = network_dtype(config.training.mixed_precision, device)
     if dtype is not None:
         return {torch.bfloat16: "bfloat16", torch.float16: "bfloat16"}[dtype]  # fp16 and bf16 peaks are equal
     return "tf32" if device.type == "cuda" and config.training.tf32 else "float32"
@@ -192,8 +195,8 @@ def option_variants(config: ml_collections.ConfigDict, option: str, device: torc
     if option == "adam":
         kinds = ["for_loop", "foreach", "fused"]
         return {f"Adam {k}": {"config": variant(config, optim__implementation=k)} for k in kinds}
-    if option == "bf16":
-        other = "no" if training.mixed_precision != "no" else "bf16"
+    if option == "bf16":  # the config's precision on this device against the other one
+        other = "no" if network_dtype(training.mixed_precision, device) is not None else "bf16"
         return {f"mixed_precision {other}": {"config": variant(config, training__mixed_precision=other)}}
     if option == "resident_data":
         return {"DataLoader instead of device-resident data": {"config": config, "resident": False}}
@@ -239,8 +242,8 @@ def benchmark(
     batch = config.training.batch_size
     phases = framework.time_phases(steps)
     flops = training_flops_per_image(copy.deepcopy(bare.network), bare.x, bare.time)
-    peaks = matmul_peaks(device)
     precision = network_precision(config, device)
+    peaks = matmul_peaks(device, bf16=precision == "bfloat16" or "bf16" in options)
     achieved = flops * batch / seconds["framework"]
     return {
         "images_per_second": {name: batch / s for name, s in seconds.items()},

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from model_code.conditioning import conditioned, drop_labels
 from model_code.ema import EMA
-from model_code.precision import AutocastNetwork
+from model_code.precision import NAMES, AutocastNetwork, describe, network_dtype
 from model_code.randomness import LABEL_DROPOUT_STREAM, ExampleRandomness, seed_from
 from scripts.cli.errors import TrainingDiverged
 from scripts.config import build
@@ -54,15 +54,6 @@ from scripts.training.phases import NO_TIMER
 
 LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
 GROWTH_WARNING = 1e3  # warn once when a logged mean loss exceeds this multiple of the lowest one so far
-
-
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": None}  # training.mixed_precision
-
-
-def autocast_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
-    """The network's autocast dtype for training.mixed_precision (checked by scripts/config/validate.py; None:
-    float32); CUDA only."""
-    return AUTOCAST_DTYPES[mode] if device.type == "cuda" else None
 
 
 def adam_kernel_flags(implementation: str, device: torch.device) -> Dict[str, bool]:
@@ -167,6 +158,7 @@ class Trainer:
         self.stopped_by: Optional[str] = None  # the signal that stopped run() early, if any
         context = distributed.init()
         self.device = device or context.device
+        self.network_dtype = network_dtype(config.training.mixed_precision, self.device)  # None: float32
         self.split = BatchSplit.of(
             config.training.batch_size, config.training.batch_per_device, context.world_size, context.rank
         )
@@ -213,7 +205,7 @@ class Trainer:
         return AutocastNetwork(
             torch.compile(net) if training.compile else net,
             self.device.type,
-            autocast_dtype(training.mixed_precision, self.device),
+            self.network_dtype,
             channels_last=training.channels_last,
         )
 
@@ -336,6 +328,7 @@ class Trainer:
         state = self.state.state_dict()
         state["process"] = self.process.state_dict()
         state["prior"] = self.prior.state_dict()
+        state["network_precision"] = NAMES[self.network_dtype]  # what the network trained in: bf16, fp16, float32
         if distributed.is_main():
             save_checkpoint(paths, state, self.config)
 
@@ -399,6 +392,9 @@ class Trainer:
         Runs under the run's lock; a refused resume has written nothing. A snapshot due at the resumed
         step that is missing (a kill between the two writes of an older version) is written again.
         """
+        if distributed.is_main():
+            mode = self.config.training.mixed_precision
+            print(f"network precision: {describe(mode, self.network_dtype, self.device)}")
         removed = distributed.on_main(self.run_dir.prepare_for_training)
         if removed:
             print(f"removed temporary files that interrupted writes left: {', '.join(removed)}")

@@ -20,4 +20,7 @@ def get_config():
     config.training.log_freq = 5
     config.training.num_samples = 4
     config.optim.warmup = 5
+    config.training.mixed_precision = (
+        "no"  # float32 on every machine: the suite's numbers do not depend on bf16 hardware
+    )
     return config
