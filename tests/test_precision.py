@@ -214,3 +214,21 @@ def test_the_trainer_says_and_records_the_precision_it_trained_in(
     state = load_checkpoint(RunDir(str(tmp_path)).meta_checkpoint, torch.device("cpu"))
     assert state["network_precision"] == trained_in
     assert set(net_dtypes) == {torch.bfloat16 if trained_in == "bf16" else torch.float32}
+
+
+def test_fid_sampled_in_bf16_says_so_in_its_result(tmp_path):
+    """evaluate.py --mode=fid --mixed_precision=bf16: the samples are drawn with the network in bf16, and the
+    result records it (network_precision, and the headline's words)."""
+    from scripts.evaluation.evaluator import EvaluationRequest, evaluate
+    from tests.helpers import train_tiny_run
+
+    workdir = train_tiny_run(str(tmp_path / "run"), n_iters=1)
+    common = dict(
+        config=None, workdir=workdir, mode="fid", num_gen=4, feature_net="fast_random_conv", stats_dir=str(tmp_path)
+    )
+    reduced = evaluate(EvaluationRequest(**common, sampling={"mixed_precision": "bf16"}, param_name="bf16"))
+    exact = evaluate(EvaluationRequest(**common))
+    assert reduced["network_precision"] == "bf16" and reduced["mixed_precision"] == "bf16"
+    assert "network in bf16" in reduced["headline"]
+    assert exact["network_precision"] == "float32" and "network in" not in exact["headline"]
+    assert reduced["fid_fast_random_conv"] != exact["fid_fast_random_conv"]
