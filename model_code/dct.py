@@ -9,7 +9,9 @@ its eigenvalue for frequency index i is approximated by ``(pi i / n)^2``.
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Dict
 
 import torch
 
@@ -42,3 +44,76 @@ def apply_separable(x: torch.Tensor, left: torch.Tensor, right: torch.Tensor) ->
         right = right[:, None]
     with torch.autocast(x.device.type, enabled=False):
         return left.to(x.dtype) @ x @ right.to(x.dtype).transpose(-1, -2)
+
+
+@functools.lru_cache(maxsize=None)
+def _fft_tables(height: int, width: int, device: torch.device, dtype: torch.dtype) -> Dict[str, torch.Tensor]:
+    """The tables of ``fft_dct_2d`` for [H, W] images: Makhoul's orders (0, 2, 4, ..., 5, 3, 1) of both dims and
+    their inverse permutations, and the product twiddles T(k1, k2) = t_H(k1) t_W(k2) [H, W//2 + 1] (and 1 / T)
+    with t_n(k) = s_k exp(-i pi k / (2n)), s_0 = sqrt(1/n), s_k = sqrt(2/n), in the complex dtype of ``dtype``."""
+
+    def order(n: int) -> torch.Tensor:
+        return torch.cat([torch.arange(0, n, 2), torch.arange(1, n, 2).flip(0)])
+
+    def twiddles(n: int, count: int) -> torch.Tensor:
+        k = torch.arange(count, dtype=torch.float64)
+        scale = torch.full_like(k, math.sqrt(2.0 / n))
+        scale[0] = math.sqrt(1.0 / n)
+        return torch.polar(scale, -math.pi * k / (2 * n))
+
+    product = twiddles(height, height)[:, None] * twiddles(width, width // 2 + 1)[None, :]
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    tables = {
+        "order_h": order(height),
+        "order_w": order(width),
+        "unorder_h": torch.argsort(order(height)),
+        "unorder_w": torch.argsort(order(width)),
+        "twiddles": product.to(complex_dtype),
+        "inverse_twiddles": (1 / product).to(complex_dtype),
+    }
+    return {name: table.to(device) for name, table in tables.items()}
+
+
+def _mirrored(x: torch.Tensor, dim: int, count: int) -> torch.Tensor:
+    """x_{n-k} for k = 0..count-1 along ``dim`` (x_n = 0): (0, x_{n-1}, x_{n-2}, ...)."""
+    zero = torch.zeros_like(x.narrow(dim, 0, 1))
+    return torch.cat([zero, x.narrow(dim, 1, x.shape[dim] - 1).flip(dim)], dim=dim).narrow(dim, 0, count)
+
+
+def fft_dct_2d(x: torch.Tensor) -> torch.Tensor:
+    """Orthonormal 2D DCT-II over the last two dims by one real 2D FFT (Makhoul 1980), in x's dtype; equals
+    ``apply_separable(x, dct_matrix(H), dct_matrix(W))``. x [..., H, W] -> [..., H, W].
+
+    With v = x in Makhoul's order along both dims and P = T rfft2(v) (k2 = 0..W//2), the 1D identity
+    t_n(k) FFT(v)(k) = X(k) - i X(n - k) along each dim gives, for rows k1 >= 1 and Pr(k1) = P(H - k1):
+    X(k1, k2) = (Re P - Im Pr) / 2 and X(k1, W - k2) = -(Im P + Re Pr) / 2; row 0: Re P and -Im P.
+    """
+    height, width = x.shape[-2:]
+    tables = _fft_tables(height, width, x.device, x.dtype)
+    with torch.autocast(x.device.type, enabled=False):
+        p = torch.fft.rfft2(x[..., tables["order_h"], :][..., tables["order_w"]]) * tables["twiddles"]
+    pr = _mirrored(p, -2, height)  # row 0 of pr is zero: row 0 is assembled below
+    low = (p.real - pr.imag) / 2
+    high = -(p.imag + pr.real) / 2
+    low[..., 0, :] = p.real[..., 0, :]
+    high[..., 0, :] = -p.imag[..., 0, :]
+    return torch.cat([low, high[..., 1 : (width + 1) // 2].flip(-1)], dim=-1)
+
+
+def fft_idct_2d(c: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``fft_dct_2d`` (orthonormal 2D DCT-III) by one inverse real 2D FFT. c [..., H, W] ->
+    [..., H, W].
+
+    The identities of ``fft_dct_2d`` read backwards: with X_a = X(., k2) and X_b = X(., W - k2) for k2 = 0..W//2
+    (X(., W) = 0), and r their rows mirrored (X(H - k1, .), X(H, .) = 0), the spectrum of v is
+    V = ((X_a - X_b^r) - i (X_a^r + X_b)) / T, and x is v = irfft2(V) taken back from Makhoul's order.
+    """
+    height, width = c.shape[-2:]
+    tables = _fft_tables(height, width, c.device, c.dtype)
+    half = width // 2 + 1
+    columns, partners = c[..., :half], _mirrored(c, -1, half)
+    real = columns - _mirrored(partners, -2, height)
+    imaginary = -(_mirrored(columns, -2, height) + partners)
+    with torch.autocast(c.device.type, enabled=False):
+        v = torch.fft.irfft2(torch.complex(real, imaginary) * tables["inverse_twiddles"], s=(height, width))
+    return v[..., tables["unorder_h"], :][..., tables["unorder_w"]]

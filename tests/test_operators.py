@@ -148,3 +148,45 @@ def test_heat_matches_the_float64_fft_blur_of_the_benchmark():
     torch.testing.assert_close(
         upstream_blur(x, op.blur_sigmas[k], freqs[:, None] + freqs[None, :]), op(x, k), atol=2e-6, rtol=0
     )
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (2, 3), (5, 4), (7, 7), (12, 10), (16, 31)])
+def test_the_dct_by_ffts_is_scipys_orthonormal_dct_and_its_inverse(float64, height, width):
+    from model_code.dct import fft_dct_2d, fft_idct_2d
+
+    x = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(height * width))
+    reference = scipy.fft.dctn(x.numpy(), axes=(-2, -1), norm="ortho")
+    coefficients = fft_dct_2d(x)
+    assert coefficients.dtype == torch.float64
+    np.testing.assert_allclose(coefficients.numpy(), reference, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(fft_idct_2d(torch.from_numpy(reference)).numpy(), x.numpy(), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["heat", "blur"])
+def test_the_operators_by_ffts_compute_their_dense_maps(monkeypatch, name):
+    """Below their thresholds the DCT operators use dense products; by FFTs (thresholds lowered to 1 pixel) they
+    give the same images, coefficients and inverse, in float32, to 1e-6."""
+    from model_code.operators.base import DCTOperator
+    from model_code.operators.heat import HeatOperator
+
+    dense = make(name, K=20, blur_sigma_max=16.0)
+    monkeypatch.setattr(DCTOperator, "dct_by_fft_from", 1)
+    monkeypatch.setattr(HeatOperator, "blur_by_fft_from", 1)
+    by_fft = make(name, K=20, blur_sigma_max=16.0)
+    assert by_fft.dct_by_fft and not dense.dct_by_fft and not hasattr(by_fft, "dct_h")
+    x, k = torch.rand(21, 3, *SIZE), torch.arange(21)
+    for method, argument in (("forward", (x, k)), ("to_basis", (x,)), ("from_basis", (x,))):
+        out = getattr(by_fft, method)(*argument)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, getattr(dense, method)(*argument), atol=1e-6, rtol=0)
+
+
+def test_the_heat_operator_at_512_pixels_is_the_upstream_blur():
+    """At 512 x 512 the heat operator takes the FFT path by default, and it is the float64 upstream blur to 1e-6."""
+    op = make("heat", K=4, image_size=(512, 512), blur_sigma_max=64.0)
+    assert op.blur_by_fft and op.dct_by_fft and not hasattr(op, "blur_h")
+    x = torch.rand(2, 1, 512, 512, generator=torch.Generator().manual_seed(0))
+    y = op(x, torch.tensor([1, 4]))
+    for row, level in enumerate((1, 4)):
+        reference = upstream_heat_blur(x[row].double().numpy(), float(op.blur_sigmas[level]))
+        assert np.abs(y[row].numpy() - reference).max() < 1e-6

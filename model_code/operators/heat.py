@@ -26,8 +26,14 @@ class HeatOperator(DCTOperator):
     This is a Gaussian blur of std sigma_B,k with reflecting boundaries. The schedule is
     log-spaced from blur_sigma_min (k = 1) to blur_sigma_max (k = K), sigma_B,0 = 0.
     The heat kernel is separable, so ``forward`` applies A_k = M_H(k) x M_W(k)^T with per-level
-    blur matrices M(k) = C^T diag(exp(-lambda tau_k)) C precomputed once (two matrix products).
+    blur matrices M(k) = C^T diag(exp(-lambda tau_k)) C precomputed once (two matrix products); from
+    ``blur_by_fft_from`` pixels, where FFTs are faster (and the [K+1, n, n] matrices large), it applies
+    C^T diag(d_k) C by ``to_basis`` and ``from_basis``.
     """
+
+    # a DCT, its inverse and a product beat the two per-level products from 512 x 512 (python -m
+    # scripts.benchmark_blur, one thread of the project's AMD EPYC)
+    blur_by_fft_from = 512 * 512
 
     def __init__(self, *, image_size: ImageSize, K: int, blur_sigma_min: float, blur_sigma_max: float):
         super().__init__(image_size=image_size, K=K)
@@ -37,14 +43,18 @@ class HeatOperator(DCTOperator):
         decay_w = torch.exp(-tau[:, None] * laplacian_eigenvalues(self.width)[None, :])  # [K+1, W]
         self.register_buffer("decay_h", decay_h.float(), persistent=False)
         self.register_buffer("decay_w", decay_w.float(), persistent=False)
-        self.register_buffer("blur_h", _blur_matrices(decay_h), persistent=False)
-        self.register_buffer("blur_w", _blur_matrices(decay_w), persistent=False)
+        self.blur_by_fft = self.height * self.width >= self.blur_by_fft_from
+        if not self.blur_by_fft:
+            self.register_buffer("blur_h", _blur_matrices(decay_h), persistent=False)
+            self.register_buffer("blur_w", _blur_matrices(decay_w), persistent=False)
 
     def spectrum(self, k: torch.Tensor) -> torch.Tensor:
         k = self.check_levels(k)
         return (self.decay_h[k][:, :, None] * self.decay_w[k][:, None, :])[:, None]
 
     def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        if self.blur_by_fft:
+            return super().forward(x, k)
         k = self.check_levels(k)
         return apply_separable(x, self.blur_h[k], self.blur_w[k])
 
