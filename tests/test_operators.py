@@ -165,7 +165,8 @@ def test_the_dct_by_ffts_is_scipys_orthonormal_dct_and_its_inverse(float64, heig
 @pytest.mark.parametrize("name", ["heat", "blur"])
 def test_the_operators_by_ffts_compute_their_dense_maps(monkeypatch, name):
     """Below their thresholds the DCT operators use dense products; by FFTs (thresholds lowered to 1 pixel) they
-    give the same images, coefficients and inverse, in float32, to 1e-6."""
+    give the same images, coefficients (up to about 6 here) and inverse, in float32, to 1e-6 (relative for the
+    coefficients)."""
     from model_code.operators.base import DCTOperator
     from model_code.operators.heat import HeatOperator
 
@@ -178,7 +179,7 @@ def test_the_operators_by_ffts_compute_their_dense_maps(monkeypatch, name):
     for method, argument in (("forward", (x, k)), ("to_basis", (x,)), ("from_basis", (x,))):
         out = getattr(by_fft, method)(*argument)
         assert out.dtype == torch.float32
-        torch.testing.assert_close(out, getattr(dense, method)(*argument), atol=1e-6, rtol=0)
+        torch.testing.assert_close(out, getattr(dense, method)(*argument), atol=1e-6, rtol=1e-6)
 
 
 def test_the_heat_operator_at_512_pixels_is_the_upstream_blur():
