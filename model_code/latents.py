@@ -19,7 +19,7 @@ from typing import Any, List, Mapping, Sequence, Tuple
 
 import torch
 
-from model_code.priors import randn_per_generator
+from model_code.randomness import PerRowNormals
 
 Latent = Tuple[torch.Tensor, torch.Tensor]
 
@@ -27,8 +27,8 @@ Latent = Tuple[torch.Tensor, torch.Tensor]
 def forward_trajectory(process, x0: torch.Tensor, generators: List[torch.Generator]) -> List[torch.Tensor]:
     """States u_k [B, C, H, W] of ``process.encoding_trajectory`` at the levels of ``process.sampling_levels()``,
     in order, its standard normal draws from ``generators`` (one per image)."""
-    draw_noise = lambda: randn_per_generator(generators, x0.shape[1:], x0.device)
-    return process.encoding_trajectory(x0, process.sampling_levels(), draw_noise)
+    levels = process.sampling_levels()
+    return process.encoding_trajectory(x0, levels, PerRowNormals(generators, x0.shape[1:], x0.device, len(levels)))
 
 
 def ancestral_denoiser(process, net: torch.nn.Module):

@@ -133,3 +133,30 @@ def as_randomness(source: RandomSource, device=None) -> Randomness:
     if source is None or isinstance(source, torch.Generator):
         return GeneratorRandomness(source, device)
     return source
+
+
+class PerRowNormals:
+    """Successive standard normal draws [B, *shape] from B generators: row b of draw i is the i-th draw of
+    ``shape`` from generator b, exactly as ``randn_per_generator`` draws it step by step.
+
+    torch's CPU normal sampler fills a block of a multiple of 16 values in 16-value groups of consecutive uniforms,
+    so ``block`` draws of such a shape taken at once are the same numbers as ``block`` separate draws; then each
+    generator is called once per ``block`` draws instead of once per draw (the sampler's loop overhead). Other
+    shapes are drawn one at a time. ``limit`` bounds the draws taken ahead (the sampler's step count).
+    """
+
+    BLOCK_VALUES = 1 << 20  # values per generator call at most (4 MiB of float32)
+
+    def __init__(self, generators: List[torch.Generator], shape: Sequence[int], device, limit: int):
+        self.generators, self.shape, self.device = generators, tuple(shape), device
+        size = int(np.prod(self.shape))
+        self.block = max(1, min(limit, self.BLOCK_VALUES // max(size, 1))) if size % 16 == 0 else 1
+        self.buffer: Optional[torch.Tensor] = None  # [block, B, *shape]: each draw a contiguous [B, *shape]
+        self.used = 0
+
+    def __call__(self) -> torch.Tensor:
+        if self.buffer is None or self.used == self.buffer.shape[0]:
+            draws = [torch.randn((self.block, *self.shape), generator=g) for g in self.generators]
+            self.buffer, self.used = torch.stack(draws, dim=1).to(self.device), 0
+        self.used += 1
+        return self.buffer[self.used - 1]

@@ -1,5 +1,7 @@
 """Draws keyed by (seed, step, example) do not depend on how a batch is split."""
 
+import math
+
 import pytest
 import torch
 
@@ -84,3 +86,18 @@ def test_process_losses_of_a_split_batch_equal_the_whole_batch(name):
     assert torch.equal(torch.cat([p[0] for p in parts]), whole)
     assert torch.equal(torch.cat([p[1] for p in parts]), levels)
     assert len(set(levels.tolist())) > 1  # the examples really drew different levels
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 8, 8), (2, 1, 1), (1, 5, 5), (3, 7, 6)])
+def test_per_row_normals_drawn_in_blocks_are_the_step_by_step_draws(shape):
+    """PerRowNormals takes several steps' noise from a generator at once where that leaves the numbers as they
+    are (a multiple of 16 values), and one step at a time otherwise; either way draw i of row b is the i-th
+    draw of generator b, across refills of the block."""
+    from model_code.priors import randn_per_generator
+    from model_code.randomness import PerRowNormals
+
+    blocked = PerRowNormals([torch.Generator().manual_seed(i) for i in range(3)], shape, "cpu", limit=7)
+    stepwise = [torch.Generator().manual_seed(i) for i in range(3)]
+    assert blocked.block == (7 if math.prod(shape) % 16 == 0 else 1)
+    for _ in range(17):
+        assert torch.equal(blocked(), randn_per_generator(stepwise, shape, "cpu"))

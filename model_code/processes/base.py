@@ -128,7 +128,8 @@ class Denoiser:
     def network(self, u: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         """The network's output at u [B, C, H, W] and network time [B], in u's dtype; counts one evaluation."""
         self.nfe += 1
-        return self.net(u, time).to(u.dtype)
+        out = self.net(u, time)
+        return out if out.dtype == u.dtype else out.to(u.dtype)
 
 
 class AncestralDenoiser(Denoiser, abc.ABC):

@@ -118,7 +118,7 @@ class IHDMDenoiser(AncestralDenoiser):
     def _mean_at(self, u: torch.Tensor, k: float, k_next: float) -> torch.Tensor:
         if k_next != k - 1:
             raise ValueError(f"the ihdm process steps from level {k} to {k - 1} only, not to {k_next}")
-        return self.mean(u, torch.full((u.shape[0],), k, device=u.device, dtype=torch.long))
+        return self.mean(u, torch.full((u.shape[0],), k, device=u.device, dtype=torch.float32))
 
     def ancestral_step(self, u: torch.Tensor, k: float, k_next: float, noise: torch.Tensor) -> torch.Tensor:
         """u_{k-1} = mu(u_k, k) + delta noise (k > 1), mu(u_1, 1) at k = 1; k_next must be k - 1."""

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
 
 from model_code.conditioning import conditioned, num_classes_of
 from model_code.precision import AutocastNetwork
-from model_code.priors import randn_per_generator
-from model_code.randomness import INIT_STREAM, NOISE_STREAM, seeded_generators
+from model_code.randomness import INIT_STREAM, NOISE_STREAM, PerRowNormals, seeded_generators
 from model_code.samplers import SAMPLERS
 from model_code.samplers.spec import SamplingSpec
 from scripts.runtime import distributed
@@ -59,12 +58,24 @@ def spherical(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor, eps: Opti
 
 
 def step_noise(
-    generators: List[torch.Generator], shape: Sequence[int], device, weights: Optional[torch.Tensor] = None
-) -> torch.Tensor:
-    """One step's standard normal noise [B, *shape]: a draw per generator (B of them), or with ``weights`` [B]
-    the spherical interpolation between the draws of the two ``generators``."""
-    drawn = randn_per_generator(generators, shape, device)
-    return drawn if weights is None else spherical(drawn[0], drawn[1], weights)
+    generators: List[torch.Generator],
+    shape: Sequence[int],
+    device,
+    steps: int,
+    weights: Optional[torch.Tensor] = None,
+    temperature: float = 1.0,
+) -> Callable[[], torch.Tensor]:
+    """The noise source of ``steps`` steps: each call is the next step's standard normal noise [B, *shape] scaled
+    by ``temperature``, a draw per generator (B of them, ``PerRowNormals``), or with ``weights`` [B] the spherical
+    interpolation between the draws of the two ``generators``."""
+    draw = PerRowNormals(generators, shape, device, limit=steps)
+
+    def noise() -> torch.Tensor:
+        drawn = draw()
+        drawn = drawn if weights is None else spherical(drawn[0], drawn[1], weights)
+        return drawn if temperature == 1 else temperature * drawn
+
+    return noise
 
 
 def sampling_network(net: torch.nn.Module, spec: SamplingSpec, device: torch.device):
@@ -106,8 +117,9 @@ def reverse_process(
     trajectory = [initial[:recorded_rows].to("cpu", copy=True)] if 0 in kept else []
     bar = tqdm(total=len(levels) - 1, desc="sampling", leave=False, disable=not progress)
 
-    def noise() -> torch.Tensor:
-        return spec.noise_temperature * step_noise(noise_generators, initial.shape[1:], initial.device, noise_weights)
+    noise = step_noise(
+        noise_generators, initial.shape[1:], initial.device, len(levels) - 1, noise_weights, spec.noise_temperature
+    )
 
     def callback(step: int, u: torch.Tensor) -> None:
         bar.update()
