@@ -108,6 +108,7 @@ def get_default_configs():
     model.scale_shift_norm = True  # unet: the embedding scales and shifts the GroupNorm (False: added before it,
     # where a level of <= 32 channels, one channel per group, normalises it away: the runs stored before the key)
     model.dropout = 0.1
+    model.checkpoint_activations = False  # unet: recompute each block's activations in the backward pass (memory)
     model.num_classes = 0  # C > 0: class-conditional on the data's labels 0..C-1 (mnist5k, mnist, cifar10: 10)
     model.label_dropout = 0.1  # conditional: the probability of training a row without its label (CFG's null class)
     model.ema_rate = 0.999  # EMA decay once warmed up: min(ema_rate, 0.5^(1 / (ema_rampup_ratio n))) at step n + 1

@@ -125,3 +125,35 @@ class TestConditionalNetworkContract:
             build_network(name, num_classes=3)(x, time, torch.tensor([0, 1]))
         with pytest.raises(ValueError, match="unconditional \\(num_classes=0\\)"):
             build_network(name)(x, time, self.LABELS)
+
+
+def test_checkpointed_activations_give_the_same_outputs_and_gradients(monkeypatch):
+    """model.checkpoint_activations recomputes each block in the backward pass: the outputs and every weight's
+    gradient are those of the network that keeps its activations (dropout included: its random state is
+    restored for the recomputation), and the recomputation really happens."""
+    from model_code.networks import unet
+    from tests.helpers import tiny_unet
+
+    kept = tiny_unet(3, dropout=0.3)
+    torch.nn.init.normal_(kept.output[-1].weight)  # the zero-initialised output layer would stop the gradients
+    recomputed = tiny_unet(3, dropout=0.3, checkpoint_activations=True)
+    recomputed.load_state_dict(kept.state_dict())
+    x, time = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([1.0, 2.0, 3.0, 4.0])
+    results = []
+    for net in (kept, recomputed):
+        calls, forward = [], unet.ResBlock.forward
+
+        def counted(self, *args, calls=calls, forward=forward):
+            calls.append(1)
+            return forward(self, *args)
+
+        monkeypatch.setattr(unet.ResBlock, "forward", counted)
+        torch.manual_seed(5)
+        out = net.train()(x, time)
+        out.square().sum().backward()
+        monkeypatch.undo()
+        results.append((out.detach(), [p.grad.clone() for p in net.parameters()], len(calls)))
+    (out_kept, grads_kept, calls_kept), (out_recomputed, grads_recomputed, calls_recomputed) = results
+    assert torch.equal(out_kept, out_recomputed)
+    assert all(torch.equal(a, b) for a, b in zip(grads_kept, grads_recomputed))
+    assert calls_recomputed == 2 * calls_kept > 0  # each residual block ran again in the backward pass

@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from model_code.networks.base import NETWORKS, Network, label_embedding, timestep_embedding, with_labels
@@ -105,11 +106,18 @@ class Upsample(nn.Module):
 
 
 class Stage(nn.ModuleList):
-    """A residual block optionally followed by attention, applied in order."""
+    """A residual block optionally followed by attention, applied in order. With ``checkpointed`` (set by the
+    U-Net) each layer's activations are recomputed in the backward pass instead of kept (the same numbers:
+    dropout's random state is restored for the recomputation)."""
+
+    checkpointed = False
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         for layer in self:
-            x = layer(x, embedding)
+            if self.checkpointed and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(layer, x, embedding, use_reentrant=False)
+            else:
+                x = layer(x, embedding)
         return x
 
 
@@ -128,6 +136,8 @@ class UNet(Network):
             sinusoidal time features before the time MLP; 0: unconditional.
         scale_shift_norm: the time (and class) embedding scales and shifts each residual block's second
             GroupNorm (``ResBlock``); False adds it before that norm, where levels of <= 32 channels erase it.
+        checkpoint_activations: recompute each residual and attention block's activations in the backward
+            pass instead of keeping them (less memory for more time; the same outputs and gradients).
     Shapes: x [B, C, H, W], time [B], labels [B] or None -> [B, out_channels, H, W].
     """
 
@@ -143,6 +153,7 @@ class UNet(Network):
         dropout: float = 0.0,
         num_classes: int = 0,
         scale_shift_norm: bool = False,
+        checkpoint_activations: bool = False,
     ):
         super().__init__()
         bad_levels = [level for level in attention_levels if not 0 <= level < len(channel_mult)]
@@ -197,6 +208,9 @@ class UNet(Network):
         self.output = nn.Sequential(
             group_norm(channels), nn.SiLU(), zero_module(nn.Conv2d(channels, out_channels, 3, padding=1))
         )
+        for module in self.modules():
+            if isinstance(module, Stage):
+                module.checkpointed = checkpoint_activations
 
     def forward(self, x: torch.Tensor, time: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         features = with_labels(timestep_embedding(time, self.model_channels), self.label_embedding, labels)

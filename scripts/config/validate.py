@@ -174,6 +174,7 @@ KEYS: Dict[str, Rule] = {
         lambda v: isinstance(v, (tuple, list)), "a tuple of indices into model.channel_mult", MODEL
     ),
     "model.scale_shift_norm": flag(MODEL),
+    "model.checkpoint_activations": flag(FREE),
     "model.num_classes": Rule(int_at_least(0), "an integer >= 0 (0: unconditional; C: labels 0..C-1)", MODEL),
     "model.label_dropout": Rule(
         unit_interval(closed_above=True), "a number in [0, 1] (0: a purely conditional model)", FREE

@@ -182,6 +182,7 @@ ADDED_KEYS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "model.num_classes": lambda model: {"num_classes": 0},  # every run was unconditional
     "model.scale_shift_norm": lambda model: {"scale_shift_norm": False},  # the embedding was added before the norm
     "model.label_dropout": lambda model: {"label_dropout": 0.1},  # unused by an unconditional run
+    "model.checkpoint_activations": lambda model: {"checkpoint_activations": False},  # activations were kept
     **{f"model.{leaf}": the_default_for_a_newer_component(leaf) for leaf in COLD_KEYS},
 }
 
