@@ -368,7 +368,8 @@ def throughput(loop: FrameworkLoop, seconds: float) -> Dict[str, object]:
     config, device = loop.trainer.config, loop.trainer.device
     bare = BareLoop(loop.trainer)
     flops = training_flops_per_image(bare.network, bare.x, bare.time)
-    peaks, precision = matmul_peaks(device), network_precision(config, device)
+    precision = network_precision(config, device)
+    peaks = matmul_peaks(device, bf16=precision == "bfloat16")
     achieved = flops * config.training.batch_size / seconds
     return {
         "images_per_second": config.training.batch_size / seconds,
