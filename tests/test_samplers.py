@@ -200,9 +200,14 @@ def test_no_process_constructor_takes_a_sampler_setting():
 
 def test_the_sampling_benchmark_times_every_sampler_per_nfe_against_ancestral(tmp_path):
     workdir = train_tiny_run(str(tmp_path / "run"), process="gaussian", forward="identity")
-    result = run_command("-m", "scripts.benchmark_sampling", f"--workdir={workdir}", "--steps=3", "--batch_size=2")
+    result = run_command(
+        "-m", "scripts.benchmark_sampling", f"--workdir={workdir}", "--steps=3", "--batch_size=2",
+        "--mixed_precision=bf16",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.startswith("  ")}
+    rows = {tuple(line.split()[:2]): line.split() for line in result.stdout.splitlines() if line.startswith("  ")}
     gaussian = [name for name in SAMPLERS.names() if SAMPLERS.metadata(name)["needs"] in ("ancestral", "marginal")]
-    assert sorted(rows) == sorted(gaussian)  # every sampler the gaussian process can run
-    assert rows["ancestral"][-2] == "1.000x" and rows["heun"][1] == "5" and rows["dpmpp_2m"][1] == "3"
+    # every sampler the gaussian process can run, in float32 (the reference) and in the precision asked for
+    assert sorted(rows) == sorted((name, precision) for name in gaussian for precision in ("float32", "bf16"))
+    assert rows[("ancestral", "float32")][-3] == "1.000x"
+    assert rows[("heun", "bf16")][2] == "5" and rows[("dpmpp_2m", "float32")][2] == "3"
