@@ -278,9 +278,9 @@ def test_hostile_checkpoints_are_refused_in_one_line(trained_run, tmp_path, host
     else:
         stored = config_from_dict(state["config"])
         stored.unlock()
-        stored.data.image_size = 100000
+        stored.data.image_size, stored.model.K = 100000, 10**6  # the heat decay tables alone: 800 GB
         save_checkpoint([meta], {k: v for k, v in state.items() if k != "config"}, stored)
-        expected = "(image_size=100000, K=5) does not fit in memory"
+        expected = "(image_size=100000, K=1000000) does not fit in memory"
     result = run("sample.py", "--workdir", str(workdir))
     assert_refused(result, meta, expected)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
