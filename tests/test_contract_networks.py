@@ -7,6 +7,8 @@ by an unconditional network.
 A new network declares its small config (model.* keys over configs/default.py and the data shape it is
 tried on) in ``DECLARED``."""
 
+import collections
+
 import pytest
 import torch
 
@@ -128,9 +130,9 @@ class TestConditionalNetworkContract:
 
 
 def test_checkpointed_activations_give_the_same_outputs_and_gradients(monkeypatch):
-    """model.checkpoint_activations recomputes each block in the backward pass: the outputs and every weight's
-    gradient are those of the network that keeps its activations (dropout included: its random state is
-    restored for the recomputation), and the recomputation really happens."""
+    """model.checkpoint_activations recomputes each residual block in the backward pass (attention blocks always
+    are): the outputs and every weight's gradient are those of the network that keeps its activations (dropout
+    included: its random state is restored for the recomputation), and the recomputation really happens."""
     from model_code.networks import unet
     from tests.helpers import tiny_unet
 
@@ -141,19 +143,23 @@ def test_checkpointed_activations_give_the_same_outputs_and_gradients(monkeypatc
     x, time = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([1.0, 2.0, 3.0, 4.0])
     results = []
     for net in (kept, recomputed):
-        calls, forward = [], unet.ResBlock.forward
+        calls = []
+        for block in (unet.ResBlock, unet.AttentionBlock):
 
-        def counted(self, *args, calls=calls, forward=forward):
-            calls.append(1)
-            return forward(self, *args)
+            def counted(self, *args, calls=calls, forward=block.forward):
+                calls.append(type(self).__name__)
+                return forward(self, *args)
 
-        monkeypatch.setattr(unet.ResBlock, "forward", counted)
+            monkeypatch.setattr(block, "forward", counted)
         torch.manual_seed(5)
         out = net.train()(x, time)
         out.square().sum().backward()
         monkeypatch.undo()
-        results.append((out.detach(), [p.grad.clone() for p in net.parameters()], len(calls)))
+        results.append((out.detach(), [p.grad.clone() for p in net.parameters()], collections.Counter(calls)))
     (out_kept, grads_kept, calls_kept), (out_recomputed, grads_recomputed, calls_recomputed) = results
     assert torch.equal(out_kept, out_recomputed)
     assert all(torch.equal(a, b) for a, b in zip(grads_kept, grads_recomputed))
-    assert calls_recomputed == 2 * calls_kept > 0  # each residual block ran again in the backward pass
+    blocks = collections.Counter(type(m).__name__ for m in kept.modules() if isinstance(m, unet.ResBlock))
+    attention = collections.Counter(type(m).__name__ for m in kept.modules() if isinstance(m, unet.AttentionBlock))
+    assert calls_kept == blocks + attention + attention  # attention ran again in the backward pass
+    assert calls_recomputed == blocks + blocks + attention + attention  # and with the option every block

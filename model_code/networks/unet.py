@@ -106,15 +106,17 @@ class Upsample(nn.Module):
 
 
 class Stage(nn.ModuleList):
-    """A residual block optionally followed by attention, applied in order. With ``checkpointed`` (set by the
-    U-Net) each layer's activations are recomputed in the backward pass instead of kept (the same numbers:
-    dropout's random state is restored for the recomputation)."""
+    """A residual block optionally followed by attention, applied in order. An attention block's activations are
+    recomputed in the backward pass instead of kept (its [B, HW, C] copies of q, k and v; as improved diffusion
+    does), and with ``checkpointed`` (set by the U-Net) every layer's are: the same numbers either way (dropout's
+    random state is restored for the recomputation)."""
 
     checkpointed = False
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         for layer in self:
-            if self.checkpointed and torch.is_grad_enabled():
+            recomputed = self.checkpointed or isinstance(layer, AttentionBlock)
+            if recomputed and torch.is_grad_enabled():
                 x = torch.utils.checkpoint.checkpoint(layer, x, embedding, use_reentrant=False)
             else:
                 x = layer(x, embedding)
@@ -136,8 +138,9 @@ class UNet(Network):
             sinusoidal time features before the time MLP; 0: unconditional.
         scale_shift_norm: the time (and class) embedding scales and shifts each residual block's second
             GroupNorm (``ResBlock``); False adds it before that norm, where levels of <= 32 channels erase it.
-        checkpoint_activations: recompute each residual and attention block's activations in the backward
-            pass instead of keeping them (less memory for more time; the same outputs and gradients).
+        checkpoint_activations: recompute each residual block's activations in the backward pass instead of
+            keeping them, as every attention block's always are (less memory for more time; the same outputs
+            and gradients).
     Shapes: x [B, C, H, W], time [B], labels [B] or None -> [B, out_channels, H, W].
     """
 
