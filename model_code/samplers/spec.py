@@ -25,7 +25,9 @@ class SamplingSpec:
     ``steps`` (None: every level), ``grid`` (a GRIDS name), the sampler's own settings ``eta`` (ddim: 0
     deterministic .. 1 ancestral) and ``churn`` (heun: EDM's S_churn >= 0), the prior's ``temperature`` and the
     step noise's ``noise_temperature`` (1: as trained); for a class-conditional model the ``classes`` of the
-    images (``LabelChoice``) and the classifier-free ``guidance`` weight w (0: the conditional model)."""
+    images (``LabelChoice``) and the classifier-free ``guidance`` weight w (0: the conditional model); for a
+    sampler of a flow's latents (``flow_inverse``) one temperature per level, ``level_temperatures`` (the
+    finest level first; None: ``temperature`` at every level)."""
 
     sampler: Optional[str] = None
     steps: Optional[int] = None
@@ -36,6 +38,7 @@ class SamplingSpec:
     noise_temperature: float = 1.0
     guidance: float = 0.0
     classes: LabelChoice = LabelChoice()
+    level_temperatures: Optional[Tuple[float, ...]] = None
 
     @classmethod
     def from_options(cls, sampler: Optional[str] = None, **options: Any) -> "SamplingSpec":
@@ -61,7 +64,7 @@ class SamplingSpec:
         if self.sampler is not None:
             SAMPLERS.get(self.sampler)
         GRIDS.get(self.grid)
-        for key in ("eta", "churn"):
+        for key in ("eta", "churn", "level_temperatures"):
             if getattr(self, key) is not None and (self.sampler is None or key not in sampler_settings(self.sampler)):
                 takes = ", ".join(f"sampler={name}" for name in SAMPLERS.names() if key in sampler_settings(name))
                 chosen = self.sampler or "the process's default"
@@ -70,6 +73,8 @@ class SamplingSpec:
             raise ValueError(f"eta={self.eta}: a number in [0, 1] (0 deterministic, 1 ancestral)")
         if self.churn is not None and not _finite_at_least(self.churn, 0):
             raise ValueError(f"churn={self.churn}: a finite number >= 0 (EDM's S_churn; 0: deterministic)")
+        if self.level_temperatures is not None and not all(_finite_at_least(t, 0) for t in self.level_temperatures):
+            raise ValueError(f"level_temperatures={list(self.level_temperatures)}: finite numbers >= 0, one per level")
         for key in ("temperature", "noise_temperature"):
             if not _finite_at_least(getattr(self, key), 0):
                 raise ValueError(f"{key}={getattr(self, key)}: a finite number >= 0")
@@ -98,6 +103,10 @@ class SamplingSpec:
         steps = denoiser.K if self.steps is None else self.steps
         if not (isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= denoiser.K):
             raise ValueError(f"steps={steps!r}: an integer in 1..{denoiser.K} (K of this model)")
+        if self.level_temperatures is not None and len(self.level_temperatures) != denoiser.K:
+            raise ValueError(
+                f"level_temperatures={list(self.level_temperatures)}: one per level, {denoiser.K} (K of this model)"
+            )
         if self.churn and not getattr(denoiser, "continuous", False):
             raise ValueError(
                 f"churn={self.churn} raises the noise between the levels this model was trained at; allowed: "
