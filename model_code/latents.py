@@ -6,8 +6,9 @@ the residual of the last step, x0 - ancestral_step(u_1, 1 -> 0), which has no no
 model's own reverse process with this noise and adds the residual, so decode(encode(x0)) = x0 up to float
 rounding. A denoiser whose last step draws noise (``Denoiser.final_noise``: hflow's finest detail) has that
 step's noise in entry S-1 instead, and no residual: its steps are exactly invertible. Encoding draws a
-trajectory of the forward process (``process.encoding_trajectory``: the gaussian process's Markov chain, ihdm's marginals; its noise from the caller's generators, one per image) and solves
-each ancestral step of the process's denoiser for its noise (``Denoiser.ancestral_step_noise``).
+trajectory of the forward process (``process.encoding_trajectory``: the gaussian process's Markov chain, ihdm's
+marginals; its noise from the caller's generators, one per image) and solves each ancestral step of the
+process's denoiser for its noise (``Denoiser.ancestral_step_noise``).
 
 A process that a deterministic sampler can run (the gaussian process: DDIM with eta = 0, Heun, DPM-Solver++)
 also has a deterministic latent, u_K alone (``encode_deterministic``): the sampler run backwards from the

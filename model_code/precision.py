@@ -17,7 +17,8 @@ from torch import nn
 class AutocastNetwork:
     """``net(x, time, labels=None)`` under ``torch.autocast(device_type, dtype)``, returning float32.
 
-    x [B, ...] float32, time [B], labels [B] or None -> [B, ...] float32. With ``dtype=None`` it calls ``net`` as is.
+    x [B, ...] float32, time [B], labels [B] or None -> [B, ...] float32 (a flow's tuple (z, log|det|): each
+    float32). With ``dtype=None`` it calls ``net`` as is.
     ``channels_last`` hands the network its 4D input in channels-last memory order (values unchanged),
     for a network whose weights were converted with ``net.to(memory_format=torch.channels_last)``.
     """
@@ -36,4 +37,4 @@ class AutocastNetwork:
             return self.net(*arguments)
         with torch.autocast(self.device_type, dtype=self.dtype):
             out = self.net(*arguments)
-        return out.float()
+        return tuple(part.float() for part in out) if isinstance(out, tuple) else out.float()

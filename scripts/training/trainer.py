@@ -396,7 +396,8 @@ class Trainer:
     def start(self) -> None:
         """Check the run directory, resume from it or fit the prior, then record the config.
 
-        Runs under the run's lock; a refused resume has written nothing. A snapshot due at the resumed
+        A new run's network gets the process's data-dependent initialisation (``initialize_network``). Runs under
+        the run's lock; a refused resume has written nothing. A snapshot due at the resumed
         step that is missing (a kill between the two writes of an older version) is written again.
         """
         removed = distributed.on_main(self.run_dir.prepare_for_training)
@@ -405,6 +406,7 @@ class Trainer:
         path = distributed.on_main(self.resume_path)
         if path is None:
             self.prior.fit(self.device)
+            self.initialize_network()
         else:
             self.resume(path)
             if distributed.is_main():
@@ -413,6 +415,14 @@ class Trainer:
             if snapshot and distributed.on_main(lambda: not os.path.isfile(snapshot)):
                 self.write_state([snapshot])
         distributed.on_main(lambda: self.run_dir.save_config(self.config))
+
+    def initialize_network(self) -> None:
+        """The process's data-dependent initialisation of a new run's network (``Process.initialize_network``,
+        hflow's ActNorm) on the first global batch's rows, the same on every process, then the EMA copied from it."""
+        rows = range(min(self.split.global_batch, len(self.data)))
+        x0 = self.data.prepare(self.data.raw_batch(rows).to(self.device), self.randomness(rows))
+        self.process.initialize_network(self.state.net, x0)
+        self.state.ema.shadow.load_state_dict(self.state.net.state_dict())
 
     def run(self) -> TrainState:
         """Train to training.n_iters (or until SIGTERM / SIGINT); rank 0 holds the run directory's lock.
@@ -550,7 +560,8 @@ class LogAccumulator:
 
     def warn_if_growing(self, mean_loss: float, step: int) -> None:
         """One warning line when the logged loss exceeds GROWTH_WARNING times its lowest value so far."""
-        if mean_loss > GROWTH_WARNING * self.lowest_loss and not self.warned_growth and distributed.is_main():
+        grown = mean_loss > self.lowest_loss + (GROWTH_WARNING - 1) * abs(self.lowest_loss)  # a loss may be < 0 (NLL)
+        if grown and not self.warned_growth and distributed.is_main():
             self.warned_growth = True
             tqdm.write(
                 f"warning: the training loss grew from {self.lowest_loss:.4g} to {mean_loss:.4g} by step {step}; "
