@@ -126,3 +126,19 @@ def test_bad_hflow_configs_are_refused_in_one_line_with_nothing_written(tmp_path
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last, last
     assert not workdir.exists() or not os.listdir(workdir)
+
+
+def test_a_run_stored_before_hflow_loads_with_its_keys_defaults():
+    import json
+
+    from configs.default import get_default_configs
+    from scripts.config.validate import validate_config
+    from scripts.runs.rundir import HFLOW_KEYS, config_from_dict
+
+    with open(os.path.join(ROOT, "pretrained", "quickstart", "config.json")) as file:
+        stored = json.load(file)
+    assert not set(HFLOW_KEYS) & set(stored["model"])  # the shipped run predates the keys
+    loaded = config_from_dict(stored)
+    validate_config(loaded)
+    defaults = get_default_configs().model
+    assert {key: loaded.model[key] for key in HFLOW_KEYS} == {key: defaults[key] for key in HFLOW_KEYS}

@@ -156,6 +156,16 @@ def the_default_for_a_newer_component(leaf: str) -> Callable[[Dict[str, Any]], D
     return stored_run_values
 
 
+HFLOW_KEYS = (  # the haar_pyramid operator, the hflow process and network
+    "hflow_resolutions",
+    "hflow_latent_channels",
+    "hflow_coupling_layers",
+    "hflow_coupling_channels",
+    "hflow_encoder_channels",
+    "hflow_prior_stds",
+    "hflow_loss_weights",
+    "hflow_noise_std",
+)
 COLD_KEYS = (  # the operators cold_blur, mask, pixelate, desaturate; the cold process; the gmm prior
     "kernel_size",
     "kernel_std",
@@ -183,6 +193,7 @@ ADDED_KEYS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "model.scale_shift_norm": lambda model: {"scale_shift_norm": False},  # the embedding was added before the norm
     "model.label_dropout": lambda model: {"label_dropout": 0.1},  # unused by an unconditional run
     **{f"model.{leaf}": the_default_for_a_newer_component(leaf) for leaf in COLD_KEYS},
+    **{f"model.{leaf}": the_default_for_a_newer_component(leaf) for leaf in HFLOW_KEYS},
 }
 
 
