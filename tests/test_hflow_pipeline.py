@@ -78,6 +78,65 @@ def test_two_processes_train_the_one_process_model(tmp_path):
             assert (value.float() - states[1][part][key].float()).abs().max() <= 1e-5 * scale, (part, key)
 
 
+def video_frames(path):
+    """(frame count, frames per second) of an MP4, read back through imageio-ffmpeg."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(path)
+    meta = next(reader)
+    return sum(1 for _ in reader), meta["fps"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--video"], "--video given without --interpolate; allowed: with --interpolate"),
+        (["--interpolate", "--video", "--fps=0"], "--fps=0.0: a finite number > 0"),
+        (["--level_temperatures=0.9,-1"], "--level_temperatures=0.9,-1: finite numbers >= 0"),
+        (["--level_temperatures=0.9,0.8"], "level_temperatures=[0.9, 0.8]: one per level, 3 (K of this model)"),
+        (["--level_temperatures=1,1,1", "--sampler=ancestral"], "does not apply to sampler=ancestral"),
+    ],
+)
+def test_bad_sampling_flags_are_refused_in_one_line(trained_run, flags, message):
+    before = sorted(os.listdir(os.path.join(trained_run, "sample_outputs")))
+    result = run_cli("sample.py", "--workdir", trained_run, *flags, timeout=120)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and last.startswith("error: ") and message in last, result.stderr[-2000:]
+    assert sorted(os.listdir(os.path.join(trained_run, "sample_outputs"))) == before
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("hflow") / "run")
+    trained = run_cli("train.py", "--config", CONFIG, "--workdir", workdir, "--config.training.n_iters=2")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    os.makedirs(os.path.join(workdir, "sample_outputs"), exist_ok=True)
+    return workdir
+
+
+def test_per_level_temperatures_scale_each_levels_latent():
+    """flow_inverse with level temperatures (T, T, T) is the sampler at temperature T; a level at temperature 0
+    draws its latent as 0, so its detail is the flow's image of z = 0 whatever the noise."""
+    from model_code.samplers.flow_inverse import flow_inverse
+    from tests.helpers import make_process, tiny_hflow
+
+    process = make_process("hflow", "haar_pyramid", 3, 8, hflow_resolutions=(8, 4, 2))
+    denoiser = process.denoiser(tiny_hflow(resolutions=(8, 4, 2)).eval())
+    levels, start = [3, 2, 1, 0], torch.zeros(2, 1, 8, 8)
+
+    def draw(seed, **settings):
+        generator = torch.Generator().manual_seed(seed)
+        noise = lambda: torch.randn(2, 1, 8, 8, generator=generator)
+        with torch.no_grad():
+            return flow_inverse(denoiser, levels, start, noise, lambda i, u: None, **settings)
+
+    assert torch.equal(draw(0, temperature=0.7), draw(0, level_temperatures=(0.7, 0.7, 0.7)))
+    coarse = lambda u: process.operator.level_image(u, 1)
+    frozen = [draw(seed, level_temperatures=(1.0, 0.0, 0.0)) for seed in (0, 1)]
+    torch.testing.assert_close(coarse(frozen[0]), coarse(frozen[1]), atol=1e-6, rtol=0)
+    assert not torch.allclose(frozen[0], frozen[1])
+
+
 def save_digit(path, seed):
     pixels = (np.random.default_rng(seed).random((8, 8)) * 255).astype(np.uint8)
     Image.fromarray(pixels).save(path)
@@ -92,10 +151,11 @@ def test_train_sample_interpolate_resample_and_evaluate_from_the_command_line(tm
     assert sampled.returncode == 0, sampled.stderr[-3000:]
     a, b = save_digit(tmp_path / "a.png", 0), save_digit(tmp_path / "b.png", 1)
     flags = [f"--image_a={tmp_path / 'a.png'}", f"--image_b={tmp_path / 'b.png'}", "--num_points=3"]
-    interpolated = run_cli("sample.py", "--workdir", workdir, "--interpolate", *flags)
+    interpolated = run_cli("sample.py", "--workdir", workdir, "--interpolate", *flags, "--video", "--fps=4")
     assert interpolated.returncode == 0, interpolated.stderr[-3000:]
     folder = next(p for p in os.listdir(os.path.join(workdir, "sample_outputs")) if p.startswith("interpolate"))
     samples = np.load(os.path.join(workdir, "sample_outputs", folder, "samples.npz"))["samples"]
+    assert video_frames(os.path.join(workdir, "sample_outputs", folder, "interpolation.mp4")) == (3, 4.0)
     ends = np.stack([a, b]).astype(np.float32) / 255 - 0.5  # the ends are the images themselves, decoded exactly
     np.testing.assert_allclose(samples[[0, -1], 0], ends, atol=1e-5)
     below = run_cli("sample.py", "--workdir", workdir, f"--image={tmp_path / 'a.png'}", "--resample_below=1")

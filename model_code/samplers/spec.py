@@ -64,11 +64,7 @@ class SamplingSpec:
         if self.sampler is not None:
             SAMPLERS.get(self.sampler)
         GRIDS.get(self.grid)
-        for key in ("eta", "churn", "level_temperatures"):
-            if getattr(self, key) is not None and (self.sampler is None or key not in sampler_settings(self.sampler)):
-                takes = ", ".join(f"sampler={name}" for name in SAMPLERS.names() if key in sampler_settings(name))
-                chosen = self.sampler or "the process's default"
-                raise ValueError(f"{key}={getattr(self, key)} does not apply to sampler={chosen}; allowed with {takes}")
+        self.check_settings_apply(("eta", "churn") if self.sampler is None else ("eta", "churn", "level_temperatures"))
         if self.eta is not None and not (_finite_at_least(self.eta, 0) and self.eta <= 1):
             raise ValueError(f"eta={self.eta}: a number in [0, 1] (0 deterministic, 1 ancestral)")
         if self.churn is not None and not _finite_at_least(self.churn, 0):
@@ -79,6 +75,15 @@ class SamplingSpec:
             if not _finite_at_least(getattr(self, key), 0):
                 raise ValueError(f"{key}={getattr(self, key)}: a finite number >= 0")
         check_guidance(self.guidance)
+
+    def check_settings_apply(self, keys: Sequence[str]) -> None:
+        """One line for a setting among ``keys`` given to a sampler that does not take it (None: the process's
+        default, known only with the model: a ``level_temperatures`` waits for ``levels``)."""
+        for key in keys:
+            if getattr(self, key) is not None and (self.sampler is None or key not in sampler_settings(self.sampler)):
+                takes = ", ".join(f"sampler={name}" for name in SAMPLERS.names() if key in sampler_settings(name))
+                chosen = self.sampler or "the process's default"
+                raise ValueError(f"{key}={getattr(self, key)} does not apply to sampler={chosen}; allowed with {takes}")
 
     def labels(self, rows: Sequence[int], seed: int, num_classes: int) -> Optional[torch.Tensor]:
         """The class labels int64 [len(rows)] of images ``rows`` of a request drawn with ``seed`` from a model of
@@ -100,6 +105,7 @@ class SamplingSpec:
         1..K, a grid the model was not trained for and churn without continuous time."""
         self.check()
         check_sampler(self.for_process(denoiser.process).sampler, denoiser, process_name)
+        self.for_process(denoiser.process).check_settings_apply(("level_temperatures",))
         steps = denoiser.K if self.steps is None else self.steps
         if not (isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= denoiser.K):
             raise ValueError(f"steps={steps!r}: an integer in 1..{denoiser.K} (K of this model)")
