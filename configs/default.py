@@ -25,6 +25,10 @@ def get_default_configs():
     training.snapshot_freq_for_preemption = 5_000  # checkpoints-meta/checkpoint.pth (resume point)
     training.sampling_freq = 10_000  # sample grid into samples/ and TensorBoard
     training.log_freq = 50  # TensorBoard scalars
+    # periods in minutes of wall time (hflow's *_every_hours), beside the step periods; 0 switches one off
+    training.checkpoint_minutes = 0.0  # checkpoints-meta/checkpoint.pth (the resume point)
+    training.sampling_minutes = 0.0  # sample grid
+    training.fid_minutes = 0.0  # FID of the EMA model (as fid_freq)
     training.num_samples = 36  # images in each periodic sample grid
     training.fid_freq = 0  # FID of the EMA model against the training split's reference statistics; 0 = off
     training.fid_num_gen = 1000  # generated images per FID during training (image i from seed i: the same each time)

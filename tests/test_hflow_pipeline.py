@@ -193,7 +193,7 @@ def test_a_run_stored_before_hflow_loads_with_its_keys_defaults():
 
     from configs.default import get_default_configs
     from scripts.config.validate import validate_config
-    from scripts.runs.rundir import HFLOW_KEYS, config_from_dict
+    from scripts.runs.rundir import HFLOW_KEYS, MINUTE_PERIODS, config_from_dict
 
     with open(os.path.join(ROOT, "pretrained", "quickstart", "config.json")) as file:
         stored = json.load(file)
@@ -202,3 +202,4 @@ def test_a_run_stored_before_hflow_loads_with_its_keys_defaults():
     validate_config(loaded)
     defaults = get_default_configs().model
     assert {key: loaded.model[key] for key in HFLOW_KEYS} == {key: defaults[key] for key in HFLOW_KEYS}
+    assert [loaded.training[key] for key in MINUTE_PERIODS] == [0.0] * 3 and not set(MINUTE_PERIODS) & set(stored)

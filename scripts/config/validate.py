@@ -100,6 +100,12 @@ def period(role: Role) -> Rule:
     return Rule(int_at_least(0), "an integer >= 1 (steps between two of them), or 0 for never", role)
 
 
+def minutes(role: Role) -> Rule:
+    return Rule(
+        real_at_least(0), "a finite number >= 0 (minutes of wall time between two of them), or 0 for never", role
+    )
+
+
 def flag(role: Role) -> Rule:
     return Rule(is_bool, "True or False", role)
 
@@ -122,6 +128,9 @@ KEYS: Dict[str, Rule] = {
     "training.snapshot_freq_for_preemption": period(FREE),
     "training.sampling_freq": period(FREE),
     "training.log_freq": period(FREE),
+    "training.checkpoint_minutes": minutes(FREE),
+    "training.sampling_minutes": minutes(FREE),
+    "training.fid_minutes": minutes(FREE),
     "training.num_samples": positive_int(FREE),
     "training.fid_freq": period(FREE),
     "training.fid_num_gen": Rule(int_at_least(2), "an integer >= 2 (generated images per FID during training)", FREE),

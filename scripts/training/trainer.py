@@ -50,6 +50,7 @@ from scripts.sampling.pictures import scatter_reference
 from scripts.sampling.sampler import sample
 from scripts.training.batch_split import BatchSplit
 from scripts.training.fid_monitor import TrainingFID
+from scripts.training.periods import MinutePeriods
 from scripts.training.phases import NO_TIMER
 
 LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
@@ -453,7 +454,18 @@ class Trainer:
         )
         self.state.net.train()
         saved_step, batch = self.state.step, None
-        fid = TrainingFID(self.config, self.data, self.process, self.device) if training.fid_freq else None
+        fid = (
+            TrainingFID(self.config, self.data, self.process, self.device)
+            if training.fid_freq or training.fid_minutes
+            else None
+        )
+        timed = MinutePeriods(
+            {
+                "checkpoint": training.checkpoint_minutes,
+                "sampling": training.sampling_minutes,
+                "fid": training.fid_minutes,
+            }
+        )
         try:
             with StopRequest() as stop:
                 while self.state.step < training.n_iters:
@@ -462,19 +474,22 @@ class Trainer:
                     step = self.state.step
                     bar.update(1)
                     stop_signal = stop.agreed_signal()
-                    at_checkpoint = due(step, training.snapshot_freq_for_preemption) or due(
-                        step, training.snapshot_freq
+                    now = timed.due()
+                    at_checkpoint = (
+                        due(step, training.snapshot_freq_for_preemption)
+                        or due(step, training.snapshot_freq)
+                        or "checkpoint" in now
                     )
                     if due(step, training.log_freq) or at_checkpoint or stop_signal or step == training.n_iters:
                         log.flush(writer, bar, step, self.learning_rate(step), training.batch_size)
                     if at_checkpoint:
                         self.save(batch)
                         saved_step = step
-                    if due(step, training.sampling_freq) and main:
+                    if (due(step, training.sampling_freq) or "sampling" in now) and main:
                         self.state.net.eval()
                         self.sample_grid(writer)
                         self.state.net.train()
-                    if fid is not None and due(step, training.fid_freq):
+                    if fid is not None and (due(step, training.fid_freq) or "fid" in now):
                         value = fid.log(writer, step, self.process, self.state.ema.shadow, self.prior, self.shape)
                         if main:
                             tqdm.write(
