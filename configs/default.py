@@ -107,6 +107,7 @@ def get_default_configs():
     model.hflow_encoder_channels = (16,)  # features of the conv encoder of the coarser image (unused at the coarsest)
     model.hflow_prior_stds = (1.0,)  # s_j: z_j ~ N(0, s_j^2 I)
     model.hflow_loss_weights = (1.0,)  # w_j of each level's NLL in the training loss (reported NLLs: unweighted)
+    model.hflow_encoder_lr_scale = 1.0  # the condition encoders' learning rate over optim.lr (hflow's A: 0.1)
     model.hflow_noise_std = 0.0  # std of Gaussian noise added to the dequantised training images (hflow's 0.005)
 
     # --- network (model_code/networks/)

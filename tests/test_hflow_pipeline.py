@@ -203,3 +203,18 @@ def test_a_run_stored_before_hflow_loads_with_its_keys_defaults():
     defaults = get_default_configs().model
     assert {key: loaded.model[key] for key in HFLOW_KEYS} == {key: defaults[key] for key in HFLOW_KEYS}
     assert [loaded.training[key] for key in MINUTE_PERIODS] == [0.0] * 3 and not set(MINUTE_PERIODS) & set(stored)
+
+
+def test_the_condition_encoders_train_at_their_own_learning_rate(tmp_path):
+    """Two Adam groups: the flows at optim.lr, the encoders at hflow_encoder_lr_scale times it (hflow's
+    LEARNING_RATE_ENCODERS); an encoder scale of 1e-9 leaves the encoders where they started."""
+    run = config(n_iters=2, sampling_freq=0)
+    run.model.hflow_encoder_lr_scale = 1e-9
+    trainer = Trainer(run, str(tmp_path), torch.device("cpu"))
+    start = {key: value.clone() for key, value in trainer.state.net.state_dict().items()}
+    state = trainer.run()
+    rates = [group["lr"] for group in state.optimizer.param_groups]
+    assert len(rates) == 2 and abs(rates[1] - 1e-9 * rates[0]) < 1e-18
+    moved = {key: not torch.allclose(value, start[key], atol=1e-7) for key, value in state.net.state_dict().items()}
+    assert not any(moved[key] for key in moved if ".encoder." in key)
+    assert any(moved[key] for key in moved if "steps" in key and key.endswith("weight"))

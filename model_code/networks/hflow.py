@@ -40,7 +40,8 @@ class HFlowNetwork(Network):
     ActNorm from a batch. Per level: ``latent_channels`` (0: the level's own, C (4^m - 1) for a detail of m
     halvings, C for the coarsest; else that times 4^j, j squeezes), ``coupling_layers`` flow steps,
     ``coupling_channels`` hidden channels of each coupling network, ``encoder_channels`` features of the
-    condition encoder. A flow is unconditional on class labels: ``num_classes`` must be 0.
+    condition encoder; ``hflow_encoder_lr_scale`` the encoders' learning rate over the flows' (``parameter_groups``).
+    A flow is unconditional on class labels: ``num_classes`` must be 0.
     """
 
     flow = True  # forward returns (z, log|det|) and has an inverse: the flow contract of tests/test_contract_networks
@@ -55,9 +56,13 @@ class HFlowNetwork(Network):
         hflow_coupling_layers: Sequence[int],
         hflow_coupling_channels: Sequence[int],
         hflow_encoder_channels: Sequence[int],
+        hflow_encoder_lr_scale: float = 1.0,
         num_classes: int = 0,
     ):
         super().__init__()
+        if not (isinstance(hflow_encoder_lr_scale, (int, float)) and 0 < hflow_encoder_lr_scale < float("inf")):
+            raise ValueError(f"hflow_encoder_lr_scale={hflow_encoder_lr_scale}: a finite number > 0")
+        self.encoder_lr_scale = float(hflow_encoder_lr_scale)
         check_num_classes(num_classes)
         if num_classes:
             raise ValueError(f"num_classes={num_classes}: the hflow network is unconditional; allowed: 0")
@@ -83,6 +88,13 @@ class HFlowNetwork(Network):
                 )
             )
         self.flows = torch.nn.ModuleList(flows)
+
+    def parameter_groups(self) -> List[Tuple[List[torch.nn.Parameter], float]]:
+        """[(the flows' parameters, 1), (the condition encoders' parameters, ``hflow_encoder_lr_scale``)]: the
+        optimiser's groups and their learning-rate scales (hflow's LEARNING_RATE and LEARNING_RATE_ENCODERS)."""
+        encoders = [p for flow in self.flows if flow.encoder is not None for p in flow.encoder.parameters()]
+        known = {id(p) for p in encoders}
+        return [([p for p in self.parameters() if id(p) not in known], 1.0), (encoders, self.encoder_lr_scale)]
 
     def pyramid(self, x: torch.Tensor) -> List[torch.Tensor]:
         """[x_0 = x, x_1, ..., x_{L-1}]: each the coarse part of the one before, [B, C, h_j, w_j]."""

@@ -192,6 +192,7 @@ KEYS: Dict[str, Rule] = {
     "model.hflow_encoder_channels": Rule(int_tuple(1), "a non-empty tuple of integers >= 1", MODEL),
     "model.hflow_prior_stds": Rule(real_tuple(above=True), "a non-empty tuple of finite numbers > 0", MODEL),
     "model.hflow_loss_weights": Rule(real_tuple(above=False), "a non-empty tuple of finite numbers >= 0", FREE),
+    "model.hflow_encoder_lr_scale": Rule(real_above(0), "a finite number > 0 (times optim.lr)", FREE),
     "model.hflow_noise_std": Rule(real_at_least(0), "a finite number >= 0 (training noise std)", FREE),
     "model.network": Rule(is_str, "a network name (a string)", MODEL),
     "model.mlp_hidden": positive_int(MODEL),

@@ -170,6 +170,7 @@ HFLOW_KEYS = (  # the haar_pyramid operator, the hflow process and network
     "hflow_encoder_channels",
     "hflow_prior_stds",
     "hflow_loss_weights",
+    "hflow_encoder_lr_scale",
     "hflow_noise_std",
 )
 COLD_KEYS = (  # the operators cold_blur, mask, pixelate, desaturate; the cold process; the gmm prior

@@ -219,9 +219,14 @@ class Trainer:
         )
 
     def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
+        """Adam over the network's parameters, in the groups it declares (``parameter_groups()``: [(parameters,
+        learning-rate scale)], hflow's encoders and flows) or in one group; ``lr_scales`` keeps each group's
+        scale, applied by ``optimiser_step``."""
         optim = self.config.optim  # optim.optimizer is 'Adam', the one scripts/config/validate.py allows
+        groups = net.parameter_groups() if hasattr(net, "parameter_groups") else [(list(net.parameters()), 1.0)]
+        self.lr_scales = [scale for _, scale in groups]
         return torch.optim.Adam(
-            net.parameters(),
+            [{"params": parameters} for parameters, _ in groups] if len(groups) > 1 else groups[0][0],
             lr=optim.lr,
             betas=(optim.beta1, optim.beta2),
             eps=optim.eps,
@@ -321,8 +326,8 @@ class Trainer:
         state.scaler.unscale_(state.optimizer)
         clip = self.config.optim.grad_clip if self.config.optim.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(state.net.parameters(), clip)
-        for group in state.optimizer.param_groups:
-            group["lr"] = self.learning_rate(state.step + 1)
+        for group, scale in zip(state.optimizer.param_groups, self.lr_scales):
+            group["lr"] = self.learning_rate(state.step + 1) * scale
         state.scaler.step(state.optimizer)
         state.scaler.update()
         return grad_norm
