@@ -218,3 +218,15 @@ def test_the_condition_encoders_train_at_their_own_learning_rate(tmp_path):
     moved = {key: not torch.allclose(value, start[key], atol=1e-7) for key, value in state.net.state_dict().items()}
     assert not any(moved[key] for key in moved if ".encoder." in key)
     assert any(moved[key] for key in moved if "steps" in key and key.endswith("weight"))
+
+
+def test_tensorboard_logs_bits_per_dim_per_level_that_add_up_to_the_total(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Trainer(config(n_iters=3, sampling_freq=0), str(tmp_path), torch.device("cpu")).run()
+    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
+    value = lambda tag: events.Scalars(tag)[-1].value
+    levels = {"bits_per_dim/level_0_8x8": 48, "bits_per_dim/level_1_4x4": 12, "bits_per_dim/level_2_2x2": 4}
+    assert set(levels) | {"bits_per_dim/total"} <= set(events.Tags()["scalars"])
+    mixed = sum((value(tag) - 8) * dims for tag, dims in levels.items()) / 64 + 8  # dims n_j of D = 64
+    assert abs(mixed - value("bits_per_dim/total")) < 1e-4

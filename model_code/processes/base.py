@@ -100,6 +100,11 @@ class Process(Registered, nn.Module, abc.ABC):
         """Data-dependent initialisation of the network from a first batch x0 [B, C, H, W] (hflow's ActNorm),
         called once by the trainer on a new run with the same batch on every process; nothing by default."""
 
+    def training_scalars(self, net: Net, x0: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Scalars [] the trainer logs to TensorBoard beside the loss, from a batch x0 [B, C, H, W] (hflow: bits/dim
+        per level); none by default."""
+        return {}
+
     def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
         """Per-example ELBO terms in nats except the prior's: {'transitions': [B, K-1] for levels 2..K,
         'reconstruction': [B]}. The prior term comes from ``prior.kl_bound(*forward_marginal_at_K(x0))``."""

@@ -94,6 +94,22 @@ class HFlowProcess(Process):
         loss = (self.nll(net, x0) * weights).sum(1) / x0[0].numel()
         return loss, torch.ones(x0.shape[0], device=x0.device)
 
+    def discrete_bits(self, nats: torch.Tensor, dims) -> torch.Tensor:
+        """8-bit discrete bits per dimension of ``nats`` over ``dims`` dimensions: nats / (dims ln 2) + log2(256 /
+        width of the data range), the bound of uniformly dequantised 8-bit data."""
+        return nats / (dims * math.log(2)) + math.log2(256 / (self.data_range[1] - self.data_range[0]))
+
+    def training_scalars(self, net: Net, x0: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """{'bits_per_dim/level_j_HxW': the batch's discrete bits/dim of level j's n_j dimensions (unweighted),
+        'bits_per_dim/total': of the image's D}."""
+        nll = self.nll(net, x0).mean(0)
+        sizes = self.latent_sizes(x0.shape[1])
+        scalars = {
+            f"bits_per_dim/level_{j}_{h}x{w}": self.discrete_bits(nll[j], sizes[j])
+            for j, (h, w) in enumerate(self.operator.sizes)
+        }
+        return {**scalars, "bits_per_dim/total": self.discrete_bits(nll.sum(), x0[0].numel())}
+
     def initialize_network(self, net: Net, x0: torch.Tensor) -> None:
         """The flow's data-dependent initialisation (``HFlowNetwork.initialize``) on a batch x0 [B, C, H, W]."""
         net.initialize(x0)

@@ -358,6 +358,22 @@ class Trainer:
         self.state.net.train()
         return losses.float().mean()
 
+    def log_process_scalars(self, writer, batch: Batch, step: int) -> None:
+        """The process's ``training_scalars`` of the current weights on this step's batch (as ``probe_loss``:
+        eval mode, no DDP, random states untouched), averaged over the processes; rank 0 logs them."""
+        randomness = self.randomness(self.split.rows)
+        self.state.net.eval()
+        with torch.no_grad():
+            x0 = self.data.prepare(batch.items, randomness)
+            scalars = self.process.training_scalars(self.probe_network, x0)
+        self.state.net.train()
+        if not scalars:
+            return
+        means = distributed.all_reduce_sum(torch.stack(list(scalars.values())).float()) / distributed.world_size()
+        if writer is not None:
+            for name, value in zip(scalars, means.tolist()):
+                writer.add_scalar(name, value, step)
+
     def check_saveable(self, batch: Batch) -> None:
         """Raise TrainingDiverged (on every rank) unless the weights to be saved give a finite loss on every
         rank and the EMA is finite."""
@@ -487,6 +503,7 @@ class Trainer:
                     )
                     if due(step, training.log_freq) or at_checkpoint or stop_signal or step == training.n_iters:
                         log.flush(writer, bar, step, self.learning_rate(step), training.batch_size)
+                        self.log_process_scalars(writer, batch, step)
                     if at_checkpoint:
                         self.save(batch)
                         saved_step = step
