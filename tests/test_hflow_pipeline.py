@@ -3,6 +3,7 @@ encoded and decoded exactly, interpolated between real images and evaluated (exa
 its bad configs refused in one line before anything is written."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -88,20 +89,34 @@ def video_frames(path):
 
 
 @pytest.mark.parametrize(
-    "flags, message",
+    "fields, message",
     [
-        (["--video"], "--video given without --interpolate; allowed: with --interpolate"),
-        (["--interpolate", "--video", "--fps=0"], "--fps=0.0: a finite number > 0"),
-        (["--level_temperatures=0.9,-1"], "--level_temperatures=0.9,-1: finite numbers >= 0"),
-        (["--level_temperatures=0.9,0.8"], "level_temperatures=[0.9, 0.8]: one per level, 3 (K of this model)"),
-        (["--level_temperatures=1,1,1", "--sampler=ancestral"], "does not apply to sampler=ancestral"),
+        (dict(video=True), "--video given without --interpolate; allowed: with --interpolate"),
+        (dict(interpolate=True, video=True, fps=0.0), "--fps=0.0: a finite number > 0"),
+        (dict(level_temperatures=["0.9", "-1"]), "--level_temperatures=0.9,-1: finite numbers >= 0"),
+        (dict(level_temperatures=["0.9", "x"]), "--level_temperatures=0.9,x: finite numbers >= 0"),
     ],
 )
-def test_bad_sampling_flags_are_refused_in_one_line(trained_run, flags, message):
+def test_bad_sampling_flags_are_refused_in_one_line(fields, message):
+    from scripts.sampling.request import SamplingRequest, check_flag_values
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_flag_values(SamplingRequest(workdir="unused", **fields))
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--level_temperatures=0.9,0.8"], "level_temperatures=[0.9, 0.8]: one per level, 3 (K of this model)"),
+        (["--level_temperatures=1,1,1", "--sampler=ancestral"], "does not apply to sampler=ancestral"),
+        (["--video"], "--video given without --interpolate; allowed: with --interpolate"),
+    ],
+)
+def test_sample_py_refuses_them_in_one_line_with_nothing_written(trained_run, flags, message):
     before = sorted(os.listdir(os.path.join(trained_run, "sample_outputs")))
     result = run_cli("sample.py", "--workdir", trained_run, *flags, timeout=120)
     last = result.stderr.strip().splitlines()[-1]
-    assert result.returncode != 0 and last.startswith("error: ") and message in last, result.stderr[-2000:]
+    assert result.returncode == 1 and last.startswith("error: ") and message in last, result.stderr[-2000:]
     assert sorted(os.listdir(os.path.join(trained_run, "sample_outputs"))) == before
 
 
@@ -170,21 +185,33 @@ def test_train_sample_interpolate_resample_and_evaluate_from_the_command_line(tm
 
 
 @pytest.mark.parametrize(
-    "override, message",
+    "key, value, message",
     [
-        ("--config.model.hflow_resolutions=(8,3)", "model.hflow_resolutions=(8, 3): 3 is not 8 halved"),
-        ("--config.model.hflow_resolutions=(16,8,4)", "the first must be the image height 8"),
-        ("--config.model.hflow_latent_channels=(5,)", "model.hflow_latent_channels=(5,): level 0"),
-        ("--config.model.hflow_prior_stds=(0.0,)", "model.hflow_prior_stds=(0.0,): a non-empty tuple of finite"),
-        ("--config.model.hflow_prior_stds=(1.0,-1.0,1.0)", "model.hflow_prior_stds=(1.0, -1.0, 1.0)"),
+        ("hflow_resolutions", (8, 3), "model.hflow_resolutions=(8, 3): 3 is not 8 halved"),
+        ("hflow_resolutions", (16, 8, 4), "the first must be the image height 8"),
+        ("hflow_latent_channels", (5,), "model.hflow_latent_channels=(5,): level 0"),
+        ("hflow_prior_stds", (0.0,), "model.hflow_prior_stds=(0.0,): a non-empty tuple of finite numbers > 0"),
+        ("hflow_prior_stds", (1.0, -1.0, 1.0), "model.hflow_prior_stds=(1.0, -1.0, 1.0)"),
+        ("K", 4, "model.K=4: one level per resolution of model.hflow_resolutions; allowed: 3"),
+        ("network", "unet", "model.network='unet': hflow runs as model.process='hflow'"),
     ],
 )
-def test_bad_hflow_configs_are_refused_in_one_line_with_nothing_written(tmp_path, override, message):
+def test_bad_hflow_configs_are_refused_in_one_line(key, value, message):
+    from scripts.config.validate import validate_config
+
+    bad = config()
+    bad.model[key] = value
+    with pytest.raises(ValueError) as refused:
+        validate_config(bad)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_bad_hflow_config_stops_train_py_with_one_line_and_nothing_written(tmp_path):
     workdir = tmp_path / "run"
-    result = run_cli("train.py", "--config", CONFIG, f"--workdir={workdir}", override, timeout=120)
-    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    result = run_cli("train.py", "--config", CONFIG, f"--workdir={workdir}", "--config.model.hflow_resolutions=(8,3)")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and message in last, last
+    assert last.startswith("error: model.hflow_resolutions=(8, 3): 3 is not 8 halved"), last
     assert not workdir.exists() or not os.listdir(workdir)
 
 

@@ -308,6 +308,10 @@ def validate_hflow(config: ml_collections.ConfigDict) -> None:
         sizes = haar.pyramid_sizes(height, width, resolutions)
     except ValueError as error:
         raise bad_value("model.hflow_resolutions", resolutions, str(error).split(": ", 1)[1]) from None
+    if model.K != len(resolutions):
+        raise bad_value(
+            "model.K", model.K, f"one level per resolution of model.hflow_resolutions; allowed: {len(sizes)}"
+        )
     for key in HFLOW_PER_LEVEL:
         if len(model[key]) not in (1, len(resolutions)):
             raise bad_value(f"model.{key}", tuple(model[key]), f"one value per resolution ({len(resolutions)}) or one")
