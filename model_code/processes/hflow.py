@@ -28,8 +28,8 @@ from model_code.processes.base import PROCESSES, AncestralDenoiser, Net, Process
 from model_code.randomness import RandomSource, as_randomness
 
 
-def positive_per_level(name: str, values: Sequence[float], levels: int, low_open: bool) -> Tuple[float, ...]:
-    """One finite number per level (> 0, or >= 0 when not ``low_open``); a single one is used for every level."""
+def per_level_numbers(name: str, values: Sequence[float], levels: int, low_open: bool) -> Tuple[float, ...]:
+    """One finite number per level, > 0 (``low_open``) or >= 0; a single one is used for every level."""
     values = tuple(float(v) for v in values)
     values = values * levels if len(values) == 1 else values
     bound = "> 0" if low_open else ">= 0"
@@ -57,8 +57,8 @@ class HFlowProcess(Process):
         super().__init__(operator=operator)
         if not hasattr(operator, "level_image"):
             raise ValueError(f"the hflow process takes the haar_pyramid operator, got {operator.name!r}")
-        self.prior_stds = positive_per_level("hflow_prior_stds", hflow_prior_stds, self.K, low_open=True)
-        self.loss_weights = positive_per_level("hflow_loss_weights", hflow_loss_weights, self.K, low_open=False)
+        self.prior_stds = per_level_numbers("hflow_prior_stds", hflow_prior_stds, self.K, low_open=True)
+        self.loss_weights = per_level_numbers("hflow_loss_weights", hflow_loss_weights, self.K, low_open=False)
         if not (math.isfinite(hflow_noise_std) and hflow_noise_std >= 0):
             raise ValueError(f"hflow_noise_std={hflow_noise_std}: a finite number >= 0 (training noise std)")
         self.noise_std = float(hflow_noise_std)
