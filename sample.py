@@ -2,7 +2,7 @@
 
     python sample.py --config CONFIG --workdir WORKDIR --checkpoint 0 --batch_size=9
                      [--same_init | --share_noise | --interpolate [--share_noise] --num_points=20] [--delta=D]
-    python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --num_points 9
+    python sample.py --workdir WORKDIR --interpolate --image_a A.png --image_b B.png --num_points 9 [--video --fps 10]
     python sample.py --workdir WORKDIR --image A.png (--resample_below LEVEL | --resample_above LEVEL) --batch_size 8
     python sample.py --workdir WORKDIR --steps 50 --eta 0          # gaussian process: 50 DDIM steps, deterministic
     python sample.py --workdir WORKDIR --sampler dpmpp_2m --steps 20 --grid logsnr   # DPM-Solver++(2M), 20 NFE
@@ -46,6 +46,11 @@ flags.DEFINE_float("delta", None, "Sampling noise std (ihdm); default: the confi
 flags.DEFINE_integer("seed", None, "Base seed; default: config.eval.seed.")
 flags.DEFINE_float("temperature", 1.0, "Prior spread around its mean: 1 the trained prior, 0 its mean.")
 flags.DEFINE_float("noise_temperature", 1.0, "Scale of the reverse-step noise: 1 as trained, 0 none.")
+flags.DEFINE_list(
+    "level_temperatures", None, "flow_inverse (hflow): one temperature per level, the finest first, e.g. 0.9,0.8,0.7."
+)
+flags.DEFINE_bool("video", False, "With --interpolate: also write interpolation.mp4 (H.264, imageio-ffmpeg).")
+flags.DEFINE_float("fps", 10.0, "Frames per second of the --video MP4.")
 flags.DEFINE_string("image_a", None, "With --interpolate: interpolate between the exact latents of this image ...")
 flags.DEFINE_string("image_b", None, "... and this one (both given or neither).")
 flags.DEFINE_string("image", None, "Variations of this image by level of detail (with a --resample_* flag).")

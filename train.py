@@ -15,14 +15,14 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def train() -> int:
     """Check the config and the workdir, then train; returns the exit status (scripts/cli/command.py)."""
-    from model_code.precision import network_dtype
     from scripts.cli.command import stop_status
     from scripts.cli.flags import require_writable_folder
+    from scripts.config import build
     from scripts.config.validate import validate_config
     from scripts.runtime import distributed
 
     validate_config(FLAGS.config)
-    network_dtype(FLAGS.config.training.mixed_precision, distributed.init().device)  # fp16 off CUDA: refused here
+    build.network_dtype(FLAGS.config, distributed.init().device)  # fp16 off CUDA, bf16 for a flow: refused here
     require_writable_folder("--workdir", FLAGS.workdir, FLAGS.workdir)
     from scripts.training.trainer import Trainer
 

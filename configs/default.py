@@ -25,6 +25,10 @@ def get_default_configs():
     training.snapshot_freq_for_preemption = 5_000  # checkpoints-meta/checkpoint.pth (resume point)
     training.sampling_freq = 10_000  # sample grid into samples/ and TensorBoard
     training.log_freq = 50  # TensorBoard scalars
+    # periods in minutes of wall time (hflow's *_every_hours), beside the step periods; 0 switches one off
+    training.checkpoint_minutes = 0.0  # checkpoints-meta/checkpoint.pth (the resume point)
+    training.sampling_minutes = 0.0  # sample grid
+    training.fid_minutes = 0.0  # FID of the EMA model (as fid_freq)
     training.num_samples = 36  # images in each periodic sample grid
     training.fid_freq = 0  # FID of the EMA model against the training split's reference statistics; 0 = off
     training.fid_num_gen = 1000  # generated images per FID during training (image i from seed i: the same each time)
@@ -54,9 +58,9 @@ def get_default_configs():
 
     # --- forward process (model_code/operators/, model_code/processes/)
     config.model = model = ml_collections.ConfigDict()
-    model.process = "ihdm"  # ihdm | gaussian | cold
+    model.process = "ihdm"  # ihdm | gaussian | cold | hflow
     # operator: heat | blur | identity | random_matrix | random_matrix_product | constant_velocity |
-    # constant_deceleration | cold_blur | mask | pixelate | desaturate (the last four: Cold Diffusion's)
+    # constant_deceleration | cold_blur | mask | pixelate | desaturate (the last four: Cold Diffusion's) | haar_pyramid
     model.forward = "heat"
     model.K = 100  # number of levels
     model.sigma = 0.01  # ihdm: training noise std (data in [0, 1])
@@ -96,9 +100,20 @@ def get_default_configs():
     model.logistic_loc = 0.0  # logistic log-SNR location; python -m scripts.suggest_logsnr suggests it
     model.logistic_scale = 2.0  # logistic log-SNR scale (> 0); also used by evaluate.py --mode=nll_itd
     model.prediction = "eps"  # what the network predicts: eps | v (v = alpha eps - sigma x, per coefficient)
+    # hflow process (haar_pyramid operator, hflow network, standard_normal prior); per-level tuples list the
+    # resolutions' levels in order, the finest first; a single value serves every level
+    model.hflow_resolutions = (28, 14, 7)  # the image height, then each halved one or more times (K = their count)
+    model.hflow_latent_channels = (0,)  # channels of each level's flow: 0 its own (C (4^m - 1); C), else x 4^j
+    model.hflow_coupling_layers = (4,)  # flow steps (actnorm, 1x1 conv, affine coupling) per level
+    model.hflow_coupling_channels = (32,)  # hidden channels of each coupling network
+    model.hflow_encoder_channels = (16,)  # features of the conv encoder of the coarser image (unused at the coarsest)
+    model.hflow_prior_stds = (1.0,)  # s_j: z_j ~ N(0, s_j^2 I)
+    model.hflow_loss_weights = (1.0,)  # w_j of each level's NLL in the training loss (reported NLLs: unweighted)
+    model.hflow_encoder_lr_scale = 1.0  # the condition encoders' learning rate over optim.lr (hflow's A: 0.1)
+    model.hflow_noise_std = 0.0  # std of Gaussian noise added to the dequantised training images (hflow's 0.005)
 
     # --- network (model_code/networks/)
-    model.network = "unet"  # unet | mlp (flat data such as 2D points)
+    model.network = "unet"  # unet | mlp (flat data such as 2D points) | hflow (the hflow process's flows)
     model.mlp_hidden = 128  # mlp: hidden width
     model.mlp_depth = 3  # mlp: hidden layers
     model.model_channels = 128

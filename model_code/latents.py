@@ -4,9 +4,11 @@ A latent of x0 [B, C, H, W] is (prior [B, C, H, W], noise [B, S, C, H, W]) for t
 steps k = K, ..., 1 (``process.sampling_levels()``). Entries 0..S-2 are the noise of steps K..2; entry S-1 is
 the residual of the last step, x0 - ancestral_step(u_1, 1 -> 0), which has no noise of its own. Decoding runs the
 model's own reverse process with this noise and adds the residual, so decode(encode(x0)) = x0 up to float
-rounding. Encoding draws a trajectory of the forward process (``process.encoding_trajectory``: the gaussian
-process's Markov chain, ihdm's marginals; its noise from the caller's generators, one per image) and solves
-each ancestral step of the process's denoiser for its noise (``Denoiser.ancestral_step_noise``).
+rounding. A denoiser whose last step draws noise (``Denoiser.final_noise``: hflow's finest detail) has that
+step's noise in entry S-1 instead, and no residual: its steps are exactly invertible. Encoding draws a
+trajectory of the forward process (``process.encoding_trajectory``: the gaussian process's Markov chain, ihdm's
+marginals; its noise from the caller's generators, one per image) and solves each ancestral step of the
+process's denoiser for its noise (``Denoiser.ancestral_step_noise``).
 
 A process that a deterministic sampler can run (the gaussian process: DDIM with eta = 0, Heun, DPM-Solver++)
 also has a deterministic latent, u_K alone (``encode_deterministic``): the sampler run backwards from the
@@ -52,18 +54,24 @@ def encode(process, net: torch.nn.Module, x0: torch.Tensor, generators: List[tor
     noise = []
     for k, k_next, u, u_next in zip(levels[:-1], levels[1:], states[:-1], states[1:]):
         noise.append(denoiser.ancestral_step_noise(u, k, k_next, u_next))
-    noise.append(x0 - denoiser.ancestral_step(states[-1], levels[-1], 0, torch.zeros_like(x0)))
+    if denoiser.final_noise:
+        noise.append(denoiser.ancestral_step_noise(states[-1], levels[-1], 0, x0))
+    else:
+        noise.append(x0 - denoiser.ancestral_step(states[-1], levels[-1], 0, torch.zeros_like(x0)))
     return states[0], torch.stack(noise, dim=1)
 
 
 @torch.no_grad()
 def decode(process, net: torch.nn.Module, latent: Latent) -> torch.Tensor:
     """(u_K [B, C, H, W], noise [B, S, C, H, W]) -> u_0 [B, C, H, W]: every ancestral step with the latent's
-    noise, then the residual: u_0 = ancestral_step(u_1, 1 -> 0) + noise[:, S-1]."""
+    noise, then the residual: u_0 = ancestral_step(u_1, 1 -> 0) + noise[:, S-1] (``final_noise``: the last step
+    with noise[:, S-1])."""
     denoiser, (u, noise) = ancestral_denoiser(process, net), latent
     levels = process.sampling_levels()
     for step, (k, k_next) in enumerate(zip(levels[:-1], levels[1:])):
         u = denoiser.ancestral_step(u, k, k_next, noise[:, step])
+    if denoiser.final_noise:
+        return denoiser.ancestral_step(u, levels[-1], 0, noise[:, -1])
     return denoiser.ancestral_step(u, levels[-1], 0, torch.zeros_like(u)) + noise[:, -1]
 
 

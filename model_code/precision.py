@@ -34,14 +34,20 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def network_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
+def network_dtype(mode: str, device: torch.device, float32_only: bool = False) -> Optional[torch.dtype]:
     """The autocast dtype of the network for precision ``mode`` on ``device`` (None: float32); 'auto' is bf16
-    where ``native_bf16``; 'fp16' off CUDA is refused in one line."""
+    where ``native_bf16``; 'fp16' off CUDA is refused in one line. ``float32_only``: a network that must compute
+    in float32 (``Process.float32_network``), for which 'auto' is float32 and 'bf16' / 'fp16' are refused."""
     device = torch.device(device)
     if mode not in MODES:
         raise ValueError(f"mixed precision {mode!r}; allowed: one of {', '.join(MODES)}")
+    if float32_only and mode in DTYPES and DTYPES[mode] is not None:
+        raise ValueError(
+            f"mixed precision {mode!r} for a network that must compute in float32 (an exactly invertible flow); "
+            "allowed: 'no' or 'auto'"
+        )
     if mode == "auto":
-        return torch.bfloat16 if native_bf16(device) else None
+        return torch.bfloat16 if native_bf16(device) and not float32_only else None
     if mode == "fp16" and device.type != "cuda":
         raise ValueError(f"mixed precision 'fp16' runs on CUDA only; on {device.type} allowed: 'auto', 'bf16' or 'no'")
     return DTYPES[mode]
@@ -60,7 +66,8 @@ def describe(mode: str, dtype: Optional[torch.dtype], device: torch.device) -> s
 class AutocastNetwork:
     """``net(x, time, labels=None)`` under ``torch.autocast(device_type, dtype)``, returning float32.
 
-    x [B, ...] float32, time [B], labels [B] or None -> [B, ...] float32. With ``dtype=None`` it calls ``net`` as is.
+    x [B, ...] float32, time [B], labels [B] or None -> [B, ...] float32 (a flow's tuple (z, log|det|): each
+    float32). With ``dtype=None`` it calls ``net`` as is.
     ``channels_last`` hands the network its 4D input in channels-last memory order (values unchanged),
     for a network whose weights were converted with ``net.to(memory_format=torch.channels_last)``.
     """
@@ -79,4 +86,4 @@ class AutocastNetwork:
             return self.net(*arguments)
         with torch.autocast(self.device_type, dtype=self.dtype):
             out = self.net(*arguments)
-        return out.float()
+        return tuple(part.float() for part in out) if isinstance(out, tuple) else out.float()

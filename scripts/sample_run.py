@@ -24,7 +24,7 @@ from scripts.evaluation.image_metrics import check_ssim_size
 from scripts.evaluation.restoration import fidelity, in_unit_range
 from scripts.runtime import distributed
 from scripts.sampling.image_files import check_image_shape
-from scripts.sampling.imaging import save_gif, save_png, to_unit
+from scripts.sampling.imaging import save_gif, save_mp4, save_png, to_unit
 from scripts.sampling.npz_stream import NpzStream
 from scripts.sampling.pictures import pictured_count, save_arrays, scatter_reference, write_sample_pictures
 from scripts.sampling.request import (
@@ -49,7 +49,7 @@ def run_request(request: SamplingRequest) -> None:
     request = request.for_classes(model.num_classes)
     spec = sampling_spec(request)
     spec.check_classes(model.num_classes)
-    spec.network_dtype(device)  # a precision the device cannot run is refused before anything is written
+    spec.network_dtype(device, model.process)  # a precision the device or the model cannot run: refused here
     if not request.images:  # the sampler, its grid and steps can be checked once the model is known
         spec.levels(model.process.denoiser(model.net), model.process.name)
     seed = model.config.eval.seed if request.seed is None else request.seed
@@ -91,6 +91,7 @@ def draw_from_the_prior(model: Model, request: SamplingRequest, seed: int) -> No
         npz = arrays.close()
     background = scatter_background(model)
     written = write_sample_pictures(folder, out, request.mode, model.process.data_range, background, request.per_class)
+    written += write_video(request, folder, to_unit(out["samples"], model.process.data_range))
     classes = classes_said(request, model)
     what = f"{request.count} samples ({request.mode}{classes}) in {out['nfe']} network evaluations each"
     print_written(what, model, written + [npz])
@@ -159,7 +160,14 @@ def write_interpolation(model: Model, request: SamplingRequest, loaded: torch.Te
         save_png(os.path.join(folder, "interpolation.png"), unit(samples), len(samples)),
         save_gif(os.path.join(folder, "interpolation.gif"), [unit(x[None]) for x in samples], 1),
     ]
-    return samples, written
+    return samples, written + write_video(request, folder, unit(samples))
+
+
+def write_video(request: SamplingRequest, folder: str, frames: torch.Tensor) -> List[str]:
+    """With --video, interpolation.mp4 of the frames [N, C, H, W] in [0, 1] at --fps (its path in a list)."""
+    if not request.video:
+        return []
+    return [save_mp4(os.path.join(folder, "interpolation.mp4"), [frame[None] for frame in frames], request.fps)]
 
 
 def interpolate_images(model: Model, request: SamplingRequest, loaded: torch.Tensor, seed: int) -> torch.Tensor:

@@ -55,6 +55,27 @@ def make_process(process_name: str, operator_name: str, K: int, image_size, **mo
     return build.build_registered(build.PROCESS_FEED, config, {"operator": lambda: operator})
 
 
+def tiny_hflow(channels: int = 1, resolutions=(8, 4, 2), layers: int = 2, seed: int = 0) -> torch.nn.Module:
+    """The smallest hflow network the tests use: ``layers`` flow steps of 8 hidden channels per level, its couplings
+    moved off their zero initialisation (so that every level's flow acts)."""
+    from model_code.networks.hflow import HFlowNetwork
+
+    torch.manual_seed(seed)
+    net = HFlowNetwork(
+        in_channels=channels,
+        out_channels=channels,
+        hflow_resolutions=resolutions,
+        hflow_latent_channels=(0,),
+        hflow_coupling_layers=(layers,),
+        hflow_coupling_channels=(8,),
+        hflow_encoder_channels=(4,),
+    )
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter += 0.03 * torch.randn_like(parameter)
+    return net
+
+
 def tiny_unet(channels: int = 1, **overrides) -> torch.nn.Module:
     """The smallest U-Net the tests use: 8 channels, two levels, attention at the second (``overrides``: other
     constructor arguments)."""

@@ -146,6 +146,10 @@ def test_tiny_training_run_of_every_config(path, image_folders, tmp_path):
             mlp_hidden=16,
         )
     )
+    if config.model.process == "hflow":  # its pyramid on 8x8 images: 8 -> 4 -> 2, one value per level key
+        config.model.update(dict(hflow_resolutions=(8, 4, 2), K=3, hflow_latent_channels=(0,)))
+        config.model.update(dict(hflow_coupling_layers=(2,), hflow_coupling_channels=(8,), hflow_encoder_channels=(4,)))
+        config.model.update(dict(hflow_prior_stds=(1.0,), hflow_loss_weights=config.model.hflow_loss_weights[:1]))
     config.training.update(
         dict(
             batch_size=4,

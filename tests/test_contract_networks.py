@@ -22,7 +22,20 @@ DECLARED = {
     "unet": dict(
         shape=(2, 8, 8), model=dict(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,))
     ),
+    "hflow": dict(
+        shape=(2, 8, 8),
+        model=dict(
+            hflow_resolutions=(8, 4, 2),
+            hflow_coupling_layers=(2,),
+            hflow_coupling_channels=(8,),
+            hflow_encoder_channels=(4,),
+        ),
+    ),
 }
+# a network with ``flow = True`` keeps the flow contract instead (TestFlowNetworkContract): forward(x, time) -> (z,
+# log|det| [B, L]), exactly invertible, time not read, unconditional
+FLOWS = sorted(name for name in DECLARED if getattr(NETWORKS.get(name), "flow", False))
+DENOISERS = sorted(name for name in DECLARED if name not in FLOWS)
 
 
 def test_every_registered_network_declares_its_contract_config():
@@ -53,8 +66,13 @@ def train_briefly(net, x, time, steps=3, labels=None):
                 parameter -= 0.1 * parameter.grad
 
 
-@pytest.fixture(params=sorted(DECLARED))
+@pytest.fixture(params=DENOISERS)
 def name(request):
+    return request.param
+
+
+@pytest.fixture(params=FLOWS)
+def flow_name(request):
     return request.param
 
 
@@ -163,3 +181,53 @@ def test_checkpointed_activations_give_the_same_outputs_and_gradients(monkeypatc
     attention = collections.Counter(type(m).__name__ for m in kept.modules() if isinstance(m, unet.AttentionBlock))
     assert calls_kept == blocks + attention + attention  # attention ran again in the backward pass
     assert calls_recomputed == blocks + blocks + attention + attention  # and with the option every block
+
+
+def train_flow_briefly(net, x, steps=3):
+    """A few SGD steps on the flow's Gaussian NLL, so that no zero-initialised coupling is the identity any more."""
+    for _ in range(steps):
+        net.zero_grad()
+        z, logdet = net(x, torch.zeros(x.shape[0]))
+        (0.5 * z.pow(2).flatten(1).sum(1) - logdet.sum(1)).mean().backward()
+        with torch.no_grad():
+            for parameter in net.parameters():
+                parameter -= 0.002 * parameter.grad
+
+
+class TestFlowNetworkContract:
+    def test_name_shapes_and_identity_couplings_at_initialisation(self, flow_name):
+        """z has the data's shape; at initialisation every coupling is the identity, so log|det| is that of the
+        1x1 convolutions (rotations) alone: 0."""
+        net = build_network(flow_name)
+        x, time = inputs(flow_name)
+        z, logdet = net(x, time)
+        assert net.name == flow_name and z.shape == x.shape and logdet.shape[0] == 3
+        torch.testing.assert_close(logdet, torch.zeros_like(logdet), atol=1e-4, rtol=0)
+
+    def test_inverse_gradients_examples_apart_and_time_not_read(self, flow_name):
+        net = build_network(flow_name)
+        x, time = inputs(flow_name)
+        net.initialize(x)
+        train_flow_briefly(net, x)
+        net.zero_grad()
+        z, logdet = net(x, time)
+        (z.pow(2).sum() - logdet.sum()).backward()
+        missing = [key for key, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+        assert not missing, f"parameters without gradient: {missing}"
+        assert (net.inverse(z) - x).abs().max() < 1e-5
+        torch.testing.assert_close(net(x[1:2], time[1:2])[0], z[1:2], atol=1e-5, rtol=1e-4)
+        assert torch.equal(net(x, torch.full((3,), 7.0))[0], z)
+
+    def test_weights_and_initialisation_survive_a_checkpoint(self, flow_name):
+        net, fresh = build_network(flow_name), build_network(flow_name, seed=1)
+        x, time = inputs(flow_name)
+        net.initialize(x)
+        train_flow_briefly(net, x)
+        torch.testing.assert_close(state_round_trip(net, fresh)(x, time), net(x, time), atol=0, rtol=0)
+
+    def test_labels_are_refused(self, flow_name):
+        x, time = inputs(flow_name)
+        with pytest.raises(ValueError, match="unconditional"):
+            build_network(flow_name, num_classes=3)
+        with pytest.raises(ValueError, match="unconditional \\(num_classes=0\\)"):
+            build_network(flow_name)(x, time, torch.tensor([0, 1, 2]))

@@ -12,7 +12,8 @@ from tests.helpers import make_operator
 
 K = 5
 SIZE = (6, 5)  # rectangular, so height and width cannot be swapped unnoticed
-SIZES = {"pixelate": (8, 4)}  # pixelate halves the resolution, so its sides must divide by 2^ceil(K/pixelate_every)
+# pixelate halves the resolution, so its sides must divide by 2^ceil(K/pixelate_every); haar_pyramid's K levels halve it
+SIZES = {"pixelate": (8, 4), "haar_pyramid": (32, 16)}
 CHANNELS = 2
 
 DECLARED = {
@@ -21,6 +22,7 @@ DECLARED = {
     "constant_deceleration": {},
     "constant_velocity": {},
     "desaturate": dict(desaturate_routine="linear"),
+    "haar_pyramid": dict(hflow_resolutions=(32, 16, 8, 4, 2)),
     "heat": dict(blur_sigma_max=4.0),
     "identity": {},
     "mask": dict(mask_std=0.5, mask_centre="seeded", operator_seed=1),

@@ -17,7 +17,7 @@ from model_code.randomness import seeded_generators
 from model_code.samplers.spec import SamplingSpec
 from scripts.sampling.sampler import reverse_process
 from tests.contracts import check_declared, state_round_trip
-from tests.helpers import make_process, tiny_unet
+from tests.helpers import make_process, tiny_hflow, tiny_unet
 
 K = 4
 SIZE = 8
@@ -27,7 +27,15 @@ DECLARED = {
     "gaussian": dict(continuous_time=False),
     "ihdm": dict(sigma=0.02),
     "cold": {},
+    "hflow": dict(hflow_resolutions=(8, 4, 2, 1)),
 }
+NETWORKS = {"hflow": tiny_hflow}  # a process whose network is its own (a flow) declares its builder; else tiny_unet
+
+
+def network(process_name):
+    return NETWORKS.get(process_name, lambda **_: tiny_unet())(
+        resolutions=DECLARED[process_name].get("hflow_resolutions")
+    )
 
 
 def test_every_registered_process_declares_its_contract_config():
@@ -77,7 +85,7 @@ class TestProcessContract:
         assert low < high
 
     def test_loss_is_per_example_seeded_finite_differentiable_and_pure(self, pair):
-        process, net = build(*pair), tiny_unet()
+        process, net = build(*pair), network(pair[0])
         x0 = data(process)
         x_copy = x0.clone()
         losses, t = process.loss(net, x0, seeded(0))
@@ -104,7 +112,7 @@ class TestProcessContract:
         assert process.prior_component_std() > 0 and isinstance(process.sampling_settings(), dict)
 
     def test_default_sampler_from_the_prior_is_finite_and_seeded(self, pair):
-        process, net = build(*pair), tiny_unet().eval()
+        process, net = build(*pair), network(pair[0]).eval()
         levels = process.sampling_levels()
         assert levels[0] == K and levels == sorted(levels, reverse=True) and levels[-1] >= 1
         mean, std = process.prior_component(data(process))
@@ -122,7 +130,7 @@ class TestProcessContract:
     @pytest.mark.parametrize("ancestral", ANCESTRAL_PAIRS, ids=[f"{p}-{o}" for p, o in ANCESTRAL_PAIRS])
     def test_exact_latents_decode_to_the_image(self, ancestral):
         pair = ancestral
-        process, net = build(*pair), tiny_unet().eval()
+        process, net = build(*pair), network(pair[0]).eval()
         torch.manual_seed(0)
         x0 = data(process, seed=4)
         prior_state, noise = encode(process, net, x0, seeded_generators(0, 2, range(BATCH)))
@@ -131,7 +139,7 @@ class TestProcessContract:
         assert (decode(process, net, (prior_state, noise)) - x0).abs().max().item() < 1e-5
 
     def test_elbo_terms_have_one_transition_per_level_above_one(self, pair):
-        process, net = build(*pair), tiny_unet().eval()
+        process, net = build(*pair), network(pair[0]).eval()
         if pair not in ANCESTRAL_PAIRS:
             with pytest.raises(ValueError, match="has no likelihood"):
                 process.elbo_terms(net, data(process), seeded(5))
@@ -142,7 +150,7 @@ class TestProcessContract:
         assert torch.isfinite(terms["transitions"]).all() and torch.isfinite(terms["reconstruction"]).all()
 
     def test_state_survives_a_checkpoint(self, pair):
-        process, net = build(*pair), tiny_unet()
+        process, net = build(*pair), network(pair[0])
         restored = state_round_trip(process, make_process(*pair, K, SIZE, **DECLARED[pair[0]], operator_seed=2))
         x0 = data(process)
         torch.testing.assert_close(restored.loss(net, x0, seeded(6))[0], process.loss(net, x0, seeded(6))[0])

@@ -13,7 +13,7 @@ from model_code.processes import PROCESSES
 from model_code.samplers import SAMPLERS, samplers_for
 from model_code.samplers.spec import SamplingSpec
 from tests.contracts import check_declared
-from tests.helpers import make_process, tiny_unet
+from tests.helpers import make_process, tiny_hflow, tiny_unet
 
 K = 6
 SIZE = 8
@@ -24,6 +24,7 @@ DECLARED = {
     "cold_default": {},
     "ddim": dict(eta=0.5),
     "dpmpp_2m": {},
+    "flow_inverse": dict(temperature=0.7),
     "heun": dict(churn=1.0),
     "x0_step_down": {},
 }
@@ -33,9 +34,22 @@ def test_every_registered_sampler_declares_its_contract_config():
     check_declared(SAMPLERS, DECLARED, __name__)
 
 
+# processes that need settings of their own: (K, model.* keys); hflow has one level per resolution of its pyramid
+PROCESS_SETTINGS = {"ihdm": (K, dict(sigma=0.02)), "hflow": (4, dict(hflow_resolutions=(8, 4, 2, 1)))}
+NETWORKS = {"hflow": lambda: tiny_hflow(resolutions=(8, 4, 2, 1))}  # a process whose network is its own
+
+
 def build(process_name, operator_name):
-    settings = dict(sigma=0.02) if process_name == "ihdm" else {}
-    return make_process(process_name, operator_name, K, SIZE, **settings)
+    levels, settings = PROCESS_SETTINGS.get(process_name, (K, {}))
+    return make_process(process_name, operator_name, levels, SIZE, **settings)
+
+
+def can_skip_levels(process):
+    try:
+        process.sampling_levels(STEPS)
+    except ValueError:
+        return False
+    return True
 
 
 def pairs():
@@ -62,11 +76,14 @@ def seeded_noise(seed, shape):
 def case(request):
     sampler, process_name, operator_name = request.param
     process = build(process_name, operator_name)
-    net = tiny_unet().eval()
-    torch.manual_seed(0)
-    for parameter in net.parameters():  # a network whose output is not zero
-        parameter.data.normal_(0, 0.05)
-    spec = SamplingSpec(sampler=sampler, steps=STEPS if process_name != "ihdm" else None, **DECLARED[sampler])
+    if process_name in NETWORKS:
+        net = NETWORKS[process_name]().eval()
+    else:
+        net = tiny_unet().eval()
+        torch.manual_seed(0)
+        for parameter in net.parameters():  # a network whose output is not zero
+            parameter.data.normal_(0, 0.05)
+    spec = SamplingSpec(sampler=sampler, steps=STEPS if can_skip_levels(process) else None, **DECLARED[sampler])
     return sampler, process, net, spec
 
 

@@ -232,3 +232,29 @@ def test_fid_sampled_in_bf16_says_so_in_its_result(tmp_path):
     assert "network in bf16" in reduced["headline"]
     assert exact["network_precision"] == "float32" and "network in" not in exact["headline"]
     assert reduced["fid_fast_random_conv"] != exact["fid_fast_random_conv"]
+
+
+def test_a_flow_network_computes_in_float32_whatever_the_hardware(monkeypatch):
+    """hflow's exact inverse and log-determinants need float32: 'auto' is float32 even where bf16 is native, and
+    bf16 or fp16 are refused in one line, for training and for sampling."""
+    from configs.default import get_default_configs
+    from model_code import precision
+    from model_code.processes import PROCESSES
+    from model_code.samplers.spec import SamplingSpec
+    from scripts.config import build
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    config, cpu, hflow = get_default_configs(), torch.device("cpu"), PROCESSES.get("hflow")
+    config.model.process, config.training.mixed_precision = "hflow", "auto"
+    assert (
+        build.network_dtype(config, cpu) is None
+        and SamplingSpec(mixed_precision="auto").network_dtype(cpu, hflow) is None
+    )
+    refusal = "mixed precision 'bf16' for a network that must compute in float32 .*; allowed: 'no' or 'auto'"
+    config.training.mixed_precision = "bf16"
+    with pytest.raises(ValueError, match=refusal):
+        build.network_dtype(config, cpu)
+    with pytest.raises(ValueError, match=refusal):
+        SamplingSpec(mixed_precision="bf16").network_dtype(cpu, hflow)
+    config.model.process = "ihdm"  # every other process keeps its bf16
+    assert build.network_dtype(config, cpu) == torch.bfloat16

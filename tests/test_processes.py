@@ -15,13 +15,18 @@ SIZE = 8
 K = 6
 
 
+OPERATOR_SETTINGS = {"haar_pyramid": (4, dict(hflow_resolutions=(8, 4, 2, 1)))}  # K: one level per resolution
+
+
 def operator(name, **overrides):
-    return make_operator(name, K, SIZE, **overrides)
+    levels, settings = OPERATOR_SETTINGS.get(name, (K, {}))
+    return make_operator(name, levels, SIZE, **{**settings, **overrides})
 
 
 def process(process_name, operator_name, **overrides):
     defaults = dict(sigma=0.02) if process_name == "ihdm" else dict(continuous_time=operator(operator_name).continuous)
-    return make_process(process_name, operator_name, K, SIZE, **{**defaults, **overrides})
+    levels, settings = OPERATOR_SETTINGS.get(operator_name, (K, {}))
+    return make_process(process_name, operator_name, levels, SIZE, **{**settings, **defaults, **overrides})
 
 
 def test_every_operator_works_with_ihdm_and_the_gaussian_refusals_say_why():
@@ -45,7 +50,7 @@ def test_ihdm_oracle_reverse_step_gives_the_forward_quantity(operator_name):
     proc = process("ihdm", operator_name)
     x0 = torch.rand(3, 1, SIZE, SIZE)
     oracle = IHDMOracle(proc, x0)
-    for k in range(1, K + 1):
+    for k in range(1, proc.K + 1):
         levels = torch.full((3,), k)
         u = proc.operator(x0, levels) + proc.sigma * torch.randn_like(x0)
         out = proc.denoiser(oracle).ancestral_step(u, k, k - 1, torch.zeros_like(x0))

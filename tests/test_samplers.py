@@ -174,7 +174,7 @@ def test_specs_refuse_what_the_model_cannot_run():
     for spec, message in (
         (
             SamplingSpec(sampler="euler"),
-            "unknown sampler 'euler'; known: ancestral, cold_default, ddim, dpmpp_2m, heun, x0_step_down",
+            "unknown sampler 'euler'; known: ancestral, cold_default, ddim, dpmpp_2m, flow_inverse, heun, x0_step_down",
         ),
         (SamplingSpec(grid="cosine"), "unknown grid 'cosine'; known: edm, logsnr, uniform"),
         (SamplingSpec(sampler="heun", eta=0.5), "eta=0.5 does not apply to sampler=heun; allowed with sampler=ddim"),

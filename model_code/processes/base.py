@@ -36,6 +36,7 @@ class Process(Registered, nn.Module, abc.ABC):
 
     data_range: Tuple[float, float] = (0.0, 1.0)  # the interval the process expects its data in
     default_sampler = "ancestral"  # the sampler a spec without one runs (``SamplingSpec.for_process``)
+    float32_network = False  # the network must compute in float32 (hflow's exact inverse and log-determinants)
 
     def __init__(self, *, operator: Operator):
         super().__init__()
@@ -96,6 +97,15 @@ class Process(Registered, nn.Module, abc.ABC):
     def sampling_settings(self) -> Dict[str, Any]:
         """The settings of the reverse process that may differ from training (recorded with results)."""
 
+    def initialize_network(self, net: Net, x0: torch.Tensor) -> None:
+        """Data-dependent initialisation of the network from a first batch x0 [B, C, H, W] (hflow's ActNorm),
+        called once by the trainer on a new run with the same batch on every process; nothing by default."""
+
+    def training_scalars(self, net: Net, x0: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Scalars [] the trainer logs to TensorBoard beside the loss, from a batch x0 [B, C, H, W] (hflow: bits/dim
+        per level); none by default."""
+        return {}
+
     def elbo_terms(self, net: Net, x0: torch.Tensor, randomness: RandomSource = None) -> Dict[str, torch.Tensor]:
         """Per-example ELBO terms in nats except the prior's: {'transitions': [B, K-1] for levels 2..K,
         'reconstruction': [B]}. The prior term comes from ``prior.kl_bound(*forward_marginal_at_K(x0))``."""
@@ -115,11 +125,13 @@ class Denoiser:
     ``provides`` names what it gives samplers, each a capability some samplers need (``SAMPLERS`` metadata
     ``needs``): "ancestral" (``AncestralDenoiser``: the process's own reverse step and its inverse in the
     noise), "marginal" (the gaussian process: the forward marginal per basis coefficient and x0_hat),
-    "restoration" (the cold process: x0_hat and the operator). ``nfe`` counts the network evaluations made
-    through it.
+    "restoration" (the cold process: x0_hat and the operator), "flow" (hflow: an ancestral step whose noise is
+    a flow's latent, exactly invertible, that a sampler may scale per level). ``nfe`` counts the network
+    evaluations made through it.
     """
 
     provides: Tuple[str, ...] = ()
+    final_noise = False  # whether the step to level 0 draws noise (hflow's finest detail; ``model_code.latents``)
 
     def __init__(self, process: Process, net: Net):
         self.process, self.net, self.nfe = process, net, 0

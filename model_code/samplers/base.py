@@ -42,6 +42,7 @@ NEEDS = {  # what each capability a denoiser ``provides`` is, for the refusals
     "ancestral": "a stochastic reverse step of the process's own",
     "marginal": "the forward marginal per coefficient and an estimate of x0",
     "restoration": "an estimate of x0 and a deterministic degradation to apply to it",
+    "flow": "an exactly invertible reverse step whose noise is a flow's latent",
 }
 
 

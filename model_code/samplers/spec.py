@@ -27,7 +27,9 @@ class SamplingSpec:
     deterministic .. 1 ancestral) and ``churn`` (heun: EDM's S_churn >= 0), the prior's ``temperature`` and the
     step noise's ``noise_temperature`` (1: as trained); for a class-conditional model the ``classes`` of the
     images (``LabelChoice``) and the classifier-free ``guidance`` weight w (0: the conditional model); the
-    network's ``mixed_precision`` while it samples (``model_code.precision.MODES``; 'no': float32)."""
+    network's ``mixed_precision`` while it samples (``model_code.precision.MODES``; 'no': float32); for a
+    sampler of a flow's latents (``flow_inverse``) one temperature per level, ``level_temperatures`` (the
+    finest level first; None: ``temperature`` at every level)."""
 
     sampler: Optional[str] = None
     steps: Optional[int] = None
@@ -39,6 +41,7 @@ class SamplingSpec:
     guidance: float = 0.0
     classes: LabelChoice = LabelChoice()
     mixed_precision: str = "no"
+    level_temperatures: Optional[Tuple[float, ...]] = None
 
     @classmethod
     def from_options(cls, sampler: Optional[str] = None, **options: Any) -> "SamplingSpec":
@@ -64,15 +67,13 @@ class SamplingSpec:
         if self.sampler is not None:
             SAMPLERS.get(self.sampler)
         GRIDS.get(self.grid)
-        for key in ("eta", "churn"):
-            if getattr(self, key) is not None and (self.sampler is None or key not in sampler_settings(self.sampler)):
-                takes = ", ".join(f"sampler={name}" for name in SAMPLERS.names() if key in sampler_settings(name))
-                chosen = self.sampler or "the process's default"
-                raise ValueError(f"{key}={getattr(self, key)} does not apply to sampler={chosen}; allowed with {takes}")
+        self.check_settings_apply(("eta", "churn") if self.sampler is None else ("eta", "churn", "level_temperatures"))
         if self.eta is not None and not (_finite_at_least(self.eta, 0) and self.eta <= 1):
             raise ValueError(f"eta={self.eta}: a number in [0, 1] (0 deterministic, 1 ancestral)")
         if self.churn is not None and not _finite_at_least(self.churn, 0):
             raise ValueError(f"churn={self.churn}: a finite number >= 0 (EDM's S_churn; 0: deterministic)")
+        if self.level_temperatures is not None and not all(_finite_at_least(t, 0) for t in self.level_temperatures):
+            raise ValueError(f"level_temperatures={list(self.level_temperatures)}: finite numbers >= 0, one per level")
         for key in ("temperature", "noise_temperature"):
             if not _finite_at_least(getattr(self, key), 0):
                 raise ValueError(f"{key}={getattr(self, key)}: a finite number >= 0")
@@ -80,9 +81,19 @@ class SamplingSpec:
         if self.mixed_precision not in MODES:
             raise ValueError(f"mixed_precision={self.mixed_precision!r}; allowed: one of {', '.join(MODES)}")
 
-    def network_dtype(self, device: torch.device) -> Optional[torch.dtype]:
-        """The network's autocast dtype while sampling on ``device`` (None: float32); fp16 off CUDA is refused."""
-        return network_dtype(self.mixed_precision, device)
+    def network_dtype(self, device: torch.device, process=None) -> Optional[torch.dtype]:
+        """The network's autocast dtype while sampling on ``device`` (None: float32); fp16 off CUDA, and any
+        reduced precision for a ``process`` whose network must compute in float32, are refused."""
+        return network_dtype(self.mixed_precision, device, getattr(process, "float32_network", False))
+
+    def check_settings_apply(self, keys: Sequence[str]) -> None:
+        """One line for a setting among ``keys`` given to a sampler that does not take it (None: the process's
+        default, known only with the model: a ``level_temperatures`` waits for ``levels``)."""
+        for key in keys:
+            if getattr(self, key) is not None and (self.sampler is None or key not in sampler_settings(self.sampler)):
+                takes = ", ".join(f"sampler={name}" for name in SAMPLERS.names() if key in sampler_settings(name))
+                chosen = self.sampler or "the process's default"
+                raise ValueError(f"{key}={getattr(self, key)} does not apply to sampler={chosen}; allowed with {takes}")
 
     def labels(self, rows: Sequence[int], seed: int, num_classes: int) -> Optional[torch.Tensor]:
         """The class labels int64 [len(rows)] of images ``rows`` of a request drawn with ``seed`` from a model of
@@ -104,9 +115,14 @@ class SamplingSpec:
         1..K, a grid the model was not trained for and churn without continuous time."""
         self.check()
         check_sampler(self.for_process(denoiser.process).sampler, denoiser, process_name)
+        self.for_process(denoiser.process).check_settings_apply(("level_temperatures",))
         steps = denoiser.K if self.steps is None else self.steps
         if not (isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= denoiser.K):
             raise ValueError(f"steps={steps!r}: an integer in 1..{denoiser.K} (K of this model)")
+        if self.level_temperatures is not None and len(self.level_temperatures) != denoiser.K:
+            raise ValueError(
+                f"level_temperatures={list(self.level_temperatures)}: one per level, {denoiser.K} (K of this model)"
+            )
         if self.churn and not getattr(denoiser, "continuous", False):
             raise ValueError(
                 f"churn={self.churn} raises the noise between the levels this model was trained at; allowed: "

@@ -17,7 +17,10 @@ def define() -> None:
     from absl import flags
 
     flags.DEFINE_string(
-        "sampler", None, "ancestral (every process; the default) | ddim | heun | dpmpp_2m (gaussian process)."
+        "sampler",
+        None,
+        "ancestral (ihdm, gaussian, hflow) | ddim | heun | dpmpp_2m (gaussian) | cold_default | x0_step_down (cold) "
+        "| flow_inverse (hflow); default: the process's own.",
     )
     flags.DEFINE_string("grid", None, "Time grid: uniform (default) | edm (rho = 7) | logsnr (continuous time only).")
     flags.DEFINE_integer("steps", None, "Sampling steps (levels of the grid); default: all K levels.")

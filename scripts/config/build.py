@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 import ml_collections
 import torch
 
+from model_code import precision
 from model_code.networks import NETWORKS
 from model_code.operators import OPERATORS, Operator
 from model_code.priors import PRIORS
@@ -168,6 +169,13 @@ def build_operator(config: ml_collections.ConfigDict) -> Operator:
 def build_process(config: ml_collections.ConfigDict) -> Process:
     """The configured process (``model.process``) on the configured operator."""
     return build_registered(PROCESS_FEED, config, {"operator": lambda: build_operator(config)})
+
+
+def network_dtype(config: ml_collections.ConfigDict, device: torch.device) -> Optional[torch.dtype]:
+    """The network's training precision: training.mixed_precision on ``device`` for the configured process
+    (``model_code.precision.network_dtype``; None: float32)."""
+    float32_only = PROCESSES.get(config.model.process).float32_network
+    return precision.network_dtype(config.training.mixed_precision, device, float32_only)
 
 
 def build_network(config: ml_collections.ConfigDict) -> torch.nn.Module:

@@ -46,6 +46,19 @@ def channel_mult(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and len(value) > 0 and all(is_int(v) and v >= 1 for v in value)
 
 
+def int_tuple(low: int) -> Check:
+    """A non-empty tuple (or list) of integers >= low."""
+    return lambda value: (
+        isinstance(value, (tuple, list)) and len(value) > 0 and all(int_at_least(low)(v) for v in value)
+    )
+
+
+def real_tuple(*, above: bool) -> Check:
+    """A non-empty tuple (or list) of finite numbers > 0 (``above``) or >= 0."""
+    each = real_above(0) if above else real_at_least(0)
+    return lambda value: isinstance(value, (tuple, list)) and len(value) > 0 and all(each(v) for v in value)
+
+
 def optional_positive(value: Any) -> bool:
     return value is None or real_above(0)(value)
 
@@ -87,6 +100,12 @@ def period(role: Role) -> Rule:
     return Rule(int_at_least(0), "an integer >= 1 (steps between two of them), or 0 for never", role)
 
 
+def minutes(role: Role) -> Rule:
+    return Rule(
+        real_at_least(0), "a finite number >= 0 (minutes of wall time between two of them), or 0 for never", role
+    )
+
+
 def flag(role: Role) -> Rule:
     return Rule(is_bool, "True or False", role)
 
@@ -109,6 +128,9 @@ KEYS: Dict[str, Rule] = {
     "training.snapshot_freq_for_preemption": period(FREE),
     "training.sampling_freq": period(FREE),
     "training.log_freq": period(FREE),
+    "training.checkpoint_minutes": minutes(FREE),
+    "training.sampling_minutes": minutes(FREE),
+    "training.fid_minutes": minutes(FREE),
     "training.num_samples": positive_int(FREE),
     "training.fid_freq": period(FREE),
     "training.fid_num_gen": Rule(int_at_least(2), "an integer >= 2 (generated images per FID during training)", FREE),
@@ -164,6 +186,15 @@ KEYS: Dict[str, Rule] = {
     "model.logistic_loc": Rule(is_real, "a finite number", MODEL),
     "model.logistic_scale": Rule(real_above(0), "a finite number > 0", MODEL),
     "model.prediction": choice(MODEL, "eps", "v"),
+    "model.hflow_resolutions": Rule(int_tuple(1), "a non-empty tuple of integers >= 1, e.g. (28, 14, 7)", MODEL),
+    "model.hflow_latent_channels": Rule(int_tuple(0), "a non-empty tuple of integers >= 0 (0: the level's own)", MODEL),
+    "model.hflow_coupling_layers": Rule(int_tuple(0), "a non-empty tuple of integers >= 0", MODEL),
+    "model.hflow_coupling_channels": Rule(int_tuple(1), "a non-empty tuple of integers >= 1", MODEL),
+    "model.hflow_encoder_channels": Rule(int_tuple(1), "a non-empty tuple of integers >= 1", MODEL),
+    "model.hflow_prior_stds": Rule(real_tuple(above=True), "a non-empty tuple of finite numbers > 0", MODEL),
+    "model.hflow_loss_weights": Rule(real_tuple(above=False), "a non-empty tuple of finite numbers >= 0", FREE),
+    "model.hflow_encoder_lr_scale": Rule(real_above(0), "a finite number > 0 (times optim.lr)", FREE),
+    "model.hflow_noise_std": Rule(real_at_least(0), "a finite number >= 0 (training noise std)", FREE),
     "model.network": Rule(is_str, "a network name (a string)", MODEL),
     "model.mlp_hidden": positive_int(MODEL),
     "model.mlp_depth": positive_int(MODEL),
@@ -246,3 +277,58 @@ def validate_relations(config: ml_collections.ConfigDict) -> None:
             raise bad_value("model.attention_levels", tuple(model.attention_levels), allowed)
     if model.logsnr_min >= model.logsnr_max:
         raise bad_value("model.logsnr_min", model.logsnr_min, f"below model.logsnr_max={model.logsnr_max}")
+    if model.process == "hflow" or model.network == "hflow":
+        validate_hflow(config)
+
+
+HFLOW_PARTS = {"model.process": "hflow", "model.forward": "haar_pyramid", "model.network": "hflow"}
+HFLOW_PER_LEVEL = (
+    "hflow_latent_channels",
+    "hflow_coupling_layers",
+    "hflow_coupling_channels",
+    "hflow_encoder_channels",
+    "hflow_prior_stds",
+    "hflow_loss_weights",
+)
+
+
+def validate_hflow(config: ml_collections.ConfigDict) -> None:
+    """hflow's parts go together; its resolutions halve the image; per-level tuples have one value per resolution
+    (or one for all); each level's latent channels are its own times 4^j with 2^j dividing its sides."""
+    from model_code import haar
+    from model_code.flows import squeezes
+
+    model = config.model
+    for key, value in {**HFLOW_PARTS, "model.prior": "standard_normal", "model.num_classes": 0}.items():
+        if lookup(config, key) != value:
+            together = ", ".join(f"{k}={v!r}" for k, v in HFLOW_PARTS.items())
+            raise bad_value(key, lookup(config, key), f"hflow runs as {together}; allowed here: {value!r}")
+    size = config.data.image_size
+    height, width = (size, size) if is_int(size) else size
+    resolutions = tuple(model.hflow_resolutions)
+    try:
+        sizes = haar.pyramid_sizes(height, width, resolutions)
+    except ValueError as error:
+        raise bad_value("model.hflow_resolutions", resolutions, str(error).split(": ", 1)[1]) from None
+    if model.K != len(resolutions):
+        raise bad_value(
+            "model.K", model.K, f"one level per resolution of model.hflow_resolutions; allowed: {len(sizes)}"
+        )
+    for key in HFLOW_PER_LEVEL:
+        if len(model[key]) not in (1, len(resolutions)):
+            raise bad_value(f"model.{key}", tuple(model[key]), f"one value per resolution ({len(resolutions)}) or one")
+    channels, latent = config.data.num_channels, tuple(model.hflow_latent_channels)
+    halved = haar.halvings(resolutions)
+    for j, (h, w) in enumerate(sizes):
+        own = channels * (4 ** halved[j] - 1) if j < len(sizes) - 1 else channels
+        wanted = latent[j if len(latent) > 1 else 0] or own
+        coarse = sizes[j + 1] if j < len(sizes) - 1 else (h, w)
+        try:
+            squeeze = 2 ** squeezes(own, wanted)
+        except ValueError as error:
+            raise bad_value(
+                "model.hflow_latent_channels", latent, f"level {j}: {str(error).split(': ', 1)[1]}"
+            ) from None
+        if coarse[0] % squeeze or coarse[1] % squeeze:
+            allowed = f"level {j} ({coarse[0]}x{coarse[1]}) squeezed by {squeeze} is not whole; allowed: fewer channels"
+            raise bad_value("model.hflow_latent_channels", latent, allowed)

@@ -139,7 +139,7 @@ def run_fid(
     result["steps"] = model.process.K if spec.steps is None else spec.steps
     result.update({key: value for key, value in spec.record().items() if key not in ("steps", "classes")})
     result.update(spec.classes.record(num_classes_of(model.net)), nfe=max(spent))
-    result["network_precision"] = NAMES[spec.network_dtype(device)]  # what the samples ran in
+    result["network_precision"] = NAMES[spec.network_dtype(device, model.process)]  # what the samples ran in
     sampled = f"{spec.sampler}, {result['steps']} steps on the {spec.grid} grid, {result['nfe']} NFE"
     if result["network_precision"] != "float32":
         sampled += f", network in {result['network_precision']}"
@@ -241,6 +241,7 @@ def evaluate(request: EvaluationRequest) -> Dict[str, Any]:
         spec = sampling_spec(request)
         spec.check_classes(num_classes_of(model.net))
         spec.levels(model.process.denoiser(model.net), model.process.name)
+        spec.network_dtype(device, model.process)
     config = model.config
     with torch.no_grad():
         result = EVALUATIONS[request.mode](request, config, model, device)

@@ -156,6 +156,23 @@ def the_default_for_a_newer_component(leaf: str) -> Callable[[Dict[str, Any]], D
     return stored_run_values
 
 
+def switched_off(leaf: str) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+    """A period added after the run was stored: 0, off, as the run was trained."""
+    return lambda training: {leaf: 0.0}
+
+
+MINUTE_PERIODS = ("checkpoint_minutes", "sampling_minutes", "fid_minutes")  # off in the runs stored before them
+HFLOW_KEYS = (  # the haar_pyramid operator, the hflow process and network
+    "hflow_resolutions",
+    "hflow_latent_channels",
+    "hflow_coupling_layers",
+    "hflow_coupling_channels",
+    "hflow_encoder_channels",
+    "hflow_prior_stds",
+    "hflow_loss_weights",
+    "hflow_encoder_lr_scale",
+    "hflow_noise_std",
+)
 COLD_KEYS = (  # the operators cold_blur, mask, pixelate, desaturate; the cold process; the gmm prior
     "kernel_size",
     "kernel_std",
@@ -177,6 +194,7 @@ COLD_KEYS = (  # the operators cold_blur, mask, pixelate, desaturate; the cold p
 # Config keys added after runs were first stored: for a group that lacks the key, the values (of that group's keys)
 # that rebuild the run exactly as it was trained.
 ADDED_KEYS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
+    **{f"training.{leaf}": switched_off(leaf) for leaf in MINUTE_PERIODS},
     "model.prediction": lambda model: {"prediction": "eps"},  # the gaussian process predicted eps
     "model.blurring_sigma_max": blur_keys_of_an_older_run,
     "model.num_classes": lambda model: {"num_classes": 0},  # every run was unconditional
@@ -184,6 +202,7 @@ ADDED_KEYS: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
     "model.label_dropout": lambda model: {"label_dropout": 0.1},  # unused by an unconditional run
     "model.checkpoint_activations": lambda model: {"checkpoint_activations": False},  # activations were kept
     **{f"model.{leaf}": the_default_for_a_newer_component(leaf) for leaf in COLD_KEYS},
+    **{f"model.{leaf}": the_default_for_a_newer_component(leaf) for leaf in HFLOW_KEYS},
 }
 
 

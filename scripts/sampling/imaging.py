@@ -7,6 +7,7 @@ a killed process never leaves a truncated picture, and the one-line error names 
 from __future__ import annotations
 
 import math
+import os
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -74,6 +75,33 @@ def save_gif(
     """Animate a sequence of batches [N, C, H, W] in [0, 1], keeping at most ``max_frames`` (always the last)."""
     pictures = [Image.fromarray(make_grid(frames[i], nrow)) for i in evenly_spaced_frames(len(frames), max_frames)]
     return save_animation(path, pictures, [duration_ms] * (len(pictures) - 1) + [1500])  # linger on the last
+
+
+def save_mp4(path: str, frames: Sequence[torch.Tensor], fps: float, nrow: Optional[int] = None) -> str:
+    """An H.264 MP4 of a sequence of batches [N, C, H, W] in [0, 1], one grid per frame at ``fps`` frames per
+    second, through the ffmpeg that imageio-ffmpeg ships; the grid is padded to even sides (yuv420p needs them)
+    and written to a temporary file renamed into place."""
+    import imageio_ffmpeg
+
+    pictures = [make_grid(frame, nrow) for frame in frames]
+    height, width = pictures[0].shape[:2]
+    padded = [np.pad(p, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge") for p in pictures]
+    temporary = f"{path}.tmp.mp4"
+    writer = imageio_ffmpeg.write_frames(
+        temporary,
+        (width + width % 2, height + height % 2),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        ffmpeg_log_level="error",
+    )
+    writer.send(None)
+    for picture in padded:
+        writer.send(np.ascontiguousarray(picture))
+    writer.close()
+    os.replace(temporary, path)
+    return path
 
 
 def _scatter_image(points: torch.Tensor, reference: Optional[torch.Tensor], title: str, extent: float) -> Image.Image:

@@ -19,7 +19,7 @@ import ml_collections
 from scripts.cli import sampling_flags
 from scripts.cli.errors import CheckpointError
 from scripts.cli.flags import require_writable_folder
-from scripts.cli.values import int_at_least, real_above, real_at_least, require
+from scripts.cli.values import bad_value, int_at_least, real_above, real_at_least, require
 from scripts.config.validate import SAMPLES, keys_of, lookup, validate_config
 from scripts.sampling.image_files import read_image
 from scripts.sampling.npz_stream import bytes_needed
@@ -56,6 +56,9 @@ class SamplingRequest:
     seed: Optional[int] = None
     temperature: float = 1.0
     noise_temperature: float = 1.0
+    level_temperatures: Optional[List[str]] = None
+    video: bool = False
+    fps: float = 10.0
     image_a: Optional[str] = None
     image_b: Optional[str] = None
     image: Optional[str] = None
@@ -154,6 +157,19 @@ def parse_class_labels(values: Sequence[str]) -> List[int]:
     if not labels:
         raise ValueError("--class_labels= given empty; allowed: a comma-separated list of class labels, e.g. 0,1,2")
     return labels
+
+
+def parse_level_temperatures(values: Optional[Sequence[str]]) -> Optional[Tuple[float, ...]]:
+    """--level_temperatures=0.9,0.8,0.7 (absl's list of strings) as finite numbers >= 0; one line otherwise."""
+    if values is None:
+        return None
+    try:
+        temperatures = tuple(float(value) for value in values)
+    except ValueError:
+        temperatures = ()
+    if not temperatures or not all(real_at_least(0)(t) for t in temperatures):
+        raise bad_value("--level_temperatures", ",".join(values), "finite numbers >= 0, one per level, e.g. 0.9,0.8")
+    return temperatures
 
 
 def prior_mode(request: SamplingRequest) -> str:
@@ -276,6 +292,10 @@ def check_flag_values(request: SamplingRequest) -> None:
     require("--delta", request.delta, real_above(0), "a finite number > 0 (the sampling noise std)")
     require("--temperature", request.temperature, real_at_least(0), "a finite number >= 0 (the prior's spread)")
     require("--noise_temperature", request.noise_temperature, real_at_least(0), "a finite number >= 0")
+    parse_level_temperatures(request.level_temperatures)
+    if request.video and not mode.startswith("interpolate"):
+        raise ValueError("--video given without --interpolate; allowed: with --interpolate (the MP4 of its frames)")
+    require("--fps", request.fps, real_above(0), "a finite number > 0 (frames per second of the --video MP4)")
     sampling_flags.check(sampling_options(request))
     check_class_flags(request)
     for flag in ("resample_below", "resample_above"):
@@ -319,6 +339,7 @@ def sampling_spec(request: SamplingRequest, default_sampler: Optional[str] = Non
     return SamplingSpec.from_options(
         temperature=request.temperature,
         noise_temperature=request.noise_temperature,
+        level_temperatures=parse_level_temperatures(request.level_temperatures),
         classes=request.label_choice,
         **options,
     )
@@ -414,6 +435,8 @@ def name_suffixes(request: SamplingRequest) -> List[str]:
         suffixes.append(f"_T{request.temperature:g}")
     if request.noise_temperature != 1.0:
         suffixes.append(f"_noiseT{request.noise_temperature:g}")
+    if request.level_temperatures is not None:
+        suffixes.append("_levelT" + "-".join(f"{t:g}" for t in parse_level_temperatures(request.level_temperatures)))
     if request.config is not None and sample_changing_values(request.config) != saved_sample_changing_values(request):
         suffixes.append(f"_config{short_hash(json.dumps(sample_changing_values(request.config), sort_keys=True))}")
     return suffixes

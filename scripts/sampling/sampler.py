@@ -78,10 +78,10 @@ def step_noise(
     return noise
 
 
-def sampling_network(net: torch.nn.Module, spec: SamplingSpec, device: torch.device):
+def sampling_network(net: torch.nn.Module, spec: SamplingSpec, process, device: torch.device):
     """``net`` in the spec's ``mixed_precision`` on ``device`` (``AutocastNetwork``: float32 in and out), or ``net``
-    itself in float32."""
-    dtype = spec.network_dtype(device)
+    itself in float32 (always for a process whose network must compute in float32)."""
+    dtype = spec.network_dtype(device, process)
     return net if dtype is None else AutocastNetwork(net, torch.device(device).type, dtype)
 
 
@@ -111,7 +111,9 @@ def reverse_process(
     an empty list; nfe the network evaluations spent.
     """
     spec = spec.for_process(process)
-    denoiser = process.denoiser(conditioned(sampling_network(net, spec, initial.device), labels, spec.guidance))
+    denoiser = process.denoiser(
+        conditioned(sampling_network(net, spec, process, initial.device), labels, spec.guidance)
+    )
     levels = spec.levels(denoiser, process.name, start_level)
     kept = set(evenly_spaced_frames(len(levels), max_frames)) if record else set()
     trajectory = [initial[:recorded_rows].to("cpu", copy=True)] if 0 in kept else []

@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from model_code.precision import AutocastNetwork, network_dtype
+from model_code.precision import AutocastNetwork
 from scripts.config import build
 from scripts.data.datasets import TensorImages, wrap_dataset
 from scripts.training.phases import PhaseTimer, TimedNetwork
@@ -169,7 +169,7 @@ def matmul_peaks(device: torch.device, bf16: bool) -> Dict[str, float]:
 
 def network_precision(config: ml_collections.ConfigDict, device: torch.device) -> str:
     """Which matmul peak the network's arithmetic is measured against."""
-    dtype = network_dtype(config.training.mixed_precision, device)
+    dtype = build.network_dtype(config, device)
     if dtype is not None:
         return {torch.bfloat16: "bfloat16", torch.float16: "bfloat16"}[dtype]  # fp16 and bf16 peaks are equal
     return "tf32" if device.type == "cuda" and config.training.tf32 else "float32"
@@ -196,7 +196,7 @@ def option_variants(config: ml_collections.ConfigDict, option: str, device: torc
         kinds = ["for_loop", "foreach", "fused"]
         return {f"Adam {k}": {"config": variant(config, optim__implementation=k)} for k in kinds}
     if option == "bf16":  # the config's precision on this device against the other one
-        other = "no" if network_dtype(training.mixed_precision, device) is not None else "bf16"
+        other = "no" if build.network_dtype(config, device) is not None else "bf16"
         return {f"mixed_precision {other}": {"config": variant(config, training__mixed_precision=other)}}
     if option == "resident_data":
         return {"DataLoader instead of device-resident data": {"config": config, "resident": False}}

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from model_code.conditioning import conditioned, drop_labels
 from model_code.ema import EMA
-from model_code.precision import NAMES, AutocastNetwork, describe, network_dtype
+from model_code.precision import NAMES, AutocastNetwork, describe
 from model_code.randomness import LABEL_DROPOUT_STREAM, ExampleRandomness, seed_from
 from scripts.cli.errors import TrainingDiverged
 from scripts.config import build
@@ -50,6 +50,7 @@ from scripts.sampling.pictures import scatter_reference
 from scripts.sampling.sampler import sample
 from scripts.training.batch_split import BatchSplit
 from scripts.training.fid_monitor import TrainingFID
+from scripts.training.periods import MinutePeriods
 from scripts.training.phases import NO_TIMER
 
 LEVEL_BINS = 4  # the loss is also logged per quarter of the level range
@@ -158,7 +159,7 @@ class Trainer:
         self.stopped_by: Optional[str] = None  # the signal that stopped run() early, if any
         context = distributed.init()
         self.device = device or context.device
-        self.network_dtype = network_dtype(config.training.mixed_precision, self.device)  # None: float32
+        self.network_dtype = build.network_dtype(config, self.device)  # None: float32
         self.split = BatchSplit.of(
             config.training.batch_size, config.training.batch_per_device, context.world_size, context.rank
         )
@@ -210,9 +211,14 @@ class Trainer:
         )
 
     def _optimizer(self, net: torch.nn.Module) -> torch.optim.Optimizer:
+        """Adam over the network's parameters, in the groups it declares (``parameter_groups()``: [(parameters,
+        learning-rate scale)], hflow's encoders and flows) or in one group; ``lr_scales`` keeps each group's
+        scale, applied by ``optimiser_step``."""
         optim = self.config.optim  # optim.optimizer is 'Adam', the one scripts/config/validate.py allows
+        groups = net.parameter_groups() if hasattr(net, "parameter_groups") else [(list(net.parameters()), 1.0)]
+        self.lr_scales = [scale for _, scale in groups]
         return torch.optim.Adam(
-            net.parameters(),
+            [{"params": parameters} for parameters, _ in groups] if len(groups) > 1 else groups[0][0],
             lr=optim.lr,
             betas=(optim.beta1, optim.beta2),
             eps=optim.eps,
@@ -312,8 +318,8 @@ class Trainer:
         state.scaler.unscale_(state.optimizer)
         clip = self.config.optim.grad_clip if self.config.optim.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(state.net.parameters(), clip)
-        for group in state.optimizer.param_groups:
-            group["lr"] = self.learning_rate(state.step + 1)
+        for group, scale in zip(state.optimizer.param_groups, self.lr_scales):
+            group["lr"] = self.learning_rate(state.step + 1) * scale
         state.scaler.step(state.optimizer)
         state.scaler.update()
         return grad_norm
@@ -344,6 +350,22 @@ class Trainer:
             losses, _ = self.process.loss(network, x0, randomness)
         self.state.net.train()
         return losses.float().mean()
+
+    def log_process_scalars(self, writer, batch: Batch, step: int) -> None:
+        """The process's ``training_scalars`` of the current weights on this step's batch (as ``probe_loss``:
+        eval mode, no DDP, random states untouched), averaged over the processes; rank 0 logs them."""
+        randomness = self.randomness(self.split.rows)
+        self.state.net.eval()
+        with torch.no_grad():
+            x0 = self.data.prepare(batch.items, randomness)
+            scalars = self.process.training_scalars(self.probe_network, x0)
+        self.state.net.train()
+        if not scalars:
+            return
+        means = distributed.all_reduce_sum(torch.stack(list(scalars.values())).float()) / distributed.world_size()
+        if writer is not None:
+            for name, value in zip(scalars, means.tolist()):
+                writer.add_scalar(name, value, step)
 
     def check_saveable(self, batch: Batch) -> None:
         """Raise TrainingDiverged (on every rank) unless the weights to be saved give a finite loss on every
@@ -389,7 +411,8 @@ class Trainer:
     def start(self) -> None:
         """Check the run directory, resume from it or fit the prior, then record the config.
 
-        Runs under the run's lock; a refused resume has written nothing. A snapshot due at the resumed
+        A new run's network gets the process's data-dependent initialisation (``initialize_network``). Runs under
+        the run's lock; a refused resume has written nothing. A snapshot due at the resumed
         step that is missing (a kill between the two writes of an older version) is written again.
         """
         if distributed.is_main():
@@ -401,6 +424,7 @@ class Trainer:
         path = distributed.on_main(self.resume_path)
         if path is None:
             self.prior.fit(self.device)
+            self.initialize_network()
         else:
             self.resume(path)
             if distributed.is_main():
@@ -409,6 +433,14 @@ class Trainer:
             if snapshot and distributed.on_main(lambda: not os.path.isfile(snapshot)):
                 self.write_state([snapshot])
         distributed.on_main(lambda: self.run_dir.save_config(self.config))
+
+    def initialize_network(self) -> None:
+        """The process's data-dependent initialisation of a new run's network (``Process.initialize_network``,
+        hflow's ActNorm) on the first global batch's rows, the same on every process, then the EMA copied from it."""
+        rows = range(min(self.split.global_batch, len(self.data)))
+        x0 = self.data.prepare(self.data.raw_batch(rows).to(self.device), self.randomness(rows))
+        self.process.initialize_network(self.state.net, x0)
+        self.state.ema.shadow.load_state_dict(self.state.net.state_dict())
 
     def run(self) -> TrainState:
         """Train to training.n_iters (or until SIGTERM / SIGINT); rank 0 holds the run directory's lock.
@@ -439,7 +471,18 @@ class Trainer:
         )
         self.state.net.train()
         saved_step, batch = self.state.step, None
-        fid = TrainingFID(self.config, self.data, self.process, self.device) if training.fid_freq else None
+        fid = (
+            TrainingFID(self.config, self.data, self.process, self.device)
+            if training.fid_freq or training.fid_minutes
+            else None
+        )
+        timed = MinutePeriods(
+            {
+                "checkpoint": training.checkpoint_minutes,
+                "sampling": training.sampling_minutes,
+                "fid": training.fid_minutes,
+            }
+        )
         try:
             with StopRequest() as stop:
                 while self.state.step < training.n_iters:
@@ -448,19 +491,23 @@ class Trainer:
                     step = self.state.step
                     bar.update(1)
                     stop_signal = stop.agreed_signal()
-                    at_checkpoint = due(step, training.snapshot_freq_for_preemption) or due(
-                        step, training.snapshot_freq
+                    now = timed.due()
+                    at_checkpoint = (
+                        due(step, training.snapshot_freq_for_preemption)
+                        or due(step, training.snapshot_freq)
+                        or "checkpoint" in now
                     )
                     if due(step, training.log_freq) or at_checkpoint or stop_signal or step == training.n_iters:
                         log.flush(writer, bar, step, self.learning_rate(step), training.batch_size)
+                        self.log_process_scalars(writer, batch, step)
                     if at_checkpoint:
                         self.save(batch)
                         saved_step = step
-                    if due(step, training.sampling_freq) and main:
+                    if (due(step, training.sampling_freq) or "sampling" in now) and main:
                         self.state.net.eval()
                         self.sample_grid(writer)
                         self.state.net.train()
-                    if fid is not None and due(step, training.fid_freq):
+                    if fid is not None and (due(step, training.fid_freq) or "fid" in now):
                         value = fid.log(writer, step, self.process, self.state.ema.shadow, self.prior, self.shape)
                         if main:
                             tqdm.write(
@@ -546,7 +593,8 @@ class LogAccumulator:
 
     def warn_if_growing(self, mean_loss: float, step: int) -> None:
         """One warning line when the logged loss exceeds GROWTH_WARNING times its lowest value so far."""
-        if mean_loss > GROWTH_WARNING * self.lowest_loss and not self.warned_growth and distributed.is_main():
+        grown = mean_loss > self.lowest_loss + (GROWTH_WARNING - 1) * abs(self.lowest_loss)  # a loss may be < 0 (NLL)
+        if grown and not self.warned_growth and distributed.is_main():
             self.warned_growth = True
             tqdm.write(
                 f"warning: the training loss grew from {self.lowest_loss:.4g} to {mean_loss:.4g} by step {step}; "
